@@ -1,0 +1,35 @@
+# byoa-router: `make demo` and `make test` work on a fresh machine from a clean clone.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint typecheck pytest bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/byoa replay --accounts examples/accounts.json --events examples/events.jsonl --explain
+
+lint: install
+	$(VENV)/bin/ruff check router simulations tests benchmarks
+
+typecheck: install
+	$(VENV)/bin/mypy --strict router
+
+pytest: install
+	$(VENV)/bin/pytest
+
+test: lint typecheck pytest
+
+bench: install
+	$(PY) benchmarks/bench_router.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

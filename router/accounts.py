@@ -1,0 +1,190 @@
+"""Plans, settings, statuses, modes and the mutable ``Account`` record.
+
+Hot-path objects are plain ``@dataclass(slots=True)``; validation of files and
+requests happens at the boundary (``router.loading``, ``router.requests``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+MS_PER_HOUR = 3_600_000
+MS_PER_SECOND = 1_000
+
+
+class Plan(StrEnum):
+    BASIC = "basic"
+    STANDARD = "standard"
+    PRO = "pro"
+    MEGA = "mega"
+
+
+class Setting(StrEnum):
+    FAST = "fast"
+    TURBO = "turbo"
+    RELAX = "relax"
+
+
+class Status(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    BANNED = "banned"
+    CAPTCHA_REQUIRED = "captcha_required"
+    SUBSCRIPTION_EXPIRED = "subscription_expired"
+
+
+class Mode(StrEnum):
+    RELAX = "relax"
+    FAST = "fast"
+    TURBO = "turbo"
+
+
+def hours_to_ms(hours: float) -> int:
+    """L0: hours at the boundary become whole milliseconds (nearest)."""
+    return round(hours * MS_PER_HOUR)
+
+
+def seconds_to_ms(seconds: float) -> int:
+    """L0: seconds at the boundary become whole milliseconds (nearest)."""
+    return round(seconds * MS_PER_SECOND)
+
+
+#: Monthly fast-time allowance per plan (contract.md), in milliseconds.
+PLAN_ALLOWANCE_MS: dict[Plan, int] = {
+    Plan.BASIC: hours_to_ms(3.3),
+    Plan.STANDARD: hours_to_ms(15),
+    Plan.PRO: hours_to_ms(30),
+    Plan.MEGA: hours_to_ms(60),
+}
+
+#: R4: every plan but Basic includes relax.
+PLAN_HAS_RELAX: dict[Plan, bool] = {
+    Plan.BASIC: False,
+    Plan.STANDARD: True,
+    Plan.PRO: True,
+    Plan.MEGA: True,
+}
+
+#: Default room limit per plan (contract.md).
+PLAN_MAX_IN_FLIGHT: dict[Plan, int] = {
+    Plan.BASIC: 13,
+    Plan.STANDARD: 13,
+    Plan.PRO: 22,
+    Plan.MEGA: 22,
+}
+
+#: Monthly price per plan in USD (midjourney-facts.md); used by planning tools.
+PLAN_PRICE_USD: dict[Plan, float] = {
+    Plan.BASIC: 10.0,
+    Plan.STANDARD: 30.0,
+    Plan.PRO: 60.0,
+    Plan.MEGA: 120.0,
+}
+
+#: R9 default fast-mode GPU estimates per task type, in seconds (contract.md).
+DEFAULT_ESTIMATE_SECONDS: dict[str, float] = {
+    "imagine": 60,
+    "blend": 60,
+    "reroll": 60,
+    "variation": 60,
+    "inpaint": 60,
+    "outpaint": 60,
+    "pan": 60,
+    "upscale": 60,
+    "describe": 10,
+    "seed": 0,
+}
+
+ROOT_TASK_TYPES = frozenset({"imagine", "describe", "blend"})
+CHILD_TASK_TYPES = frozenset(
+    {"upscale", "variation", "reroll", "inpaint", "outpaint", "pan", "seed"}
+)
+
+
+@dataclass(slots=True, frozen=True)
+class InactiveWindow:
+    """T1: a daily ``[start, end)`` window in UTC seconds of the day; may wrap."""
+
+    start_s: int
+    end_s: int
+
+    def contains(self, now: float) -> bool:
+        """True when ``now`` (epoch seconds) falls inside the window (T1)."""
+        s = now % 86_400
+        if self.start_s == self.end_s:
+            return False
+        if self.start_s < self.end_s:
+            return self.start_s <= s < self.end_s
+        return s >= self.start_s or s < self.end_s
+
+    def as_text(self) -> tuple[str, str]:
+        return (_hhmm(self.start_s), _hhmm(self.end_s))
+
+
+def _hhmm(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+
+
+@dataclass(slots=True)
+class PeriodRecord:
+    """One billing period of one account (L4 conservation:
+    ``allowance = used + expired + remaining``; overdraft is extra, L2)."""
+
+    account_id: str
+    period: int
+    start: float | None
+    end: float | None = None
+    allowance_ms: int = 0
+    used_ms: int = 0
+    expired_ms: int = 0
+    overdraft_ms: int = 0
+    flipped_at: float | None = None
+    setting_at_end: Setting | None = None
+    flipped_at_end: bool = False
+
+
+@dataclass(slots=True)
+class Account:
+    """One connected Midjourney subscription and its live ledger state."""
+
+    id: str
+    plan: Plan
+    setting: Setting = Setting.FAST
+    status: Status = Status.ACTIVE
+    fast_ms: int = 0
+    renews_at: float | None = None
+    weight: float = 1.0
+    backup: bool = False
+    max_in_flight: int = 13
+    bot_id: int | None = None
+    inactive_window: InactiveWindow | None = None
+    order: int = 0
+    # --- ledger state -------------------------------------------------------
+    in_flight: int = 0
+    reserved_ms: int = 0
+    flipped_from: Setting | None = None
+    renewals_done: int = 0
+    next_renewal_at: float | None = None
+    period: PeriodRecord | None = None
+    history: list[PeriodRecord] = field(default_factory=list)
+
+    @property
+    def unreserved_ms(self) -> int:
+        """Fast time minus the estimates of in-flight fast/turbo tasks."""
+        return self.fast_ms - self.reserved_ms
+
+    @property
+    def has_room(self) -> bool:
+        return self.in_flight < self.max_in_flight
+
+    @property
+    def load(self) -> float:
+        """``in_flight / max_in_flight`` (S, least_loaded); no room at all is inf."""
+        if self.max_in_flight <= 0:
+            return float("inf")
+        return self.in_flight / self.max_in_flight
+
+    @property
+    def fast_hours_remaining(self) -> float:
+        return self.fast_ms / MS_PER_HOUR

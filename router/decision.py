@@ -1,0 +1,75 @@
+"""Typed results: a routing ``Decision`` (X1) and the outcomes of ledger events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from router.accounts import Mode, Setting, Status
+from router.errors import RouteError
+
+
+@dataclass(slots=True)
+class Notification:
+    """An account notification (GoAPI's notification webhook types)."""
+
+    type: str  # mj_bot_no_fasthour | backups_activated | no_active_mj_bot
+    at: float
+    account_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.type}
+        if self.account_id is not None:
+            d["account_id"] = self.account_id
+        return d
+
+
+@dataclass(slots=True)
+class Renewal:
+    """L4: one account renewed at ``at``; ``expired_ms`` of fast time was wasted."""
+
+    account_id: str
+    at: float
+    expired_ms: int
+
+
+@dataclass(slots=True)
+class Decision:
+    """Where a task goes and why (X1). ``error`` is set when it goes nowhere."""
+
+    task_id: str
+    pool: str = "private"
+    account_id: str | None = None
+    requested_mode: Mode | None = None
+    mode_source: str | None = None
+    effective_mode: Mode | None = None
+    fallback: bool = False
+    error: RouteError | None = None
+    explanation: str | None = None
+    rejections: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    task_type: str = ""
+    pinned: bool = False
+    reserved_ms: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def retryable(self) -> bool:
+        return self.error is not None and self.error.retryable
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a completion, failure or cancellation did to its account (L1-L3)."""
+
+    task_id: str
+    account_id: str
+    charged_ms: int
+    overdraft_ms: int
+    fast_ms: int
+    setting: Setting
+    status: Status
+    flipped: bool = False

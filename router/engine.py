@@ -1,0 +1,215 @@
+"""route(): validate -> pool -> pin -> filter -> order -> decision (E0, X1).
+
+The engine reads the ledger's state and candidate index and returns a
+``Decision``; it never mutates account state (the ledger's ``reserve`` does).
+Only the strategy's own state (round-robin pointer, seeded RNG) advances.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from router.accounts import PLAN_HAS_RELAX, Account, Mode, Setting, Status
+from router.candidates import Path
+from router.decision import Decision
+from router.errors import make_error
+from router.ledger import Ledger
+from router.requests import ParsedRequest
+from router.rules import Reason, availability_reason, fast_reason, relax_reason
+
+
+def route(ledger: Ledger, req: ParsedRequest, task_id: str, now: float,
+          estimate_ms: int | None = None, *, explain: bool = True) -> Decision:
+    """Decide where ``req`` runs. Order of checks per E0.
+
+    ``explain=False`` skips the per-account ``rejections`` and the summary line
+    (the O(n) part of X1); every other field is identical.
+    """
+    d = Decision(task_id, task_type=req.task_type)
+    est = ledger.policy.estimate_ms(req.task_type) if estimate_ms is None else estimate_ms
+    if req.is_child:
+        return _route_child(ledger, req, d, now, est, explain)
+    resolved = req.resolved
+    assert resolved is not None
+    d.requested_mode, d.mode_source = resolved.mode, resolved.source
+    if resolved.conflict:
+        flags = " ".join(f"--{m.value}" for m in resolved.conflict)
+        d.notes.append(f"conflicting mode flags in the prompt ({flags}): the last one wins (M2)")
+    if req.public:  # P1
+        d.pool = "public"
+        d.effective_mode = resolved.mode
+        return d
+    if req.bot_id is not None:  # R7 pinning by bot_id
+        acc = ledger.by_bot.get(req.bot_id)
+        if acc is None:
+            return _fail(d, "account_not_found", "R7",
+                         f"input.bot_id {req.bot_id} matches no account in the pool (R7); "
+                         "use a bot_id from the accounts file, or 0 to let the router choose")
+        d.pinned = True
+        return _route_pinned(ledger, d, acc, est, f"pinned by bot_id {req.bot_id}")
+    if ledger.active_count == 0:
+        if explain:
+            d.rejections = {i: "R1" for i in ledger.ids_sorted}
+        return _fail(d, "no_active_account", "E1",
+                     "no account in the pool is active (E1, GoAPI no_active_mj_bot); "
+                     "reactivate an account or add one")
+    return _route_free(ledger, d, now, est, explain)
+
+
+# --------------------------------------------------------------------- roots
+def _route_free(ledger: Ledger, d: Decision, now: float, est: int, explain: bool) -> Decision:
+    """R2-R5 for a root task that no one pinned."""
+    cands, state, policy = ledger.candidates, ledger.state, ledger.policy
+    requested = d.requested_mode
+    assert requested is not None
+    if requested is not Mode.RELAX:
+        acc = cands.pick("fast", now, state)
+        if acc is not None:  # R2
+            d.account_id, d.effective_mode = acc.id, requested
+            d.reserved_ms = est * (2 if requested is Mode.TURBO else 1)  # R8, R9
+            if explain:
+                _explain(ledger, d, "fast", now, f"{policy.strategy.value} picks {acc.id}"
+                         f" (load {acc.in_flight}/{acc.max_in_flight})")
+            return d
+        if cands.eligible_count("fast") > 0:  # R5: saturated, not fallback
+            relax_acc = cands.pick("relax", now, state) if policy.fallback_on_saturation else None
+            if relax_acc is None:
+                if explain:
+                    _explain(ledger, d, "fast", now, "none available now (R5)")
+                return _fail(d, "pool_saturated", "R5",
+                             "fast-eligible accounts exist but none is available now "
+                             "(no room or inside an inactive window) (R5); retry when one frees")
+            d.notes.append("fallback_on_saturation: fast-eligible accounts are busy (R5)")
+            return _relax_chosen(ledger, d, relax_acc, now, explain, fallback=True)
+        d.fallback = True  # R3
+    acc = cands.pick("relax", now, state)
+    if acc is not None:  # R4
+        return _relax_chosen(ledger, d, acc, now, explain, fallback=d.fallback)
+    path: Path = "fast" if d.fallback else "relax"
+    if cands.eligible_count("relax") > 0:
+        if explain:
+            _explain(ledger, d, path, now, "relax-eligible accounts exist, none available now (R5)")
+        return _fail(d, "pool_saturated", "R5",
+                     "relax-eligible accounts exist but none is available now "
+                     "(no room or inside an inactive window) (R5); retry when one frees")
+    if explain:
+        _explain(ledger, d, path, now, _summary(ledger, "relax", now, None))
+    return _fail(d, "no_relax_capacity", "R4",
+                 "no account can run relax: only Basic-plan accounts (no relax) or none active "
+                 "(R4); add a Standard, Pro or Mega account or send the task as fast")
+
+
+def _relax_chosen(ledger: Ledger, d: Decision, acc: Account, now: float, explain: bool,
+                  *, fallback: bool) -> Decision:
+    d.account_id, d.effective_mode, d.fallback, d.reserved_ms = acc.id, Mode.RELAX, fallback, 0
+    if explain:
+        strategy = ledger.policy.strategy.value
+        if fallback:
+            _explain(ledger, d, "fast", now, f"relax on {acc.id} (R3 fallback, {strategy})")
+        else:
+            _explain(ledger, d, "relax", now,
+                     f"{strategy} picks {acc.id} (load {acc.in_flight}/{acc.max_in_flight})")
+    return d
+
+
+# ------------------------------------------------------------------- children
+def _route_child(ledger: Ledger, req: ParsedRequest, d: Decision, now: float, est: int,
+                 explain: bool) -> Decision:
+    """M5, P1 and R7 for upscale/variation/reroll/... (E0 child order)."""
+    d.mode_source = "parent"
+    if req.ignored_mode:
+        d.notes.append(f"{req.ignored_mode} on a {req.task_type} is ignored; "
+                       "children inherit the parent's mode (M5)")
+    origin = req.origin_task_id or ""
+    parent = ledger.parents.get(origin)
+    if parent is None:
+        d.mode_source = None
+        return _fail(d, "parent_not_found", "R7",
+                     f"input.origin_task_id {origin!r} is not a task submitted earlier and "
+                     "accepted (R7, M5); submit the parent first")
+    d.requested_mode = parent.requested_mode
+    if parent.public:  # P1: a child follows its parent's pool
+        d.pool, d.effective_mode = "public", parent.requested_mode
+        return d
+    assert parent.account_id is not None
+    d.pinned = True
+    return _route_pinned(ledger, d, ledger.accounts[parent.account_id], est,
+                         f"pinned to the parent's account {parent.account_id}")
+
+
+def _route_pinned(ledger: Ledger, d: Decision, acc: Account, est: int, why: str) -> Decision:
+    """R7: pinned tasks never move; windows and backup dormancy are ignored."""
+    requested = d.requested_mode
+    assert requested is not None
+    d.account_id = acc.id
+    if acc.status is not Status.ACTIVE:
+        d.account_id = None
+        return _fail(d, "pinned_account_unavailable", "R7",
+                     f"{why} (R7), but {acc.id} is {acc.status.value} (R1); "
+                     "pinned tasks never move to another account")
+    if requested is not Mode.RELAX and acc.setting is not Setting.RELAX and acc.unreserved_ms > 0:
+        d.effective_mode = requested
+        d.reserved_ms = est * (2 if requested is Mode.TURBO else 1)
+        d.explanation = f"{why} (R7); fast time left"
+    elif PLAN_HAS_RELAX[acc.plan]:
+        d.effective_mode = Mode.RELAX
+        d.fallback = requested is not Mode.RELAX
+        if d.fallback:
+            cause = ("is relax-set (R6)" if acc.setting is Setting.RELAX
+                     else "has no unreserved fast time (R2)")
+            d.explanation = f"{why} (R7); {acc.id} {cause}, so relax with fallback"
+        else:
+            d.explanation = f"{why} (R7); relax"
+    else:
+        d.account_id = None
+        cause = "is relax-set" if acc.setting is Setting.RELAX else "has no fast time left"
+        return _fail(d, "pinned_account_cannot_run", "R7",
+                     f"{why} (R7), but {acc.id} is Basic (no relax, R4) and {cause}; "
+                     "pinned tasks never move")
+    if not acc.has_room:
+        return _fail(d, "pool_saturated", "R7",
+                     f"{why} (R7), but {acc.id} has no room "
+                     f"({acc.in_flight}/{acc.max_in_flight}) (R5); retry when it frees")
+    return d
+
+
+# ---------------------------------------------------------------- explanations
+def _fail(d: Decision, code: str, rule: str, message: str) -> Decision:
+    d.error = make_error(code, rule, message)
+    d.account_id, d.effective_mode, d.reserved_ms, d.fallback = None, None, 0, False
+    return d
+
+
+def _reason(ledger: Ledger, acc: Account, path: Path, now: float) -> Reason | None:
+    check = fast_reason if path == "fast" else relax_reason
+    r = check(acc, ledger.backups_active)
+    return r if r is not None else availability_reason(acc, now)
+
+
+def _summary(ledger: Ledger, path: Path, now: float, chosen: str | None) -> str:
+    check = fast_reason if path == "fast" else relax_reason
+    counts: Counter[Reason] = Counter()
+    eligible = 0
+    for acc_id in ledger.ids_sorted:
+        r = check(ledger.accounts[acc_id], ledger.backups_active)
+        if r is None:
+            eligible += 1
+        else:
+            counts[r] += 1
+    n = len(ledger.ids_sorted)
+    parts = ", ".join(f"{c} {r.label} ({r.rule})" for r, c in counts.items())
+    head = f"{eligible}/{n} {path}-eligible"
+    return f"{head}: {parts}" if parts else head
+
+
+def _explain(ledger: Ledger, d: Decision, path: Path, now: float, tail: str) -> None:
+    """X1: per-account first excluding rule, plus the one-line summary."""
+    rejections: dict[str, str] = {}
+    for acc_id in ledger.ids_sorted:
+        if acc_id == d.account_id:
+            continue
+        r = _reason(ledger, ledger.accounts[acc_id], path, now)
+        if r is not None:
+            rejections[acc_id] = r.rule
+    d.rejections = rejections
+    d.explanation = f"{_summary(ledger, path, now, d.account_id)}; {tail}"

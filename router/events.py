@@ -1,0 +1,142 @@
+"""The event script (contract.md): read and check JSON Lines events.
+
+An event line that cannot be read (not JSON, unknown ``op``, a missing,
+mistyped or unknown field, time going backwards, a duplicate ``task_id``)
+raises ``InputError`` naming the file, line and field: the run stops (exit 2).
+Problems *inside* a request body are the router's business (M0/M1 error lines).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from router.accounts import Setting, Status
+from router.errors import InputError
+from router.timeutil import parse_time
+
+_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    # op: (required fields, optional fields) besides "op" and "at"
+    "submit": (frozenset({"task_id", "request"}), frozenset({"estimated_gpu_seconds"})),
+    "complete": (frozenset({"task_id", "gpu_seconds"}), frozenset()),
+    "fail": (frozenset({"task_id"}), frozenset()),
+    "cancel": (frozenset({"task_id"}), frozenset()),
+    "set_status": (frozenset({"account_id", "status"}), frozenset()),
+    "set_setting": (frozenset({"account_id", "setting"}), frozenset()),
+    "tick": (frozenset(), frozenset()),
+}
+
+
+@dataclass(slots=True)
+class Event:
+    """One checked event line."""
+
+    line: int
+    op: str
+    at: float
+    raw: dict[str, Any]
+
+    @property
+    def task_id(self) -> str:
+        return str(self.raw["task_id"])
+
+    @property
+    def account_id(self) -> str:
+        return str(self.raw["account_id"])
+
+
+def open_text(path: str | Path) -> io.TextIOBase:
+    """Open a text file, transparently gunzipping ``.gz`` files."""
+    p = Path(path)
+    try:
+        if p.suffix == ".gz":
+            return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8")
+        return open(p, encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("no such file", source=str(p)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the file: {exc}", source=str(p)) from None
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def check_event(obj: object, line: int, source: str, last_at: float | None) -> Event:
+    """Check one decoded event line against the contract."""
+    def err(msg: str, field: str | None = None) -> InputError:
+        return InputError(msg, source=source, line=line, field=field)
+
+    if not isinstance(obj, dict):
+        raise err(f"expected a JSON object per line, got {type(obj).__name__}")
+    op = obj.get("op")
+    if op not in _FIELDS:
+        if "op" not in obj:
+            raise err("required field is missing", "op")
+        raise err(f"unknown op {op!r}; expected one of {', '.join(_FIELDS)}", "op")
+    required, optional = _FIELDS[op]
+    if "at" not in obj:
+        raise err("required field is missing", "at")
+    for name in sorted(required):
+        if name not in obj:
+            raise err(f"required field is missing (a {op} event needs it)", name)
+    unknown = sorted(set(obj) - required - optional - {"op", "at"})
+    if unknown:
+        allowed = ", ".join(["op", "at", *sorted(required | optional)])
+        raise err(f"unknown field for a {op} event; expected only {allowed}", unknown[0])
+    try:
+        at = parse_time(obj["at"])
+    except ValueError as exc:
+        raise err(str(exc), "at") from None
+    if last_at is not None and at < last_at:
+        raise err(f"time went backwards: {obj['at']} is earlier than the line before (L6)", "at")
+    for name in ("task_id", "account_id"):
+        if name in obj and (not isinstance(obj[name], str) or not obj[name]):
+            raise err(f"expected a non-empty string, got {obj[name]!r}", name)
+    if op == "submit":
+        if not isinstance(obj["request"], dict):
+            raise err(f"expected a GoAPI request object, got {type(obj['request']).__name__}",
+                      "request")
+        est = obj.get("estimated_gpu_seconds")
+        if est is not None and (not _is_number(est) or est < 0):
+            raise err(f"expected seconds >= 0, got {est!r}", "estimated_gpu_seconds")
+    if op == "complete":
+        g = obj["gpu_seconds"]
+        if not _is_number(g) or g < 0:
+            raise err(f"expected seconds >= 0, got {g!r}", "gpu_seconds")
+    if op == "set_status" and obj["status"] not in {s.value for s in Status}:
+        raise err(f"expected one of {', '.join(s.value for s in Status)}, got {obj['status']!r}",
+                  "status")
+    if op == "set_setting" and obj["setting"] not in {s.value for s in Setting}:
+        raise err(f"expected one of {', '.join(s.value for s in Setting)}, "
+                  f"got {obj['setting']!r}", "setting")
+    return Event(line, op, at, obj)
+
+
+def read_events(path: str | Path) -> Iterator[Event]:
+    """Yield checked events, stopping with ``InputError`` at the first bad line.
+
+    Duplicate submit ``task_id``s are the caller's check (it knows the run).
+    """
+    source = str(path)
+    last_at: float | None = None
+    with open_text(path) as fh:
+        try:
+            for lineno, text in enumerate(fh, start=1):
+                if not text.strip():
+                    continue  # blank lines carry no event (event numbers stay line numbers)
+                try:
+                    obj = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"not valid JSON: {exc.msg} (column {exc.colno})",
+                                     source=source, line=lineno) from None
+                ev = check_event(obj, lineno, source, last_at)
+                last_at = ev.at
+                yield ev
+        except (OSError, EOFError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read the file: {exc}", source=source) from None

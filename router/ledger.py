@@ -1,0 +1,299 @@
+"""L and B rules: the account ledger.
+
+The ledger owns fast time, reservations (R9), charges (L1, L2), flips (L3),
+renewals (L4), status and setting changes (L5), the order of events in time (L6),
+backup activation (B1) and the eligible-account index the engine reads. It has
+no clock of its own and does no I/O: callers pass ``now`` (epoch seconds).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from router.accounts import (
+    DEFAULT_ESTIMATE_SECONDS,
+    PLAN_ALLOWANCE_MS,
+    Account,
+    Mode,
+    PeriodRecord,
+    Setting,
+    Status,
+    seconds_to_ms,
+)
+from router.candidates import Candidates, IndexedCandidates, ScanCandidates
+from router.decision import Decision, Notification, Outcome, Renewal
+from router.errors import NotInFlight, UnknownAccount
+from router.strategies import Strategy, StrategyState
+from router.timeutil import DAY, add_months
+
+DEFAULT_RENEWAL_DELAY = 30 * DAY  # contract: renews_at defaults to first event + 30 days
+
+
+@dataclass(slots=True)
+class Policy:
+    """Documented policy options ([decision] points of the rule book)."""
+
+    strategy: Strategy = Strategy.LEAST_LOADED
+    seed: int = 0
+    fallback_on_saturation: bool = False  # R5
+    restore_fast_on_renewal: bool = False  # L4
+    estimates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ESTIMATE_SECONDS))
+
+    def estimate_ms(self, task_type: str) -> int:
+        """R9: the fast-mode estimate for ``task_type`` in milliseconds."""
+        return seconds_to_ms(self.estimates.get(task_type, 60.0))
+
+
+@dataclass(slots=True)
+class InFlight:
+    """A routed task holding a slot (and, for fast/turbo, a reservation)."""
+
+    task_id: str
+    account_id: str
+    mode: Mode
+    reserved_ms: int
+    at: float
+
+
+@dataclass(slots=True, frozen=True)
+class Parent:
+    """M5/R7/P1: what a child needs to know about an earlier, accepted task."""
+
+    public: bool
+    account_id: str | None
+    requested_mode: Mode
+
+
+class TimeWentBackwards(ValueError):
+    """L6: events must not go back in time."""
+
+
+class Ledger:
+    """Mutable pool state. ``indexed=False`` gives the naive linear-scan reference."""
+
+    def __init__(self, accounts: Iterable[Account], policy: Policy | None = None,
+                 *, indexed: bool = True) -> None:
+        self.policy = policy or Policy()
+        self.accounts: dict[str, Account] = {}
+        self.by_bot: dict[int, Account] = {}
+        for order, acc in enumerate(accounts):
+            acc.order = order
+            self.accounts[acc.id] = acc
+            if acc.bot_id is not None:
+                self.by_bot[acc.bot_id] = acc
+        self.ids_sorted: list[str] = sorted(self.accounts)
+        self.candidates: Candidates = (
+            IndexedCandidates(self.policy.strategy) if indexed
+            else ScanCandidates(self.policy.strategy)
+        )
+        self.state = StrategyState(random.Random(self.policy.seed))
+        self.tasks: dict[str, InFlight] = {}
+        self.parents: dict[str, Parent] = {}
+        self.clock: float | None = None
+        self.backups_active = False
+        self._has_backups = any(a.backup for a in self.accounts.values())
+        self._active: set[str] = set()
+        self._nb_active: set[str] = set()
+        self._nb_fast: set[str] = set()
+        self._had_active = True
+        self._renewals: list[tuple[float, str]] = []
+        self.notifications: list[Notification] = []
+        self.renewals: list[Renewal] = []
+        self.started = False
+
+    # ------------------------------------------------------------------ state
+    def touch(self, acc: Account) -> None:
+        """Re-file ``acc`` in every index after any change to it."""
+        active = acc.status is Status.ACTIVE
+        if active:
+            self._active.add(acc.id)
+        else:
+            self._active.discard(acc.id)
+        if active and not acc.backup:
+            self._nb_active.add(acc.id)
+            if acc.fast_ms > 0:
+                self._nb_fast.add(acc.id)
+            else:
+                self._nb_fast.discard(acc.id)
+        else:
+            self._nb_active.discard(acc.id)
+            self._nb_fast.discard(acc.id)
+        self.candidates.update(acc, self.backups_active)
+
+    @property
+    def active_count(self) -> int:
+        return len(self._active)
+
+    def account(self, account_id: str) -> Account:
+        try:
+            return self.accounts[account_id]
+        except KeyError:
+            raise UnknownAccount(f"no account {account_id!r} in the pool", "L5") from None
+
+    def drain(self) -> tuple[list[Notification], list[Renewal]]:
+        """Hand over (and forget) the notifications and renewals since last drain."""
+        notes, ren = self.notifications, self.renewals
+        self.notifications, self.renewals = [], []
+        return notes, ren
+
+    # ------------------------------------------------------------------- time
+    def start(self, now: float) -> None:
+        """Fix defaults that depend on the first event's time; evaluate B1 (L6)."""
+        self.started = True
+        self.clock = now
+        for acc in self.accounts.values():
+            if acc.renews_at is None:
+                acc.renews_at = now + DEFAULT_RENEWAL_DELAY
+            acc.next_renewal_at = add_months(acc.renews_at, acc.renewals_done)
+            acc.period = PeriodRecord(acc.id, 0, now, allowance_ms=acc.fast_ms)
+            heapq.heappush(self._renewals, (acc.next_renewal_at, acc.id))
+            self.touch(acc)
+        self.evaluate_pool(now)
+
+    def advance(self, now: float) -> None:
+        """L6: before an event at ``now``: due renewals in time order, then B1."""
+        if not self.started:
+            self.start(now)
+        elif self.clock is not None and now < self.clock:
+            raise TimeWentBackwards(
+                f"time went backwards: {now} is before the previous event at {self.clock} (L6)"
+            )
+        self.clock = now
+        heap = self._renewals
+        while heap and heap[0][0] <= now:
+            at, acc_id = heapq.heappop(heap)
+            acc = self.accounts[acc_id]
+            self._renew(acc, at)
+            heapq.heappush(heap, (acc.next_renewal_at or at, acc_id))
+        self.evaluate_pool(now)
+
+    def _renew(self, acc: Account, at: float) -> None:
+        """L4: expire the leftover fast time, reset to the plan's allowance."""
+        acc.renewals_done += 1
+        assert acc.renews_at is not None
+        acc.next_renewal_at = add_months(acc.renews_at, acc.renewals_done)
+        if acc.status is Status.SUBSCRIPTION_EXPIRED:
+            return  # L4: its renewal instants pass with no effect
+        expired = acc.fast_ms
+        period = acc.period
+        if period is not None:
+            period.end = at
+            period.expired_ms = expired
+            period.setting_at_end = acc.setting
+            period.flipped_at_end = acc.flipped_from is not None
+            acc.history.append(period)
+        allowance = PLAN_ALLOWANCE_MS[acc.plan]
+        acc.period = PeriodRecord(
+            acc.id, (period.period + 1) if period else 0, at, allowance_ms=allowance
+        )
+        acc.fast_ms = allowance
+        if self.policy.restore_fast_on_renewal and acc.flipped_from is not None:
+            acc.setting = acc.flipped_from
+            acc.flipped_from = None
+        self.renewals.append(Renewal(acc.id, at, expired))
+        self.touch(acc)
+
+    def evaluate_pool(self, now: float) -> None:
+        """B1 (backups wake once, for good) and the ``no_active_mj_bot`` notice."""
+        if (self._has_backups and not self.backups_active
+                and (not self._nb_active or not self._nb_fast)):
+            self.backups_active = True
+            self.notifications.append(Notification("backups_activated", now))
+            for acc in self.accounts.values():
+                if acc.backup:
+                    self.touch(acc)
+        if self._active:
+            self._had_active = True
+        elif self._had_active:
+            self._had_active = False
+            self.notifications.append(Notification("no_active_mj_bot", now))
+
+    # ------------------------------------------------------------ reservations
+    def reserve(self, decision: Decision, now: float) -> None:
+        """Record an accepted decision: the slot, the reservation (R9), the parent."""
+        mode = decision.effective_mode
+        assert mode is not None and decision.requested_mode is not None
+        if decision.pool == "public" or decision.account_id is None:
+            self.parents[decision.task_id] = Parent(True, None, decision.requested_mode)
+            return
+        acc = self.accounts[decision.account_id]
+        acc.in_flight += 1
+        acc.reserved_ms += decision.reserved_ms
+        self.tasks[decision.task_id] = InFlight(
+            decision.task_id, acc.id, mode, decision.reserved_ms, now
+        )
+        self.parents[decision.task_id] = Parent(False, acc.id, decision.requested_mode)
+        if not decision.pinned:
+            self.state.last_id = acc.id
+        self.touch(acc)
+
+    def _release(self, task_id: str, verb: str) -> tuple[InFlight, Account]:
+        task = self.tasks.pop(task_id, None)
+        if task is None:
+            parent = self.parents.get(task_id)
+            if parent is None:
+                why = "never submitted, or rejected"
+            elif parent.public:
+                why = "it went to the public pool (P1)"
+            else:
+                why = "already finished"
+            raise NotInFlight(f"cannot {verb} task {task_id}: not in flight ({why})", "L1")
+        acc = self.accounts[task.account_id]
+        acc.in_flight -= 1
+        acc.reserved_ms -= task.reserved_ms
+        return task, acc
+
+    def complete(self, task_id: str, gpu_ms: int, now: float) -> Outcome:
+        """L1 charge (turbo x2, relax 0), L2 clamp with overdraft, L3 flip."""
+        task, acc = self._release(task_id, "complete")
+        charge = 0
+        if task.mode is Mode.FAST:
+            charge = gpu_ms
+        elif task.mode is Mode.TURBO:
+            charge = 2 * gpu_ms
+        applied = min(charge, acc.fast_ms)
+        overdraft = charge - applied
+        acc.fast_ms -= applied
+        period = acc.period
+        if period is not None:
+            period.used_ms += applied
+            period.overdraft_ms += overdraft
+        flipped = False
+        if charge > 0 and acc.fast_ms == 0 and acc.setting in (Setting.FAST, Setting.TURBO):
+            acc.flipped_from = acc.setting
+            acc.setting = Setting.RELAX
+            flipped = True
+            if period is not None and period.flipped_at is None:
+                period.flipped_at = now
+            self.notifications.append(Notification("mj_bot_no_fasthour", now, acc.id))
+        self.touch(acc)
+        return Outcome(task_id, acc.id, charge, overdraft, acc.fast_ms, acc.setting,
+                       acc.status, flipped)
+
+    def fail(self, task_id: str, now: float, *, verb: str = "fail") -> Outcome:
+        """L1: failed and cancelled tasks are not charged; the slot comes back."""
+        _task, acc = self._release(task_id, verb)
+        self.touch(acc)
+        return Outcome(task_id, acc.id, 0, 0, acc.fast_ms, acc.setting, acc.status)
+
+    def cancel(self, task_id: str, now: float) -> Outcome:
+        return self.fail(task_id, now, verb="cancel")
+
+    # --------------------------------------------------------- user changes
+    def set_status(self, account_id: str, status: Status, now: float) -> Account:
+        """L5: takes effect for new routing at once; in-flight tasks finish."""
+        acc = self.account(account_id)
+        acc.status = status
+        self.touch(acc)
+        return acc
+
+    def set_setting(self, account_id: str, setting: Setting, now: float) -> Account:
+        """L5/L3: the user's own setting; clears the "flipped by L3" mark."""
+        acc = self.account(account_id)
+        acc.setting = setting
+        acc.flipped_from = None
+        self.touch(acc)
+        return acc

@@ -1,0 +1,257 @@
+"""The accounts file (contract.md): JSON, TOML or YAML -> accounts and policy.
+
+Validation happens here, at the boundary, with pydantic. Every problem is
+reported with the file, the line, the field and what was expected; all of them
+at once, so a person fixes the file in one pass.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from router.accounts import (
+    PLAN_ALLOWANCE_MS,
+    PLAN_MAX_IN_FLIGHT,
+    Account,
+    InactiveWindow,
+    Plan,
+    Setting,
+    Status,
+    hours_to_ms,
+)
+from router.errors import InputError
+from router.ledger import Policy
+from router.locate import PathKey, format_path, json_lines, nearest_line, toml_lines, yaml_lines
+from router.strategies import Strategy
+from router.timeutil import parse_clock, parse_time
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class WindowModel(BaseModel):
+    model_config = _STRICT
+    start: str
+    end: str
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, v: str) -> str:
+        parse_clock(v)
+        return v
+
+
+class AccountModel(BaseModel):
+    model_config = _STRICT
+    id: str = Field(min_length=1)
+    plan: Plan = Field(strict=False)
+    setting: Setting = Field(default=Setting.FAST, strict=False)
+    status: Status = Field(default=Status.ACTIVE, strict=False)
+    fast_hours_remaining: float | None = Field(default=None, ge=0)
+    renews_at: str | None = None
+
+    @field_validator("renews_at", mode="before")
+    @classmethod
+    def _toml_datetime(cls, v: Any) -> Any:
+        if isinstance(v, datetime):  # TOML's native date-time
+            if v.tzinfo is None:
+                v = v.replace(tzinfo=UTC)
+            return v.isoformat()
+        return v
+    weight: float = Field(default=1.0, ge=0)
+    backup: bool = False
+    max_in_flight: int | None = Field(default=None, ge=0)
+    bot_id: int | None = Field(default=None, gt=0)
+    inactive_window: WindowModel | None = None
+
+    @field_validator("renews_at")
+    @classmethod
+    def _time(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_time(v)
+        return v
+
+    @field_validator("id")
+    @classmethod
+    def _id_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("expected a non-empty account id")
+        return v
+
+
+class PolicyModel(BaseModel):
+    model_config = _STRICT
+    strategy: Strategy = Field(default=Strategy.LEAST_LOADED, strict=False)
+    seed: int = 0
+    fallback_on_saturation: bool = False
+    restore_fast_on_renewal: bool = False
+    estimates: dict[str, float] | None = None
+
+
+class AccountsFile(BaseModel):
+    model_config = _STRICT
+    policy: PolicyModel = PolicyModel()
+    accounts: list[AccountModel]
+
+
+Format = Literal["json", "toml", "yaml"]
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader that keeps times and ``02:00`` as strings (no YAML 1.1
+    timestamps or base-60 integers), so YAML reads like the JSON contract."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers
+         if tag not in ("tag:yaml.org,2002:timestamp",)]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _ch in list("-+0123456789"):
+    _YamlLoader.yaml_implicit_resolvers[_ch] = [
+        (tag, rx) for tag, rx in _YamlLoader.yaml_implicit_resolvers[_ch]
+        if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+    ]
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"), list("-+0123456789"))
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+]?[0-9]+)?$|^[-+]?[0-9]+[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def _format_of(path: Path) -> Format:
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        return "toml"
+    if suffix in (".yaml", ".yml"):
+        return "yaml"
+    return "json"
+
+
+def _parse(text: str, fmt: Format, source: str) -> tuple[Any, dict[PathKey, int]]:
+    if fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON: {exc.msg} (column {exc.colno})",
+                             source=source, line=exc.lineno) from None
+        return data, json_lines(text)
+    if fmt == "toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"not valid TOML: {exc}", source=source) from None
+        return data, toml_lines(text)
+    try:
+        data = yaml.load(text, Loader=_YamlLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(f"not valid YAML: {problem}", source=source, line=line) from None
+    return data, yaml_lines(text)
+
+
+def _enum_hint(err: Mapping[str, Any]) -> str:
+    ctx = err.get("ctx") or {}
+    expected = ctx.get("expected")
+    if expected:
+        return f"expected one of {expected}, got {err.get('input')!r}"
+    msg = str(err.get("msg", "invalid value"))
+    if err.get("type") == "value_error":
+        return msg.removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden":
+        return "unknown field (not in the contract's accounts format)"
+    if err.get("type") == "missing":
+        return "required field is missing"
+    return f"{msg[0].lower()}{msg[1:]}, got {err.get('input')!r}"
+
+
+def parse_accounts(text: str, *, source: str = "<accounts>",
+                   fmt: Format = "json") -> tuple[list[Account], Policy]:
+    """Validate an accounts document and build ``Account`` objects and the ``Policy``."""
+    data, lines = _parse(text, fmt, source)
+    if not isinstance(data, dict):
+        raise InputError("expected an object with an 'accounts' list", source=source, line=1)
+    try:
+        model = AccountsFile.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            path: PathKey = tuple(
+                p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function"))
+            )
+            line = nearest_line(lines, path)
+            where = f"{source}:{line}" if line else source
+            problems.append(f"{where}: {format_path(path)}: {_enum_hint(err)}")
+        raise InputError("\n".join(problems)) from None
+    accounts: list[Account] = []
+    seen: dict[str, int] = {}
+    bots: dict[int, int] = {}
+    problems = []
+    for i, am in enumerate(model.accounts):
+        line = nearest_line(lines, ("accounts", i, "id"))
+        where = f"{source}:{line}" if line else source
+        if am.id in seen:
+            problems.append(f"{where}: accounts[{i}].id: duplicate account id {am.id!r} "
+                            f"(first at accounts[{seen[am.id]}]); ids must be unique")
+        seen.setdefault(am.id, i)
+        if am.bot_id is not None:
+            if am.bot_id in bots:
+                bline = nearest_line(lines, ("accounts", i, "bot_id"))
+                problems.append(f"{source}:{bline}: accounts[{i}].bot_id: duplicate bot_id "
+                                f"{am.bot_id} (also accounts[{bots[am.bot_id]}]); bot ids "
+                                "must be unique (R7)")
+            bots.setdefault(am.bot_id, i)
+        accounts.append(_build(am))
+    if problems:
+        raise InputError("\n".join(problems))
+    pm = model.policy
+    policy = Policy(pm.strategy, pm.seed, pm.fallback_on_saturation, pm.restore_fast_on_renewal)
+    if pm.estimates is not None:
+        bad = [k for k, v in pm.estimates.items() if v < 0]
+        if bad:
+            line = nearest_line(lines, ("policy", "estimates", bad[0]))
+            raise InputError(f"expected seconds >= 0, got {pm.estimates[bad[0]]}",
+                             source=source, line=line, field=f"policy.estimates.{bad[0]}")
+        policy.estimates.update(pm.estimates)
+    return accounts, policy
+
+
+def _build(am: AccountModel) -> Account:
+    plan = am.plan
+    fast_ms = (PLAN_ALLOWANCE_MS[plan] if am.fast_hours_remaining is None
+               else hours_to_ms(am.fast_hours_remaining))
+    window = None
+    if am.inactive_window is not None:
+        start = parse_clock(am.inactive_window.start)
+        end = parse_clock(am.inactive_window.end)
+        window = InactiveWindow(start, end) if start != end else None
+    return Account(
+        id=am.id, plan=plan, setting=am.setting, status=am.status, fast_ms=fast_ms,
+        renews_at=parse_time(am.renews_at) if am.renews_at else None,
+        weight=am.weight, backup=am.backup,
+        max_in_flight=PLAN_MAX_IN_FLIGHT[plan] if am.max_in_flight is None else am.max_in_flight,
+        bot_id=am.bot_id, inactive_window=window,
+    )
+
+
+def load_accounts(path: str | Path) -> tuple[list[Account], Policy]:
+    """Read an accounts file; the format follows the suffix (.json/.toml/.yaml)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("no such file", source=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the file: {exc}", source=str(p)) from None
+    return parse_accounts(text, source=str(p), fmt=_format_of(p))

@@ -1,0 +1,138 @@
+"""``Pool``: the small public facade over the ledger and the engine.
+
+    pool = load_pool("accounts.json")
+    d = pool.submit("t1", body, at="2026-11-24T10:00:00Z")
+    pool.complete("t1", gpu_seconds=58.2, at="2026-11-24T10:01:00Z")
+    pool.account(d.account_id).fast_hours_remaining
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from router.accounts import Account, Setting, Status, seconds_to_ms
+from router.decision import Decision, Notification, Outcome, Renewal
+from router.engine import route
+from router.errors import InvalidRequest, NotInFlight
+from router.ledger import Ledger, Policy
+from router.requests import parse_request
+from router.timeutil import parse_time
+
+
+def _ts(at: float | str) -> float:
+    return parse_time(at) if isinstance(at, str) else float(at)
+
+
+class Pool:
+    """A pool of accounts with its ledger: route, reserve, complete, renew.
+
+    ``at`` arguments take epoch seconds or ISO-8601 strings. Every call first
+    applies the renewals and backup activation due at that time (L6).
+    """
+
+    def __init__(self, accounts: Iterable[Account], policy: Policy | None = None,
+                 *, indexed: bool = True, explain: bool = True) -> None:
+        self.ledger = Ledger(accounts, policy, indexed=indexed)
+        self.explain = explain
+        self.submitted: set[str] = set()
+
+    @property
+    def policy(self) -> Policy:
+        return self.ledger.policy
+
+    def account(self, account_id: str) -> Account:
+        return self.ledger.account(account_id)
+
+    @property
+    def accounts(self) -> Mapping[str, Account]:
+        return self.ledger.accounts
+
+    def advance(self, at: float | str) -> None:
+        """L6: apply renewals and B1 due at or before ``at``."""
+        self.ledger.advance(_ts(at))
+
+    def route(self, body: Any, task_id: str, at: float | str, *,
+              estimated_gpu_seconds: float | None = None) -> Decision:
+        """Decide without reserving (no state changes but the clock, L6)."""
+        now = _ts(at)
+        self.ledger.advance(now)
+        return self._decide(body, task_id, now, estimated_gpu_seconds)
+
+    def _decide(self, body: Any, task_id: str, now: float,
+                estimated_gpu_seconds: float | None) -> Decision:
+        try:
+            req = parse_request(body)
+        except InvalidRequest as exc:
+            return Decision(task_id, error=exc.as_error())
+        est = None if estimated_gpu_seconds is None else seconds_to_ms(estimated_gpu_seconds)
+        return route(self.ledger, req, task_id, now, est, explain=self.explain)
+
+    def submit(self, task_id: str, body: Any, at: float | str, *,
+               estimated_gpu_seconds: float | None = None) -> Decision:
+        """Route ``body`` and, if accepted, reserve its slot and fast time."""
+        now = _ts(at)
+        self.ledger.advance(now)
+        d = self._decide(body, task_id, now, estimated_gpu_seconds)
+        self.submitted.add(task_id)
+        if d.error is None:
+            self.ledger.reserve(d, now)
+        self.ledger.evaluate_pool(now)
+        return d
+
+    def complete(self, task_id: str, gpu_seconds: float, at: float | str) -> Outcome:
+        """L1-L3: charge a finished task (raises ``NotInFlight``)."""
+        now = _ts(at)
+        self.ledger.advance(now)
+        try:
+            return self.ledger.complete(task_id, seconds_to_ms(gpu_seconds), now)
+        finally:
+            self.ledger.evaluate_pool(now)
+
+    def fail(self, task_id: str, at: float | str) -> Outcome:
+        now = _ts(at)
+        self.ledger.advance(now)
+        try:
+            return self.ledger.fail(task_id, now)
+        finally:
+            self.ledger.evaluate_pool(now)
+
+    def cancel(self, task_id: str, at: float | str) -> Outcome:
+        now = _ts(at)
+        self.ledger.advance(now)
+        try:
+            return self.ledger.cancel(task_id, now)
+        finally:
+            self.ledger.evaluate_pool(now)
+
+    def set_status(self, account_id: str, status: Status | str, at: float | str) -> Account:
+        now = _ts(at)
+        self.ledger.advance(now)
+        acc = self.ledger.set_status(account_id, Status(status), now)
+        self.ledger.evaluate_pool(now)
+        return acc
+
+    def set_setting(self, account_id: str, setting: Setting | str, at: float | str) -> Account:
+        now = _ts(at)
+        self.ledger.advance(now)
+        acc = self.ledger.set_setting(account_id, Setting(setting), now)
+        self.ledger.evaluate_pool(now)
+        return acc
+
+    def drain(self) -> tuple[list[Notification], list[Renewal]]:
+        """Notifications and renewals since the last drain, in order."""
+        return self.ledger.drain()
+
+    def not_in_flight_reason(self, task_id: str) -> str:
+        """Why ``task_id`` cannot be finished (for event error lines)."""
+        if task_id not in self.submitted:
+            return "never submitted"
+        parent = self.ledger.parents.get(task_id)
+        if parent is None:
+            return "it was rejected"
+        if parent.public:
+            return "it went to the public pool (P1)"
+        return "already finished"
+
+
+__all__ = ["NotInFlight", "Pool"]

@@ -1,0 +1,135 @@
+"""``byoa replay``: an event script through the router and ledger (contract.md).
+
+One output line per input event, in order, with exactly the fields the
+contract lists for its op. Event-level mistakes are error lines; unreadable
+input raises ``InputError`` (exit code 2) after the lines before it were written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
+
+from router.accounts import MS_PER_HOUR, MS_PER_SECOND
+from router.decision import Decision, Notification, Renewal
+from router.errors import InputError, NotInFlight, RouterError, make_error
+from router.events import Event
+from router.pool import Pool
+from router.timeutil import format_time
+
+
+def _head(ev: Event, error: dict[str, Any] | None, notes: list[Notification],
+          renewals: list[Renewal]) -> dict[str, Any]:
+    return {
+        "event": ev.line,
+        "op": ev.op,
+        "error": error,
+        "notifications": [n.as_dict() for n in notes],
+        "renewals": [
+            {"account_id": r.account_id, "at": format_time(r.at),
+             "expired_hours": r.expired_ms / MS_PER_HOUR}
+            for r in renewals
+        ],
+    }
+
+
+def decision_fields(d: Decision) -> dict[str, Any]:
+    """The contract's submit fields for a decision."""
+    explanation = d.explanation
+    if d.notes:
+        extra = "; ".join(d.notes)
+        explanation = f"{explanation}; {extra}" if explanation else extra
+    return {
+        "task_id": d.task_id,
+        "pool": d.pool,
+        "account_id": d.account_id,
+        "requested_mode": d.requested_mode.value if d.requested_mode else None,
+        "mode_source": d.mode_source,
+        "effective_mode": d.effective_mode.value if d.effective_mode else None,
+        "fallback": d.fallback,
+        "explanation": explanation if d.error is None or d.error.code != "invalid_request"
+        else None,
+        "rejections": d.rejections,
+    }
+
+
+def replay_events(pool: Pool, events: Iterable[Event], *,
+                  source: str = "<events>") -> Iterator[dict[str, Any]]:
+    """Apply each event and yield its output record (D1: deterministic)."""
+    seen_tasks: set[str] = set()
+    for ev in events:
+        yield _apply(pool, ev, seen_tasks, source)
+
+
+def _apply(pool: Pool, ev: Event, seen_tasks: set[str], source: str) -> dict[str, Any]:
+    raw = ev.raw
+    pool.advance(ev.at)
+    pre_notes, pre_renewals = pool.drain()
+    body: dict[str, Any]
+    error: dict[str, Any] | None = None
+    if ev.op == "submit":
+        task_id = ev.task_id
+        if task_id in seen_tasks:
+            raise InputError(f"duplicate task_id {task_id!r} (already submitted earlier)",
+                             source=source, field="task_id", line=ev.line)
+        seen_tasks.add(task_id)
+        d = pool.submit(task_id, raw["request"], ev.at,
+                        estimated_gpu_seconds=raw.get("estimated_gpu_seconds"))
+        body = decision_fields(d)
+        error = d.error.as_dict() if d.error else None
+    elif ev.op in ("complete", "fail", "cancel"):
+        task_id = ev.task_id
+        try:
+            if ev.op == "complete":
+                out = pool.complete(task_id, raw["gpu_seconds"], ev.at)
+            elif ev.op == "fail":
+                out = pool.fail(task_id, ev.at)
+            else:
+                out = pool.cancel(task_id, ev.at)
+        except NotInFlight:
+            why = pool.not_in_flight_reason(task_id)
+            err = make_error("not_in_flight", "L1",
+                             f"task {task_id} is not in flight ({why}); nothing to {ev.op}")
+            body, error = {"task_id": task_id}, err.as_dict()
+        else:
+            body = {
+                "task_id": task_id,
+                "account_id": out.account_id,
+                "charged_seconds": out.charged_ms / MS_PER_SECOND,
+                "fast_hours_remaining": out.fast_ms / MS_PER_HOUR,
+                "setting": out.setting.value,
+            }
+    elif ev.op in ("set_status", "set_setting"):
+        account_id = ev.account_id
+        try:
+            if ev.op == "set_status":
+                acc = pool.set_status(account_id, raw["status"], ev.at)
+            else:
+                acc = pool.set_setting(account_id, raw["setting"], ev.at)
+        except RouterError:
+            err = make_error("unknown_account", "L5",
+                             f"no account {account_id!r} in the pool; {ev.op} ignored (L5)")
+            body, error = {"account_id": account_id}, err.as_dict()
+        else:
+            body = {
+                "account_id": acc.id,
+                "status": acc.status.value,
+                "setting": acc.setting.value,
+                "fast_hours_remaining": acc.fast_ms / MS_PER_HOUR,
+            }
+    else:  # tick
+        body = {}
+    notes, renewals = pool.drain()
+    record = _head(ev, error, pre_notes + notes, pre_renewals + renewals)
+    record.update(body)
+    return record
+
+
+def write_records(records: Iterable[dict[str, Any]], out: TextIO) -> int:
+    """Write JSON Lines; return how many lines were written."""
+    n = 0
+    for rec in records:
+        out.write(json.dumps(rec) + "\n")
+        n += 1
+    return n

@@ -1,0 +1,104 @@
+"""M0/M1: validate a GoAPI unified request body and extract what routing needs.
+
+The body itself is never modified; fields the router does not use pass through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from router.accounts import CHILD_TASK_TYPES, ROOT_TASK_TYPES, Mode
+from router.errors import InvalidRequest
+from router.modes import ModeError, ResolvedMode, prompt_modes, resolve_mode
+
+_SERVICE_MODES = ("", "private", "public")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRequest:
+    """What the router reads from a valid request body."""
+
+    task_type: str
+    is_child: bool
+    public: bool
+    prompt: str | None
+    origin_task_id: str | None
+    bot_id: int | None  # R7: None and 0 pin nothing
+    resolved: ResolvedMode | None  # roots only; children inherit (M5)
+    ignored_mode: str | None  # M5: what a child sent and we ignored
+    body: Mapping[str, Any]
+
+
+def _invalid(message: str) -> InvalidRequest:
+    return InvalidRequest(message, "M0")
+
+
+def parse_request(body: object) -> ParsedRequest:
+    """Check M0 and M1 in that order; raise ``InvalidRequest`` naming the field."""
+    if not isinstance(body, Mapping):
+        raise _invalid(f"request: expected a JSON object, got {type(body).__name__} (M0)")
+    model = body.get("model")
+    if model != "midjourney":
+        raise _invalid(f"model: expected 'midjourney', got {model!r} (M0)")
+    task_type = body.get("task_type")
+    if not isinstance(task_type, str) or task_type not in ROOT_TASK_TYPES | CHILD_TASK_TYPES:
+        allowed = ", ".join(sorted(ROOT_TASK_TYPES)) + "; " + ", ".join(sorted(CHILD_TASK_TYPES))
+        raise _invalid(f"task_type: {task_type!r} is not one of {allowed} (M0)")
+    inp = body.get("input")
+    if not isinstance(inp, Mapping):
+        raise _invalid(f"input: expected an object, got {type(inp).__name__} (M0)")
+    config = body.get("config")
+    service_mode: object = ""
+    if config is not None:
+        if not isinstance(config, Mapping):
+            raise _invalid(f"config: expected an object, got {type(config).__name__} (M0)")
+        service_mode = config.get("service_mode", "")
+        if service_mode is None:
+            service_mode = ""
+    if service_mode not in _SERVICE_MODES:
+        raise _invalid(
+            f"config.service_mode: {service_mode!r} is not one of '', 'private', 'public' (M0)"
+        )
+    bot_raw = inp.get("bot_id")
+    bot_id: int | None = None
+    if bot_raw is not None:
+        if isinstance(bot_raw, bool) or not isinstance(bot_raw, int):
+            raise _invalid(f"input.bot_id: expected an integer, got {bot_raw!r} (M0)")
+        bot_id = bot_raw or None
+    prompt_raw = inp.get("prompt")
+    if prompt_raw is not None and not isinstance(prompt_raw, str):
+        raise _invalid(f"input.prompt: expected a string, got {prompt_raw!r} (M0)")
+    prompt: str | None = prompt_raw
+    is_child = task_type in CHILD_TASK_TYPES
+    if is_child:
+        origin = inp.get("origin_task_id")
+        if not isinstance(origin, str) or not origin.strip():
+            raise _invalid(
+                f"input.origin_task_id: a {task_type} needs the parent's task id, "
+                f"got {origin!r} (M0)"
+            )
+        ignored = _ignored_mode(inp.get("process_mode"), prompt)
+        return ParsedRequest(task_type, True, service_mode == "public", prompt,
+                             origin, None, None, ignored, body)
+    if task_type == "imagine" and (prompt is None or not prompt.strip()):
+        raise _invalid("input.prompt: an imagine needs a non-blank prompt (M0)")
+    try:
+        resolved = resolve_mode(inp.get("process_mode"), prompt)
+    except ModeError as exc:
+        raise InvalidRequest(str(exc), "M1") from None
+    return ParsedRequest(task_type, False, service_mode == "public", prompt,
+                         None, bot_id, resolved, None, body)
+
+
+def _ignored_mode(process_mode: object, prompt: str | None) -> str | None:
+    """M5: describe a mode a child sent (and that is ignored), if any."""
+    seen: list[str] = []
+    if process_mode not in (None, "") and not (
+        isinstance(process_mode, str) and not process_mode.strip()
+    ):
+        seen.append(f"process_mode={process_mode!r}")
+    flags: list[Mode] = prompt_modes(prompt or "")
+    seen.extend(f"--{m.value}" for m in flags)
+    return ", ".join(seen) if seen else None

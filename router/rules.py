@@ -1,0 +1,76 @@
+"""Eligibility predicates (R1, B1, R2, R4, R6, T1). Each returns the ``Reason``
+that excludes an account, or ``None`` when the account passes.
+
+The order inside each chain is the order of the rules: status (R1), backup
+dormancy (B1), then the path's own checks. The first failing check is the one
+reported (X1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from router.accounts import PLAN_HAS_RELAX, Account, Setting, Status
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why an account was excluded: the rule ID and a short label for people."""
+
+    rule: str
+    label: str
+
+
+STATUS_REASONS: dict[Status, Reason] = {
+    s: Reason("R1", s.value) for s in Status if s is not Status.ACTIVE
+}
+DORMANT_BACKUP = Reason("B1", "dormant backup")
+RELAX_SETTING = Reason("R6", "setting=relax")
+NO_FAST_TIME = Reason("R2", "no fast time")
+NO_RELAX_PLAN = Reason("R4", "basic, no relax")
+INACTIVE_WINDOW = Reason("T1", "inactive window")
+NO_ROOM = Reason("R1", "full")
+
+
+def can_take_work(acc: Account, backups_active: bool) -> Reason | None:
+    """R1 status check and B1 dormancy: the checks every path shares."""
+    if acc.status is not Status.ACTIVE:
+        return STATUS_REASONS[acc.status]
+    if acc.backup and not backups_active:
+        return DORMANT_BACKUP
+    return None
+
+
+def fast_reason(acc: Account, backups_active: bool) -> Reason | None:
+    """R2 (with R6): is ``acc`` fast-eligible for a fast or turbo task?"""
+    r = can_take_work(acc, backups_active)
+    if r is not None:
+        return r
+    if acc.setting is Setting.RELAX:
+        return RELAX_SETTING
+    if acc.fast_ms - acc.reserved_ms <= 0:
+        return NO_FAST_TIME
+    return None
+
+
+def relax_reason(acc: Account, backups_active: bool) -> Reason | None:
+    """R4: is ``acc`` relax-eligible (any plan but Basic)?"""
+    r = can_take_work(acc, backups_active)
+    if r is not None:
+        return r
+    if not PLAN_HAS_RELAX[acc.plan]:
+        return NO_RELAX_PLAN
+    return None
+
+
+def availability_reason(acc: Account, now: float) -> Reason | None:
+    """R1 "available now": outside the inactive window (T1) and with room."""
+    if acc.inactive_window is not None and acc.inactive_window.contains(now):
+        return INACTIVE_WINDOW
+    if acc.in_flight >= acc.max_in_flight:
+        return NO_ROOM
+    return None
+
+
+def is_available(acc: Account, now: float) -> bool:
+    return availability_reason(acc, now) is None

@@ -1,0 +1,130 @@
+"""S: strategies order eligible accounts; they never change eligibility.
+
+Every strategy is deterministic for a given seed (D1). The pick functions here
+take the *available* eligible accounts in id order; the indexed candidate sets
+in ``router.candidates`` reach the same answer without a full scan where the
+strategy allows it (least_loaded, fill_first, round_robin).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from router.accounts import Account
+
+
+class Strategy(StrEnum):
+    LEAST_LOADED = "least_loaded"
+    ROUND_ROBIN = "round_robin"
+    WEIGHTED = "weighted"
+    P2C = "p2c"
+    FILL_FIRST = "fill_first"
+    EXPIRING_FIRST = "expiring_first"
+
+
+@dataclass(slots=True)
+class StrategyState:
+    """Mutable state some strategies carry between decisions."""
+
+    rng: random.Random
+    last_id: str | None = None  # round_robin pointer
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def least_loaded_key(acc: Account) -> tuple[float, str]:
+    """Lowest ``in_flight / max_in_flight``, ties to the lowest id."""
+    return (acc.load, acc.id)
+
+
+def fill_first_key(acc: Account) -> tuple[int, str]:
+    """Oldest account first (its position in the accounts file)."""
+    return (acc.order, acc.id)
+
+
+def expiring_first_score(acc: Account, now: float) -> float:
+    """Unreserved fast time per second left until the next renewal."""
+    if acc.next_renewal_at is None:
+        return 0.0
+    left = max(acc.next_renewal_at - now, 1.0)
+    return max(acc.unreserved_ms, 0) / left
+
+
+def pick_least_loaded(cands: Sequence[Account]) -> Account | None:
+    return min(cands, key=least_loaded_key, default=None)
+
+
+def pick_fill_first(cands: Sequence[Account]) -> Account | None:
+    return min(cands, key=fill_first_key, default=None)
+
+
+def pick_round_robin(cands: Sequence[Account], state: StrategyState) -> Account | None:
+    """The first available account whose id follows the last pick, wrapping."""
+    if not cands:
+        return None
+    if state.last_id is not None:
+        for acc in cands:
+            if acc.id > state.last_id:
+                return acc
+    return cands[0]
+
+
+def pick_weighted(cands: Sequence[Account], state: StrategyState) -> Account | None:
+    """Random choice with probability proportional to weight (all-zero: uniform)."""
+    if not cands:
+        return None
+    total = sum(a.weight for a in cands)
+    if total <= 0:
+        return cands[state.rng.randrange(len(cands))]
+    x = state.rng.random() * total
+    acc_sum = 0.0
+    for acc in cands:
+        acc_sum += acc.weight
+        if x < acc_sum:
+            return acc
+    return cands[-1]
+
+
+def pick_p2c(cands: Sequence[Account], state: StrategyState) -> Account | None:
+    """Power of two choices: two distinct random accounts, the less loaded wins."""
+    if not cands:
+        return None
+    if len(cands) == 1:
+        return cands[0]
+    i, j = state.rng.sample(range(len(cands)), 2)
+    return min(cands[i], cands[j], key=least_loaded_key)
+
+
+def pick_expiring_first(cands: Sequence[Account], now: float) -> Account | None:
+    """Highest unreserved fast time per second until renewal; ties to lowest id."""
+    best: Account | None = None
+    best_score = -1.0
+    for acc in cands:  # id order: strict '>' keeps the lowest id on ties
+        score = expiring_first_score(acc, now)
+        if score > best_score:
+            best, best_score = acc, score
+    return best
+
+
+def pick(strategy: Strategy, cands: Sequence[Account], state: StrategyState,
+         now: float, fast_path: bool) -> Account | None:
+    """Apply ``strategy`` to the available eligible accounts (in id order).
+
+    ``expiring_first`` orders only the fast path; relax work is placed by
+    least_loaded under it, since relax spends no fast time.
+    """
+    if strategy is Strategy.LEAST_LOADED:
+        return pick_least_loaded(cands)
+    if strategy is Strategy.FILL_FIRST:
+        return pick_fill_first(cands)
+    if strategy is Strategy.ROUND_ROBIN:
+        return pick_round_robin(cands, state)
+    if strategy is Strategy.WEIGHTED:
+        return pick_weighted(cands, state)
+    if strategy is Strategy.P2C:
+        return pick_p2c(cands, state)
+    if fast_path:
+        return pick_expiring_first(cands, now)
+    return pick_least_loaded(cands)

@@ -1,0 +1,1 @@
+"""SimPy harness: replays workloads through the router (see issue: simulator)."""
