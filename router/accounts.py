@@ -152,11 +152,11 @@ class Account:
     plan: Plan
     setting: Setting = Setting.FAST
     status: Status = Status.ACTIVE
-    fast_ms: int = 0
+    fast_ms: int = -1  # -1: the plan's monthly allowance
     renews_at: float | None = None
     weight: float = 1.0
     backup: bool = False
-    max_in_flight: int = 13
+    max_in_flight: int = -1  # -1: the plan's default room
     bot_id: int | None = None
     inactive_window: InactiveWindow | None = None
     order: int = 0
@@ -168,6 +168,15 @@ class Account:
     next_renewal_at: float | None = None
     period: PeriodRecord | None = None
     history: list[PeriodRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.plan = Plan(self.plan)
+        self.setting = Setting(self.setting)
+        self.status = Status(self.status)
+        if self.fast_ms < 0:
+            self.fast_ms = PLAN_ALLOWANCE_MS[self.plan]
+        if self.max_in_flight < 0:
+            self.max_in_flight = PLAN_MAX_IN_FLIGHT[self.plan]
 
     @property
     def unreserved_ms(self) -> int:

@@ -93,7 +93,9 @@ def _route_free(ledger: Ledger, d: Decision, now: float, est: int, explain: bool
                      "relax-eligible accounts exist but none is available now "
                      "(no room or inside an inactive window) (R5); retry when one frees")
     if explain:
-        _explain(ledger, d, path, now, _summary(ledger, "relax", now, None))
+        tail = ("no account can run relax (R4)" if path == "relax"
+                else _summary(ledger, "relax", now, None))
+        _explain(ledger, d, path, now, tail)
     return _fail(d, "no_relax_capacity", "R4",
                  "no account can run relax: only Basic-plan accounts (no relax) or none active "
                  "(R4); add a Standard, Pro or Mega account or send the task as fast")
