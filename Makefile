@@ -11,17 +11,17 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,sim]'
 	touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/byoa replay --accounts examples/accounts.json --events examples/events.jsonl --explain
+	$(VENV)/bin/byoa simulate simulations/scenarios/default.toml --out out/demo
 
 lint: install
 	$(VENV)/bin/ruff check router simulations tests benchmarks
 
 typecheck: install
-	$(VENV)/bin/mypy --strict router
+	$(VENV)/bin/mypy --strict router simulations
 
 pytest: install
 	$(VENV)/bin/pytest
