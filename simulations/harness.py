@@ -181,6 +181,7 @@ class Simulation:
         self._type = list(TASK_TYPES)
         self._parent: list[int] = workload.parent.tolist()
         self._est = workload.estimates or None
+        self._incidents = bool(options.ban_rate or options.captcha_rate)
         ids = workload.task_ids
         self._tid: Callable[[int], str] = ids.__getitem__ if ids is not None else "t{}".format
 
@@ -327,11 +328,13 @@ class Simulation:
             self.pool.fail(tid, now)
             c.status[i] = FAILED
         c.end[i] = now
-        self._final(i)
-        if self.opt.ban_rate or self.opt.captcha_rate:
+        self.outstanding -= 1
+        if self._incidents:
             self._incident(ex)
-        self._start_ready(ex)
-        self._retry(k)
+        if ex.fast_q or ex.relax_q:
+            self._start_ready(ex)
+        if self.q_len:
+            self._retry(k)
         self._children(i, completed)
 
     # ----------------------------------------------------------- central queue
