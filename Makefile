@@ -4,24 +4,24 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install demo test lint typecheck pytest bench bench-sim clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,sim]'
 	touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/byoa replay --accounts examples/accounts.json --events examples/events.jsonl --explain
+	$(VENV)/bin/byoa simulate simulations/scenarios/default.toml --out out/demo
 
 lint: install
 	$(VENV)/bin/ruff check router simulations tests benchmarks
 
 typecheck: install
-	$(VENV)/bin/mypy --strict router
+	$(VENV)/bin/mypy --strict router simulations
 
 pytest: install
 	$(VENV)/bin/pytest
@@ -30,6 +30,9 @@ test: lint typecheck pytest
 
 bench: install
 	$(PY) benchmarks/bench_router.py
+
+bench-sim: install
+	$(PY) benchmarks/bench_sim.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
