@@ -1,0 +1,466 @@
+"""The proxy's task life cycle, independent of HTTP.
+
+``pending`` (routed and waiting to start, or queued because the pool is
+saturated, R5) → ``processing`` (running on the upstream) → ``completed`` or
+``failed``. Only pending tasks can be cancelled. Every routing decision, charge,
+flip and renewal comes from the store, i.e. from ``router.engine`` and
+``router.ledger``; this module only sequences them in real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from router.accounts import MS_PER_HOUR, MS_PER_SECOND, Account, Setting, Status
+from router.decision import Decision, Notification
+from router.errors import NotInFlight, RouteError
+from router.proxy.envelope import HTTP_STATUS, empty_error, envelope, error_envelope, route_error
+from router.proxy.upstream import Upstream
+from router.proxy.webhooks import WebhookSender, notification_payload, task_payload
+from router.stores.base import Store
+from router.timeutil import format_time
+
+log = logging.getLogger(__name__)
+
+#: GoAPI notification types for account statuses set through the API (L5).
+STATUS_NOTICES: dict[Status, str] = {
+    Status.BANNED: "mj_bot_banned",
+    Status.CAPTCHA_REQUIRED: "mj_bot_captcha_required",
+    Status.SUBSCRIPTION_EXPIRED: "mj_bot_subscription_expired",
+}
+
+ROUTE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+@dataclass(slots=True)
+class ProxyConfig:
+    """Settings of one ``byoa serve`` process."""
+
+    api_key: str
+    max_body_bytes: int = 64 * 1024
+    start_delay: float = 0.05  # real seconds a routed task stays pending (cancellable)
+    queue_limit: int = 100_000
+    dispatch_interval: float = 0.05
+    maintain_interval: float = 1.0
+    notify_url: str | None = None
+    notify_secret: str = ""
+    webhook_attempts: int = 5
+    webhook_backoff: float = 0.5
+    keep_finished: int = 200_000  # finished task records kept in this process
+
+
+@dataclass(slots=True)
+class Task:
+    task_id: str
+    body: Any
+    created_at: float
+    status: str = "pending"
+    queued: bool = False
+    decision: Decision | None = None
+    error: dict[str, Any] | None = None
+    output: dict[str, Any] = field(default_factory=dict)
+    started_at: float | None = None
+    ended_at: float | None = None
+    gpu_seconds: float | None = None
+    charged_seconds: float | None = None
+    note: str | None = None
+
+    @property
+    def task_type(self) -> str:
+        tt = self.body.get("task_type") if isinstance(self.body, Mapping) else None
+        return tt if isinstance(tt, str) else ""
+
+    def webhook(self) -> tuple[str, str]:
+        cfg = self.body.get("config") if isinstance(self.body, Mapping) else None
+        wh = cfg.get("webhook_config") if isinstance(cfg, Mapping) else None
+        if not isinstance(wh, Mapping):
+            return "", ""
+        endpoint, secret = wh.get("endpoint"), wh.get("secret")
+        return (endpoint if isinstance(endpoint, str) else "",
+                secret if isinstance(secret, str) else "")
+
+
+def _empty_output() -> dict[str, Any]:
+    return {"image_url": "", "image_urls": None, "temporary_image_urls": None,
+            "discord_image_url": "", "actions": [], "progress": 0,
+            "intermediate_image_urls": None}
+
+
+def task_data(t: Task) -> dict[str, Any]:
+    """``data`` of GoAPI's envelope for one task (webhook secret never echoed)."""
+    body = t.body if isinstance(t.body, Mapping) else {}
+    cfg = body.get("config") if isinstance(body.get("config"), Mapping) else {}
+    assert isinstance(cfg, Mapping)
+    service_mode = cfg.get("service_mode")
+    d = t.decision
+    meta: dict[str, Any] = {
+        "created_at": format_time(t.created_at),
+        "started_at": format_time(t.started_at) if t.started_at else None,
+        "ended_at": format_time(t.ended_at) if t.ended_at else None,
+        "queued": t.queued,
+    }
+    if d is not None and d.error is None:
+        meta.update({
+            "pool": d.pool, "account_id": d.account_id,
+            "requested_mode": d.requested_mode.value if d.requested_mode else None,
+            "mode_source": d.mode_source,
+            "effective_mode": d.effective_mode.value if d.effective_mode else None,
+            "fallback": d.fallback, "explanation": d.explanation,
+        })
+    if t.gpu_seconds is not None:
+        meta["usage"] = {"gpu_seconds": t.gpu_seconds, "charged_seconds": t.charged_seconds}
+    if t.note:
+        meta["note"] = t.note
+    output = _empty_output()
+    output.update(t.output)
+    endpoint, _secret = t.webhook()
+    return {
+        "task_id": t.task_id,
+        "model": body.get("model", ""),
+        "task_type": t.task_type,
+        "status": t.status,
+        "config": {"service_mode": service_mode if isinstance(service_mode, str) else "",
+                   "webhook_config": {"endpoint": endpoint, "secret": ""}},
+        "input": body.get("input") if isinstance(body.get("input"), Mapping) else {},
+        "output": output,
+        "meta": meta,
+        "detail": None,
+        "logs": [],
+        "error": t.error or empty_error(),
+    }
+
+
+def account_view(acc: Account, secrets: list[str]) -> dict[str, Any]:
+    """An account for people and programs; secrets by name only (write-only)."""
+    return {
+        "id": acc.id, "plan": acc.plan.value, "status": acc.status.value,
+        "setting": acc.setting.value, "backup": acc.backup, "bot_id": acc.bot_id,
+        "weight": acc.weight, "in_flight": acc.in_flight, "max_in_flight": acc.max_in_flight,
+        "fast_hours_remaining": acc.fast_ms / MS_PER_HOUR,
+        "fast_seconds_remaining": acc.fast_ms / MS_PER_SECOND,
+        "unreserved_fast_seconds": acc.unreserved_ms / MS_PER_SECOND,
+        "flipped_to_relax": acc.flipped_from is not None,
+        "next_renewal_at": format_time(acc.next_renewal_at) if acc.next_renewal_at else None,
+        "secrets": secrets,
+    }
+
+
+class TaskService:
+    """Routes, queues, runs and finishes tasks; owns the background loops."""
+
+    def __init__(self, store: Store, upstream: Upstream, config: ProxyConfig) -> None:
+        self.store = store
+        self.upstream = upstream
+        self.config = config
+        self.tasks: dict[str, Task] = {}
+        self.queue: dict[str, Task] = {}  # insertion-ordered: FIFO
+        self.counters: dict[str, int] = {}
+        self.route_hist = [0] * (len(ROUTE_BUCKETS) + 1)
+        self.route_sum = 0.0
+        self.webhooks: WebhookSender | None = None
+        self._wake: asyncio.Event | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._runners: set[asyncio.Task[None]] = set()
+        self._finished: list[str] = []
+
+    # -------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        self.webhooks = WebhookSender(attempts=self.config.webhook_attempts,
+                                      backoff=self.config.webhook_backoff)
+        self._wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._loops = [loop.create_task(self._dispatch_loop()),
+                       loop.create_task(self._maintain_loop())]
+
+    async def stop(self) -> None:
+        for t in [*self._loops, *self._runners]:
+            t.cancel()
+        await asyncio.gather(*self._loops, *self._runners, return_exceptions=True)
+        if self.webhooks is not None:
+            await self.webhooks.close()
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    # ----------------------------------------------------------------- submit
+    def _route(self, task: Task, now: float) -> Decision:
+        t0 = time.perf_counter()
+        d = self.store.submit(task.task_id, task.body, now)
+        dt = time.perf_counter() - t0
+        self.route_sum += dt
+        for i, bound in enumerate(ROUTE_BUCKETS):
+            if dt <= bound:
+                self.route_hist[i] += 1
+                break
+        else:
+            self.route_hist[-1] += 1
+        return d
+
+    def submit(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """POST /api/v1/task: route now, queue when saturated (R5), else reject."""
+        now = time.time()
+        task = Task(str(uuid.uuid4()), body, now)
+        d = self._route(task, now)
+        if d.error is None:
+            self._count("routed")
+            task.decision = d
+            self._register(task)
+            self._start(task)
+            return 200, envelope(200, task_data(task), "success")
+        if d.error.code == "pool_saturated":
+            if len(self.queue) >= self.config.queue_limit:
+                self._count("rejected_queue_full")
+                return 503, error_envelope(503, "queue_full",
+                                           f"the proxy queue is full ({self.config.queue_limit} "
+                                           "tasks waiting); retry later")
+            self._count("queued")
+            task.queued = True
+            self._register(task)
+            self.queue[task.task_id] = task
+            return 200, envelope(200, task_data(task), "success")
+        self._count(f"rejected_{d.error.code}")
+        task.status = "failed"
+        task.error = route_error(d.error)
+        return HTTP_STATUS.get(d.error.code, 400), envelope(
+            HTTP_STATUS.get(d.error.code, 400), task_data(task),
+            f"{d.error.code}: {d.error.message}")
+
+    def _register(self, task: Task) -> None:
+        self.tasks[task.task_id] = task
+        self._save(task)
+
+    def _save(self, task: Task) -> None:
+        import json
+
+        self.store.put_record(task.task_id, json.dumps(task_data(task)))
+
+    def _start(self, task: Task) -> None:
+        runner = asyncio.get_running_loop().create_task(self._run(task))
+        self._runners.add(runner)
+        runner.add_done_callback(self._runners.discard)
+
+    async def _run(self, task: Task) -> None:
+        d = task.decision
+        assert d is not None and d.effective_mode is not None
+        try:
+            if self.config.start_delay > 0:
+                await asyncio.sleep(self.config.start_delay)
+            if task.status != "pending":
+                return  # cancelled while pending
+            task.status = "processing"
+            task.started_at = time.time()
+            account = d.account_id or "public"
+            res = await self.upstream.run(task.task_id, task.task_type, d.effective_mode,
+                                          account, task.body)
+            now = time.time()
+            task.ended_at = now
+            if res.ok:
+                task.gpu_seconds = res.gpu_seconds
+                task.output = res.output
+                task.status = "completed"
+                self._count("completed")
+            else:
+                task.status = "failed"
+                task.error = {"code": 500, "raw_message": "upstream_failed",
+                              "message": res.error or "the upstream failed", "detail": None}
+                self._count("failed")
+            if d.account_id is not None:  # P1 public tasks are not ours to charge
+                try:
+                    if res.ok:
+                        out = self.store.complete(task.task_id, res.gpu_seconds, now)
+                        task.charged_seconds = out.charged_ms / MS_PER_SECOND
+                    else:
+                        self.store.fail(task.task_id, now)
+                except NotInFlight as exc:
+                    self._count("finish_not_in_flight")
+                    task.note = f"not charged: {exc.message}"
+                    log.warning("task %s: %s", task.task_id, exc.message)
+            self._finished_task(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("task %s crashed in the proxy", task.task_id)
+            task.status = "failed"
+            task.error = {"code": 500, "raw_message": "proxy_error",
+                          "message": "internal error while running the task", "detail": None}
+            with contextlib.suppress(Exception):
+                self.store.fail(task.task_id, time.time())
+            self._finished_task(task)
+
+    def _finished_task(self, task: Task) -> None:
+        task.ended_at = task.ended_at or time.time()
+        self._save(task)
+        endpoint, secret = task.webhook()
+        if endpoint and self.webhooks is not None:
+            self.webhooks.send(endpoint, secret, task_payload(task_data(task)))
+        self._notify_drained()
+        if self._wake is not None:
+            self._wake.set()
+        self._finished.append(task.task_id)
+        if len(self._finished) > self.config.keep_finished:
+            drop = self._finished[: len(self._finished) // 2]
+            del self._finished[: len(drop)]
+            for task_id in drop:
+                self.tasks.pop(task_id, None)
+
+    # ----------------------------------------------------------------- queue
+    def dispatch(self) -> int:
+        """Route queued tasks in FIFO order; stop after a few still saturated."""
+        if not self.queue:
+            return 0
+        now, routed, saturated = time.time(), 0, 0
+        for task in list(self.queue.values()):
+            d = self._route(task, now)
+            if d.error is None:
+                del self.queue[task.task_id]
+                task.queued = False
+                task.decision = d
+                routed += 1
+                self._count("routed")
+                self._save(task)
+                self._start(task)
+            elif d.error.code == "pool_saturated":
+                saturated += 1
+                if saturated >= 8:
+                    break
+            else:
+                del self.queue[task.task_id]
+                task.queued = False
+                task.status = "failed"
+                task.error = route_error(d.error)
+                self._count(f"rejected_{d.error.code}")
+                self._finished_task(task)
+        return routed
+
+    async def _dispatch_loop(self) -> None:
+        assert self._wake is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.dispatch_interval)
+            self._wake.clear()
+            try:
+                self.dispatch()
+            except Exception:
+                log.exception("dispatching queued tasks failed; retrying")
+                await asyncio.sleep(self.config.dispatch_interval)
+
+    async def _maintain_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.maintain_interval)
+            try:
+                self.maintain()
+            except Exception:
+                log.exception("store maintenance failed; retrying")
+
+    def maintain(self) -> list[str]:
+        released = self.store.maintain(time.time())
+        for task_id in released:
+            if task_id in self.tasks and self.tasks[task_id].status in ("pending", "processing"):
+                log.warning("task %s lost its reservation (lease expired)", task_id)
+        self._count("leases_expired", len(released))
+        self._notify_drained()
+        return released
+
+    # ------------------------------------------------------------------- read
+    def get(self, task_id: str) -> dict[str, Any] | None:
+        task = self.tasks.get(task_id)
+        if task is not None:
+            return task_data(task)
+        import json
+
+        raw = self.store.get_record(task_id)
+        return None if raw is None else dict(json.loads(raw))
+
+    def cancel(self, task_id: str) -> tuple[int, dict[str, Any]]:
+        """DELETE /api/v1/task/{id}: only pending tasks (queued or not yet started)."""
+        task = self.tasks.get(task_id)
+        if task is None:
+            if self.store.get_record(task_id) is not None:
+                return 409, error_envelope(409, "not_owned",
+                                           f"task {task_id} is held by another proxy process; "
+                                           "cancel it through that process")
+            return 404, error_envelope(404, "task_not_found", f"no task with id {task_id}")
+        if task.status != "pending":
+            return 400, error_envelope(400, "not_pending",
+                                       f"only pending tasks can be cancelled; task {task_id} "
+                                       f"is {task.status}")
+        if task.queued:
+            del self.queue[task_id]
+            task.queued = False
+        else:
+            try:
+                self.store.cancel(task_id, time.time())
+            except NotInFlight as exc:
+                log.warning("cancel %s: %s", task_id, exc.message)
+        task.status = "failed"
+        task.error = {"code": 499, "raw_message": "cancelled",
+                      "message": "cancelled by the user before it started", "detail": None}
+        self._count("cancelled")
+        self._finished_task(task)
+        return 200, envelope(200, task_data(task), "success")
+
+    # --------------------------------------------------------------- accounts
+    def accounts(self) -> list[dict[str, Any]]:
+        return [account_view(a, self.store.secret_names(a.id)) for a in self.store.accounts()]
+
+    def set_account(self, account_id: str, status: Status | None, setting: Setting | None,
+                    secrets: Mapping[str, str]) -> dict[str, Any]:
+        now = time.time()
+        acc: Account | None = None
+        if status is not None:
+            acc = self.store.set_status(account_id, status, now)
+            kind = STATUS_NOTICES.get(status)
+            if kind:
+                self._notify(kind, now, f"account {account_id} is now {status.value}",
+                             {"account_id": account_id, "bot_id": acc.bot_id})
+        if setting is not None:
+            acc = self.store.set_setting(account_id, setting, now)
+        for name, value in secrets.items():
+            self.store.set_secret(account_id, name, value)
+        self._notify_drained()
+        if self._wake is not None:
+            self._wake.set()
+        for a in self.store.accounts():
+            if a.id == account_id:
+                return account_view(a, self.store.secret_names(a.id))
+        raise KeyError(account_id)
+
+    # ---------------------------------------------------------- notifications
+    def _notify(self, kind: str, at: float, message: str, detail: dict[str, Any]) -> None:
+        self._count(f"notify_{kind}")
+        log.info("notification %s: %s", kind, message)
+        if self.config.notify_url and self.webhooks is not None:
+            self.webhooks.send(self.config.notify_url, self.config.notify_secret,
+                               notification_payload(kind, at, message, detail))
+
+    def _notify_drained(self) -> None:
+        notes, _renewals = self.store.drain()
+        for note in notes:
+            self._notify(*_describe(note, self.store))
+
+
+def _describe(note: Notification, store: Store) -> tuple[str, float, str, dict[str, Any]]:
+    detail: dict[str, Any] = {}
+    if note.account_id is not None:
+        detail["account_id"] = note.account_id
+        for a in store.accounts():
+            if a.id == note.account_id:
+                detail.update({"bot_id": a.bot_id, "subscription_plan": a.plan.value})
+    messages = {
+        "mj_bot_no_fasthour": f"account {note.account_id} ran out of fast time and was switched "
+                              "to relax (L3)",
+        "no_active_mj_bot": "no account in the pool is active (E1)",
+        "backups_activated": "backup accounts were activated (B1)",
+    }
+    return note.type, note.at, messages.get(note.type, note.type), detail
+
+
+def error_for(err: RouteError) -> dict[str, Any]:
+    return route_error(err)
