@@ -37,7 +37,7 @@ from typing import Any
 
 import redis
 
-from router.accounts import Account, Mode, Setting, Status, seconds_to_ms
+from router.accounts import Account, Mode, PeriodRecord, Setting, Status, seconds_to_ms
 from router.decision import Decision, Notification, Outcome, Renewal
 from router.engine import route
 from router.errors import InputError, InvalidRequest, NotInFlight, UnknownAccount, make_error
@@ -407,7 +407,7 @@ class RedisStore:
             changed = {k: v for k, v in after.items() if before[k] != v}
             res = self._finish(keys=[keys.acc(acc_id), keys.leases(acc_id), tkey],
                                args=[task_id, final, h["lver"] if changed else "",
-                                     self.done_ttl, *_flatten(changed)])
+                                     self.done_ttl, out.charged_ms, *_flatten(changed)])
             if int(res[0]) == 1:
                 self._mine.pop(task_id, None)
                 self._evaluate_pool(now)
@@ -444,7 +444,9 @@ class RedisStore:
                              args=[h["lver"], 0, *_flatten(ledger_fields(acc))])
             if int(ok) == 1:
                 self._evaluate_pool(now)
-                return copy.copy(acc)
+                snap = copy.copy(acc)
+                snap.history = self._history(account_id)
+                return snap
 
     def set_status(self, account_id: str, status: Status, now: float) -> Account:
         return self._user_change(account_id, now,
@@ -466,6 +468,10 @@ class RedisStore:
             acc.history = [p for p in (period_from_json(str(x)) for x in hist) if p is not None]
             out.append(acc)
         return out
+
+    def _history(self, acc_id: str) -> list[PeriodRecord]:
+        raw = self.r.lrange(self.keys.hist(acc_id), 0, -1)
+        return [p for p in (period_from_json(str(x)) for x in raw) if p is not None]
 
     def drain(self) -> tuple[list[Notification], list[Renewal]]:
         return self.ledger.drain()

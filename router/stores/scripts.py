@@ -44,7 +44,8 @@ return {1, inflight, reserved}
 
 #: KEYS: account hash, leases zset, task hash.
 #: ARGV: task_id, final state, expected lver ('' = no check), done ttl seconds,
-#:       then field/value pairs computed by router.ledger.
+#:       charged ms (kept on the task for audits), then field/value pairs
+#:       computed by router.ledger.
 #: Returns {1, lver} on success, {0, state} if the task is not in flight (an
 #: idempotent repeat), {-1} if the account changed meanwhile (retry).
 FINISH = """
@@ -52,14 +53,14 @@ local t = redis.call('HMGET', KEYS[3], 'state', 'reserved_ms')
 if t[1] ~= 'flight' then return {0, t[1] or 'missing'} end
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'lver') ~= ARGV[3] then return {-1} end
 redis.call('HINCRBY', KEYS[1], 'in_flight', -1)
-redis.call('HINCRBY', KEYS[1], 'reserved_ms', -tonumber(t[2]))
-if #ARGV > 4 then
+redis.call('HINCRBY', KEYS[1], 'reserved_ms', 0 - tonumber(t[2]))
+if #ARGV > 5 then
   local fields = {}
-  for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+  for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
   redis.call('HSET', KEYS[1], unpack(fields))
   redis.call('HINCRBY', KEYS[1], 'lver', 1)
 end
-redis.call('HSET', KEYS[3], 'state', ARGV[2])
+redis.call('HSET', KEYS[3], 'state', ARGV[2], 'charged_ms', ARGV[5])
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))
 redis.call('ZREM', KEYS[2], ARGV[1])
 return {1, redis.call('HGET', KEYS[1], 'lver')}
@@ -97,7 +98,7 @@ for i = 3, #ARGV do
     local t = redis.call('HMGET', key, 'state', 'reserved_ms')
     if t[1] == 'flight' then
       redis.call('HINCRBY', KEYS[1], 'in_flight', -1)
-      redis.call('HINCRBY', KEYS[1], 'reserved_ms', -tonumber(t[2]))
+      redis.call('HINCRBY', KEYS[1], 'reserved_ms', 0 - tonumber(t[2]))
       redis.call('HSET', key, 'state', 'expired')
       redis.call('EXPIRE', key, tonumber(ARGV[2]))
       out[#out + 1] = id
