@@ -60,7 +60,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = ProxyConfig(api_key=api_key, max_body_bytes=args.max_body,
                          start_delay=args.start_delay, notify_url=args.notify_url,
                          notify_secret=os.environ.get("BYOA_NOTIFY_SECRET", ""),
-                         maintain_interval=max(min(args.lease / 3, 5.0), 0.05))
+                         maintain_interval=max(min(args.lease / 3, 5.0), 0.05),
+                         webhook_backoff=args.webhook_backoff)
     upstream = SimulatedUpstream(speedup=args.speedup, seed=args.seed, fail_rate=args.fail_rate)
     app = create_app(TaskService(store, upstream, config))
     print(f"byoa serve: http://{args.host}:{args.port} "
@@ -91,6 +92,8 @@ def setup(p: argparse.ArgumentParser) -> None:
                    help="largest request body in bytes (default 65536)")
     p.add_argument("--notify-url", help="account notification webhook URL "
                    "(secret from $BYOA_NOTIFY_SECRET)")
+    p.add_argument("--webhook-backoff", type=float, default=0.5,
+                   help="first retry delay of a webhook in seconds, doubling (default 0.5)")
     p.add_argument("--explain", action="store_true",
                    help="compute per-account explanations for every decision (slower)")
     p.add_argument("--log-level", default="warning", help="log level (default warning)")
