@@ -57,13 +57,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = build_store(args)
+    queue = None
+    if args.redis:
+        from router.proxy.queue import RedisQueue
+        from router.stores.redis_store import RedisStore
+
+        assert isinstance(store, RedisStore)
+        queue = RedisQueue(store.r, prefix=args.prefix, claim_seconds=args.lease)
     config = ProxyConfig(api_key=api_key, max_body_bytes=args.max_body,
                          start_delay=args.start_delay, notify_url=args.notify_url,
                          notify_secret=os.environ.get("BYOA_NOTIFY_SECRET", ""),
                          maintain_interval=max(min(args.lease / 3, 5.0), 0.05),
                          webhook_backoff=args.webhook_backoff)
     upstream = SimulatedUpstream(speedup=args.speedup, seed=args.seed, fail_rate=args.fail_rate)
-    app = create_app(TaskService(store, upstream, config))
+    app = create_app(TaskService(store, upstream, config, queue))
     print(f"byoa serve: http://{args.host}:{args.port} "
           f"({'redis ' + args.redis if args.redis else 'in-memory ' + args.accounts})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),

@@ -30,7 +30,7 @@ def render_metrics(service: TaskService) -> str:
     for key in sorted(service.counters):
         lines.append(f'byoa_tasks_total{{event="{_label(key)}"}} {service.counters[key]}')
     metric("byoa_queue_length", "gauge", "Tasks waiting for capacity (pool_saturated, R5).")
-    lines.append(f"byoa_queue_length {len(service.queue)}")
+    lines.append(f"byoa_queue_length {service.queue.length()}")
     metric("byoa_route_seconds", "histogram", "Time to route and reserve one submit.")
     cum = 0
     for bound, n in zip(ROUTE_BUCKETS, service.route_hist, strict=False):

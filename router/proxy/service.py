@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -20,8 +21,9 @@ from typing import Any
 
 from router.accounts import MS_PER_HOUR, MS_PER_SECOND, Account, Setting, Status
 from router.decision import Decision, Notification
-from router.errors import NotInFlight, RouteError
+from router.errors import NotInFlight
 from router.proxy.envelope import HTTP_STATUS, empty_error, envelope, error_envelope, route_error
+from router.proxy.queue import LocalQueue, TaskQueue
 from router.proxy.upstream import Upstream
 from router.proxy.webhooks import WebhookSender, notification_payload, task_payload
 from router.stores.base import Store
@@ -155,12 +157,13 @@ def account_view(acc: Account, secrets: list[str]) -> dict[str, Any]:
 class TaskService:
     """Routes, queues, runs and finishes tasks; owns the background loops."""
 
-    def __init__(self, store: Store, upstream: Upstream, config: ProxyConfig) -> None:
+    def __init__(self, store: Store, upstream: Upstream, config: ProxyConfig,
+                 queue: TaskQueue | None = None) -> None:
         self.store = store
         self.upstream = upstream
         self.config = config
-        self.tasks: dict[str, Task] = {}
-        self.queue: dict[str, Task] = {}  # insertion-ordered: FIFO
+        self.tasks: dict[str, Task] = {}  # tasks this process routed
+        self.queue: TaskQueue = queue if queue is not None else LocalQueue()
         self.counters: dict[str, int] = {}
         self.route_hist = [0] * (len(ROUTE_BUCKETS) + 1)
         self.route_sum = 0.0
@@ -215,15 +218,15 @@ class TaskService:
             self._start(task)
             return 200, envelope(200, task_data(task), "success")
         if d.error.code == "pool_saturated":
-            if len(self.queue) >= self.config.queue_limit:
+            if self.queue.length() >= self.config.queue_limit:
                 self._count("rejected_queue_full")
                 return 503, error_envelope(503, "queue_full",
                                            f"the proxy queue is full ({self.config.queue_limit} "
                                            "tasks waiting); retry later")
             self._count("queued")
             task.queued = True
-            self._register(task)
-            self.queue[task.task_id] = task
+            self._save(task)
+            self.queue.push(task.task_id, json.dumps({"body": body, "created_at": now}))
             return 200, envelope(200, task_data(task), "success")
         self._count(f"rejected_{d.error.code}")
         task.status = "failed"
@@ -237,8 +240,6 @@ class TaskService:
         self._save(task)
 
     def _save(self, task: Task) -> None:
-        import json
-
         self.store.put_record(task.task_id, json.dumps(task_data(task)))
 
     def _start(self, task: Task) -> None:
@@ -311,33 +312,51 @@ class TaskService:
                 self.tasks.pop(task_id, None)
 
     # ----------------------------------------------------------------- queue
-    def dispatch(self) -> int:
-        """Route queued tasks in FIFO order; stop after a few still saturated."""
-        if not self.queue:
-            return 0
-        now, routed, saturated = time.time(), 0, 0
-        for task in list(self.queue.values()):
-            d = self._route(task, now)
-            if d.error is None:
-                del self.queue[task.task_id]
-                task.queued = False
-                task.decision = d
-                routed += 1
-                self._count("routed")
-                self._save(task)
-                self._start(task)
-            elif d.error.code == "pool_saturated":
-                saturated += 1
-                if saturated >= 8:
-                    break
-            else:
-                del self.queue[task.task_id]
-                task.queued = False
-                task.status = "failed"
-                task.error = route_error(d.error)
-                self._count(f"rejected_{d.error.code}")
-                self._finished_task(task)
+    def dispatch(self, max_routed: int = 256) -> int:
+        """Route waiting tasks from the head of the (shared) line, FIFO; a task
+        still saturated goes back to its place, and the pass ends there."""
+        routed = 0
+        while routed < max_routed:
+            claimed = self.queue.claim(8)
+            if not claimed:
+                break
+            now = time.time()
+            saturated = False
+            for task_id, payload in claimed:
+                if saturated:
+                    self.queue.put_back(task_id)
+                    continue
+                if self.store.routed(task_id):  # routed by a process that then died
+                    self.queue.done(task_id)
+                    continue
+                task = self._from_payload(task_id, payload)
+                d = self._route(task, now)
+                if d.error is None:
+                    self.queue.done(task_id)
+                    task.queued = False
+                    task.decision = d
+                    routed += 1
+                    self._count("routed")
+                    self._register(task)
+                    self._start(task)
+                elif d.error.code == "pool_saturated":
+                    self.queue.put_back(task_id)
+                    saturated = True
+                else:
+                    self.queue.done(task_id)
+                    task.queued = False
+                    task.status = "failed"
+                    task.error = route_error(d.error)
+                    self._count(f"rejected_{d.error.code}")
+                    self._finished_task(task)
+            if saturated:
+                break
         return routed
+
+    def _from_payload(self, task_id: str, payload: str) -> Task:
+        data = json.loads(payload) if payload else {}
+        return Task(task_id, data.get("body"), float(data.get("created_at", time.time())),
+                    queued=True)
 
     async def _dispatch_loop(self) -> None:
         assert self._wake is not None
@@ -360,45 +379,72 @@ class TaskService:
                 log.exception("store maintenance failed; retrying")
 
     def maintain(self) -> list[str]:
+        """Leases: extend ours, release dead processes' (their tasks end ``failed``,
+        not charged, L1); expired queue claims go back in line."""
+        self.queue.sweep()
         released = self.store.maintain(time.time())
         for task_id in released:
-            if task_id in self.tasks and self.tasks[task_id].status in ("pending", "processing"):
-                log.warning("task %s lost its reservation (lease expired)", task_id)
+            self._lease_expired(task_id)
         self._count("leases_expired", len(released))
         self._notify_drained()
         return released
+
+    def _lease_expired(self, task_id: str) -> None:
+        error = {"code": 500, "raw_message": "lease_expired",
+                 "message": "the proxy process running this task stopped; its reservation "
+                            "expired and nothing was charged; submit it again", "detail": None}
+        task = self.tasks.get(task_id)
+        if task is not None:
+            log.warning("task %s lost its reservation (lease expired)", task_id)
+            task.status, task.error = "failed", error
+            self._save(task)
+            return
+        raw = self.store.get_record(task_id)
+        if raw is None:
+            return
+        data = json.loads(raw)
+        if data.get("status") in ("pending", "processing"):
+            data["status"], data["error"] = "failed", error
+            self.store.put_record(task_id, json.dumps(data))
 
     # ------------------------------------------------------------------- read
     def get(self, task_id: str) -> dict[str, Any] | None:
         task = self.tasks.get(task_id)
         if task is not None:
             return task_data(task)
-        import json
-
         raw = self.store.get_record(task_id)
         return None if raw is None else dict(json.loads(raw))
 
     def cancel(self, task_id: str) -> tuple[int, dict[str, Any]]:
-        """DELETE /api/v1/task/{id}: only pending tasks (queued or not yet started)."""
+        """DELETE /api/v1/task/{id}: only pending tasks (waiting in line, or routed
+        and not yet started)."""
         task = self.tasks.get(task_id)
         if task is None:
-            if self.store.get_record(task_id) is not None:
+            payload = self.queue.remove(task_id)
+            if payload is not None:
+                task = self._from_payload(task_id, payload)
+            else:
+                data = self.get(task_id)
+                if data is None:
+                    return 404, error_envelope(404, "task_not_found",
+                                               f"no task with id {task_id}")
+                if data.get("status") != "pending":
+                    return 400, error_envelope(
+                        400, "not_pending", "only pending tasks can be cancelled; task "
+                        f"{task_id} is {data.get('status')}")
                 return 409, error_envelope(409, "not_owned",
-                                           f"task {task_id} is held by another proxy process; "
-                                           "cancel it through that process")
-            return 404, error_envelope(404, "task_not_found", f"no task with id {task_id}")
-        if task.status != "pending":
+                                           f"task {task_id} is being started by another proxy "
+                                           "process; retry the cancel in a moment")
+        elif task.status != "pending":
             return 400, error_envelope(400, "not_pending",
                                        f"only pending tasks can be cancelled; task {task_id} "
                                        f"is {task.status}")
-        if task.queued:
-            del self.queue[task_id]
-            task.queued = False
         else:
             try:
                 self.store.cancel(task_id, time.time())
             except NotInFlight as exc:
                 log.warning("cancel %s: %s", task_id, exc.message)
+        task.queued = False
         task.status = "failed"
         task.error = {"code": 499, "raw_message": "cancelled",
                       "message": "cancelled by the user before it started", "detail": None}
@@ -462,5 +508,3 @@ def _describe(note: Notification, store: Store) -> tuple[str, float, str, dict[s
     return note.type, note.at, messages.get(note.type, note.type), detail
 
 
-def error_for(err: RouteError) -> dict[str, Any]:
-    return route_error(err)

@@ -36,6 +36,10 @@ class Store(Protocol):
         """Route ``body`` (router.engine) and reserve its slot atomically."""
         ...
 
+    def routed(self, task_id: str) -> bool:
+        """True once ``task_id`` was accepted (routed to an account or the public pool)."""
+        ...
+
     def complete(self, task_id: str, gpu_seconds: float, now: float) -> Outcome:
         """L1-L3: charge once; a second delivery raises ``NotInFlight``."""
         ...

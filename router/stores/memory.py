@@ -36,6 +36,9 @@ class MemoryStore:
                estimated_gpu_seconds: float | None = None) -> Decision:
         return self.pool.submit(task_id, body, now, estimated_gpu_seconds=estimated_gpu_seconds)
 
+    def routed(self, task_id: str) -> bool:
+        return task_id in self.pool.ledger.parents
+
     def complete(self, task_id: str, gpu_seconds: float, now: float) -> Outcome:
         return self.pool.complete(task_id, gpu_seconds, now)
 

@@ -361,6 +361,9 @@ class RedisStore:
         self._evaluate_pool(now)
         return d
 
+    def routed(self, task_id: str) -> bool:
+        return task_id in self.ledger.parents or bool(self.r.exists(self.keys.parent(task_id)))
+
     # ---------------------------------------------------------------- finish
     def _locate(self, task_id: str, verb: str) -> str:
         acc_id = self._mine.get(task_id)
