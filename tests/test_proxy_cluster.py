@@ -247,7 +247,9 @@ def check_ledger_totals(r: redis.Redis, accounts_file: Path,
     for acc in IDS:
         h, ref = final[acc], reference.accounts[acc]
         period = json.loads(h["period"])
-        assert int(h["fast_ms"]) == ref.fast_ms, acc
+        charged = sum(int(w[0][1].get("charged_ms", 0)) for w in hashes.values()
+                      if w and w[0][0] == acc and w[0][1]["state"] == "completed")
+        assert int(h["fast_ms"]) == ref.fast_ms, (acc, charged, ref.period, period)
         assert ref.period is not None
         assert (period["used_ms"], period["overdraft_ms"]) == (ref.period.used_ms,
                                                                ref.period.overdraft_ms), acc

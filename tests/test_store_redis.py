@@ -222,3 +222,18 @@ def test_accounts_cli_load_list_set(url: str, capsys: pytest.CaptureFixture[str]
     assert "a2" in out and "banned" in out
     assert main(["accounts", "list", "--redis", "redis://127.0.0.1:1/0"]) == 2
     assert "cannot reach Redis" in capsys.readouterr().err
+
+
+def test_relax_completion_does_not_hide_another_process_charge_L1(url: str) -> None:
+    """Regression: a no-charge finish must not mark a stale mirror as current
+    (the next fast completion would overwrite the other process's charge)."""
+    a, b = two(url, [acc("a1", max_in_flight=5)])
+    a.submit("t1", RELAX, T0)
+    a.submit("t2", FAST, T0)
+    b.submit("t3", FAST, T0)
+    b.complete("t3", 30.0, T0 + 1)
+    a.complete("t1", 100.0, T0 + 2)  # relax: charges nothing (L1)
+    a.complete("t2", 20.0, T0 + 3)
+    [a1] = b.accounts()
+    assert a1.fast_ms == hours_to_ms(1) - 50_000
+    assert a1.period is not None and a1.period.used_ms == 50_000

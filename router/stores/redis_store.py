@@ -169,7 +169,8 @@ class RedisStore:
         self._finish = client.register_script(scripts.FINISH)
         self._apply = client.register_script(scripts.APPLY)
         self._expire = client.register_script(scripts.EXPIRE)
-        self._mine: dict[str, str] = {}  # task id -> account id, reserved by this process
+        self._mine: dict[str, InFlight] = {}  # tasks this process reserved
+        self._lver: dict[str, str] = {}  # the ledger version each mirror account was read at
         self._saw_no_active = False
         self.lost_races = 0
         self._load_mirror()
@@ -191,6 +192,7 @@ class RedisStore:
         pipe.get(self.keys.backups)
         res = pipe.execute()
         accounts = [account_from_hash(h) for h in res[:-1]]
+        self._lver = {str(h["id"]): str(h["lver"]) for h in res[:-1]}
         self._ids = ids
         self.ledger = Ledger(accounts, policy_from_json(str(raw_policy)))
         self.ledger.started = True
@@ -220,17 +222,20 @@ class RedisStore:
         if res[1] and not ledger.backups_active:
             ledger.backups_active = True
         for acc_id, h in zip(self._ids, res[2:], strict=True):
-            acc = ledger.accounts[acc_id]
-            apply_hash(acc, h)
-            ledger.touch(acc)
+            self._to_mirror(acc_id, h)
         self._refreshed_at = self.clock()
         self._update_next_due()
 
-    def _refresh_account(self, acc_id: str) -> dict[str, str]:
-        h = {str(k): str(v) for k, v in self.r.hgetall(self.keys.acc(acc_id)).items()}
+    def _to_mirror(self, acc_id: str, h: dict[str, str]) -> None:
+        """Overwrite the mirror's account with a hash read from Redis."""
         acc = self.ledger.accounts[acc_id]
         apply_hash(acc, h)
+        self._lver[acc_id] = h["lver"]
         self.ledger.touch(acc)
+
+    def _refresh_account(self, acc_id: str) -> dict[str, str]:
+        h = {str(k): str(v) for k, v in self.r.hgetall(self.keys.acc(acc_id)).items()}
+        self._to_mirror(acc_id, h)
         return h
 
     def _maybe_refresh(self) -> None:
@@ -340,8 +345,7 @@ class RedisStore:
                 acc.in_flight = int(res[1]) - 1
                 acc.reserved_ms = int(res[2]) - d.reserved_ms
                 ledger.reserve(d, now)
-                ledger.tasks.pop(task_id, None)
-                self._mine[task_id] = acc.id
+                self._mine[task_id] = ledger.tasks.pop(task_id)
                 break
             reason = str(res[1])
             if reason == "duplicate":
@@ -350,8 +354,7 @@ class RedisStore:
                 break
             self.lost_races += 1
             if len(res) > 2:
-                apply_hash(acc, _pairs(res[2:]))
-                ledger.touch(acc)
+                self._to_mirror(acc.id, _pairs(res[2:]))
         else:
             d = Decision(task_id, error=make_error(
                 "pool_saturated", "R5", "every choice was taken by another process while "
@@ -366,9 +369,6 @@ class RedisStore:
 
     # ---------------------------------------------------------------- finish
     def _locate(self, task_id: str, verb: str) -> str:
-        acc_id = self._mine.get(task_id)
-        if acc_id is not None:
-            return acc_id
         raw = self.r.get(self.keys.parent(task_id))
         if raw is None:
             raise NotInFlight(f"cannot {verb} task {task_id}: not in flight "
@@ -382,24 +382,36 @@ class RedisStore:
         return acc_id
 
     def _finish_task(self, task_id: str, now: float, verb: str, gpu_ms: int) -> Outcome:
+        """Run the ledger's own complete/fail on the account, write it with a CAS.
+
+        A task this process reserved is finished optimistically from the mirror
+        (one round trip); a conflict returns the fresh account and we recompute.
+        A task reserved elsewhere is read first (its account and task hash).
+        """
         self.advance(now)
-        acc_id = self._locate(task_id, verb)
         keys, ledger = self.keys, self.ledger
         final = {"complete": "completed", "fail": "failed", "cancel": "cancelled"}[verb]
-        tkey = keys.task(acc_id, task_id)
-        while True:
+        mine = self._mine.get(task_id)
+        if mine is None:
+            acc_id = self._locate(task_id, verb)
             pipe = self.r.pipeline(transaction=False)
             pipe.hgetall(keys.acc(acc_id))
-            pipe.hgetall(tkey)
+            pipe.hgetall(keys.task(acc_id, task_id))
             h, t = pipe.execute()
             if t.get("state") != "flight":
-                self._mine.pop(task_id, None)
                 why = {"expired": "its lease expired"}.get(t.get("state", ""), "already finished")
                 raise NotInFlight(f"cannot {verb} task {task_id}: not in flight ({why})", "L1")
-            acc = ledger.accounts[acc_id]
-            apply_hash(acc, h)
-            ledger.tasks[task_id] = InFlight(task_id, acc_id, Mode(t["mode"]),
-                                             int(t["reserved_ms"]), float(t["at"]))
+            self._to_mirror(acc_id, h)
+            task = InFlight(task_id, acc_id, Mode(t["mode"]), int(t["reserved_ms"]),
+                            float(t["at"]))
+        else:
+            task = mine
+            acc_id = task.account_id
+        tkey = keys.task(acc_id, task_id)
+        acc = ledger.accounts[acc_id]
+        while True:
+            in_flight, reserved = acc.in_flight, acc.reserved_ms
+            ledger.tasks[task_id] = task
             before = ledger_fields(acc)
             n = len(ledger.notifications)
             if verb == "complete":
@@ -409,19 +421,24 @@ class RedisStore:
             after = ledger_fields(acc)
             changed = {k: v for k, v in after.items() if before[k] != v}
             res = self._finish(keys=[keys.acc(acc_id), keys.leases(acc_id), tkey],
-                               args=[task_id, final, h["lver"] if changed else "",
+                               args=[task_id, final, self._lver[acc_id] if changed else "",
                                      self.done_ttl, out.charged_ms, *_flatten(changed)])
-            if int(res[0]) == 1:
+            code = int(res[0])
+            if code == 1:
+                if changed:  # the CAS held: our fields are exactly Redis' at this lver
+                    self._lver[acc_id] = str(res[1])
                 self._mine.pop(task_id, None)
                 self._evaluate_pool(now)
                 return out
             del ledger.notifications[n:]
-            if int(res[0]) == 0:
-                self._refresh_account(acc_id)
+            if code == 0:
+                acc.in_flight, acc.reserved_ms = in_flight, reserved
                 self._mine.pop(task_id, None)
-                raise NotInFlight(f"cannot {verb} task {task_id}: not in flight "
-                                  "(already finished)", "L1")
-            log.debug("%s of %s raced on %s; re-reading", verb, task_id, acc_id)
+                self._refresh_account(acc_id)
+                why = "its lease expired" if str(res[1]) == "expired" else "already finished"
+                raise NotInFlight(f"cannot {verb} task {task_id}: not in flight ({why})", "L1")
+            log.debug("%s of %s raced on %s; recomputing", verb, task_id, acc_id)
+            self._to_mirror(acc_id, _pairs(res[2:]))
 
     def complete(self, task_id: str, gpu_seconds: float, now: float) -> Outcome:
         return self._finish_task(task_id, now, "complete", seconds_to_ms(gpu_seconds))
@@ -485,8 +502,8 @@ class RedisStore:
         t = self.clock()
         keys = self.keys
         by_acc: dict[str, dict[str, float]] = defaultdict(dict)
-        for task_id, acc_id in self._mine.items():
-            by_acc[acc_id][task_id] = t + self.lease_seconds
+        for task_id, task in self._mine.items():
+            by_acc[task.account_id][task_id] = t + self.lease_seconds
         pipe = self.r.pipeline(transaction=False)
         for acc_id, mapping in by_acc.items():
             pipe.zadd(keys.leases(acc_id), mapping, xx=True, gt=True)
@@ -531,7 +548,7 @@ class RedisStore:
 
     def in_flight_tasks(self) -> dict[str, str]:
         """Task ids this process holds leases for (account id by task)."""
-        return dict(self._mine)
+        return {t: task.account_id for t, task in self._mine.items()}
 
     def close(self) -> None:
         self.r.close()

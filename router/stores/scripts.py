@@ -47,11 +47,17 @@ return {1, inflight, reserved}
 #:       charged ms (kept on the task for audits), then field/value pairs
 #:       computed by router.ledger.
 #: Returns {1, lver} on success, {0, state} if the task is not in flight (an
-#: idempotent repeat), {-1} if the account changed meanwhile (retry).
+#: idempotent repeat), {-1, <the account hash as a flat list>} if the account
+#: changed meanwhile (the caller recomputes from it and retries).
 FINISH = """
 local t = redis.call('HMGET', KEYS[3], 'state', 'reserved_ms')
 if t[1] ~= 'flight' then return {0, t[1] or 'missing'} end
-if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'lver') ~= ARGV[3] then return {-1} end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'lver') ~= ARGV[3] then
+  local out = {-1, ''}
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all do out[#out + 1] = all[i] end
+  return out
+end
 redis.call('HINCRBY', KEYS[1], 'in_flight', -1)
 redis.call('HINCRBY', KEYS[1], 'reserved_ms', 0 - tonumber(t[2]))
 if #ARGV > 5 then
