@@ -237,3 +237,18 @@ def test_relax_completion_does_not_hide_another_process_charge_L1(url: str) -> N
     [a1] = b.accounts()
     assert a1.fast_ms == hours_to_ms(1) - 50_000
     assert a1.period is not None and a1.period.used_ms == 50_000
+
+
+def test_batched_submits_from_two_processes_never_overfill_R1(url: str) -> None:
+    """submit_many: one round trip per round; lost races inside a batch re-route."""
+    a, b = two(url, [acc("a1", max_in_flight=2), acc("a2", max_in_flight=2),
+                     acc("a3", max_in_flight=1)])
+    first = a.submit_many([(f"x{i}", FAST, None) for i in range(3)], T0)
+    assert [d.account_id for d in first] == ["a1", "a2", "a3"]
+    second = b.submit_many([(f"y{i}", FAST, None) for i in range(4)], T0)  # stale view
+    ok = [d.account_id for d in second if d.error is None]
+    assert sorted(ok) == ["a1", "a2"] and b.lost_races >= 1
+    assert [d.error.code for d in second if d.error is not None] == ["pool_saturated"] * 2
+    assert [(x.id, x.in_flight) for x in a.accounts()] == [("a1", 2), ("a2", 2), ("a3", 1)]
+    client = connect(url)
+    assert client.get("byoa:p:y3") is None  # rejected tasks leave no parent record

@@ -129,6 +129,27 @@ class SameLedger(RuleBasedStateMachine):
         if a.error is None:
             self.ids.append(task_id)
 
+    @rule(specs=st.lists(BODIES, min_size=1, max_size=8), with_child=st.booleans())
+    def submit_batch(self, specs: list[dict[str, Any]], with_child: bool) -> None:
+        """``submit_many`` (one Redis round trip) decides as submits one by one do."""
+        items: list[tuple[str, Any, float | None]] = []
+        for spec in specs:
+            self.n += 1
+            inp: dict[str, Any] = {"prompt": "batch"}
+            for k in ("process_mode", "bot_id"):
+                if k in spec:
+                    inp[k] = spec[k]
+            items.append((f"t{self.n}", {"model": "midjourney", "task_type": "imagine",
+                                         "input": inp}, None))
+            if with_child:  # a child of the task just before it in the same batch
+                self.n += 1
+                items.append((f"t{self.n}", {"model": "midjourney", "task_type": "variation",
+                                             "input": {"origin_task_id": f"t{self.n - 1}",
+                                                       "index": "1"}}, 30.0))
+        a, b = self._both("submit_many", items, self.now)
+        assert [_decision(x) for x in a] == [_decision(x) for x in b]
+        self.ids += [x.task_id for x in a if x.error is None]
+
     @precondition(lambda self: bool(self.ids))
     @rule(data=st.data())
     def child(self, data: st.DataObject) -> None:

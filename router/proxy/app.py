@@ -202,7 +202,7 @@ def create_app(service: TaskService) -> FastAPI:
     async def create_task(request: Request) -> JSONResponse:
         _check_key(request, cfg.api_key)
         body = await _read_json(request, cfg.max_body_bytes)
-        status, content = service.submit(body)
+        status, content = await service.submit_async(body)
         return _json(status, content)
 
     @app.get("/api/v1/task/{task_id}", response_model=Envelope, responses=ERRORS,

@@ -172,6 +172,8 @@ class TaskService:
         self._loops: list[asyncio.Task[None]] = []
         self._runners: set[asyncio.Task[None]] = set()
         self._finished: list[str] = []
+        self._batch: list[tuple[Task, asyncio.Future[tuple[int, dict[str, Any]]]]] = []
+        self._flush_scheduled = False
 
     # -------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -193,24 +195,58 @@ class TaskService:
         self.counters[name] = self.counters.get(name, 0) + n
 
     # ----------------------------------------------------------------- submit
+    def _observe(self, dt: float, n: int = 1) -> None:
+        self.route_sum += dt * n
+        for i, bound in enumerate(ROUTE_BUCKETS):
+            if dt <= bound:
+                self.route_hist[i] += n
+                return
+        self.route_hist[-1] += n
+
     def _route(self, task: Task, now: float) -> Decision:
         t0 = time.perf_counter()
         d = self.store.submit(task.task_id, task.body, now)
-        dt = time.perf_counter() - t0
-        self.route_sum += dt
-        for i, bound in enumerate(ROUTE_BUCKETS):
-            if dt <= bound:
-                self.route_hist[i] += 1
-                break
-        else:
-            self.route_hist[-1] += 1
+        self._observe(time.perf_counter() - t0)
         return d
 
     def submit(self, body: Any) -> tuple[int, dict[str, Any]]:
-        """POST /api/v1/task: route now, queue when saturated (R5), else reject."""
+        """POST /api/v1/task, one at a time: route now, queue when saturated (R5)."""
         now = time.time()
         task = Task(str(uuid.uuid4()), body, now)
-        d = self._route(task, now)
+        return self._accept(task, self._route(task, now), now)
+
+    async def submit_async(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """POST /api/v1/task under load: submits that arrive in the same turn of
+        the event loop are routed together (``Store.submit_many``: one round
+        trip to Redis for the batch, the same decisions as one by one)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[int, dict[str, Any]]] = loop.create_future()
+        self._batch.append((Task(str(uuid.uuid4()), body, time.time()), fut))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return await fut
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._batch = self._batch, []
+        now = time.time()
+        try:
+            t0 = time.perf_counter()
+            decisions = self.store.submit_many([(t.task_id, t.body, None) for t, _ in batch],
+                                               now)
+            self._observe(time.perf_counter() - t0, len(batch))
+            self._count("batches")
+            for (task, fut), d in zip(batch, decisions, strict=True):
+                if not fut.done():
+                    fut.set_result(self._accept(task, d, now))
+        except Exception as exc:  # e.g. Redis unreachable: every waiter gets a 500
+            for _task, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+
+    def _accept(self, task: Task, d: Decision, now: float) -> tuple[int, dict[str, Any]]:
+        body = task.body
         if d.error is None:
             self._count("routed")
             task.decision = d

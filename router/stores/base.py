@@ -36,6 +36,12 @@ class Store(Protocol):
         """Route ``body`` (router.engine) and reserve its slot atomically."""
         ...
 
+    def submit_many(self, items: list[tuple[str, Any, float | None]],
+                    now: float) -> list[Decision]:
+        """``submit`` for (task id, body, estimate) in order, as one step where the
+        store can (one round trip to Redis); the same decisions as one by one."""
+        ...
+
     def routed(self, task_id: str) -> bool:
         """True once ``task_id`` was accepted (routed to an account or the public pool)."""
         ...

@@ -36,6 +36,10 @@ class MemoryStore:
                estimated_gpu_seconds: float | None = None) -> Decision:
         return self.pool.submit(task_id, body, now, estimated_gpu_seconds=estimated_gpu_seconds)
 
+    def submit_many(self, items: list[tuple[str, Any, float | None]],
+                    now: float) -> list[Decision]:
+        return [self.submit(t, b, now, estimated_gpu_seconds=e) for t, b, e in items]
+
     def routed(self, task_id: str) -> bool:
         return task_id in self.pool.ledger.parents
 

@@ -42,7 +42,7 @@ from router.decision import Decision, Notification, Outcome, Renewal
 from router.engine import route
 from router.errors import InputError, InvalidRequest, NotInFlight, UnknownAccount, make_error
 from router.ledger import InFlight, Ledger, Parent, Policy
-from router.requests import parse_request
+from router.requests import ParsedRequest, parse_request
 from router.stores import scripts
 from router.stores.codec import (
     account_from_hash,
@@ -310,59 +310,108 @@ class RedisStore:
     def submit(self, task_id: str, body: Any, now: float, *,
                estimated_gpu_seconds: float | None = None) -> Decision:
         """Route on the mirror, reserve atomically; a lost race routes again."""
+        return self.submit_many([(task_id, body, estimated_gpu_seconds)], now)[0]
+
+    def submit_many(self, items: list[tuple[str, Any, float | None]],
+                    now: float) -> list[Decision]:
+        """Route several submits in order and reserve them in one round trip.
+
+        Each task is routed on the mirror as if the ones before it in the batch
+        were already reserved (exactly what one process would decide), then all
+        reservations go to Redis in one pipeline; each script re-checks its
+        account. Tasks that lost a race are routed again, in a next round, from
+        the state the scripts returned. A child whose parent is in the same
+        round ends the round: it and the tasks after it go in the next one, so a
+        single process decides exactly as submits one by one.
+        """
         self._maybe_refresh()
         self.advance(now)
-        try:
-            req = parse_request(body)
-        except InvalidRequest as exc:
-            return Decision(task_id, error=exc.as_error())
-        if req.is_child and req.origin_task_id:
-            self._load_parent(req.origin_task_id)
-        est = None if estimated_gpu_seconds is None else seconds_to_ms(estimated_gpu_seconds)
         ledger, keys = self.ledger, self.keys
-        pkey = keys.parent(task_id)
-        wrote_parent = False
-        d = Decision(task_id)
-        for _attempt in range(2 * len(self._ids) + 4):
-            d = route(ledger, req, task_id, now, est, explain=self.explain)
-            if d.error is not None:
+        out: list[Decision | None] = [None] * len(items)
+        todo: list[tuple[int, str, ParsedRequest, int | None]] = []
+        for i, (task_id, body, est_s) in enumerate(items):
+            try:
+                req = parse_request(body)
+            except InvalidRequest as exc:
+                out[i] = Decision(task_id, error=exc.as_error())
+                continue
+            if req.is_child and req.origin_task_id:
+                self._load_parent(req.origin_task_id)
+            todo.append((i, task_id, req, None if est_s is None else seconds_to_ms(est_s)))
+        wrote: set[str] = set()
+        for _round in range(2 * len(self._ids) + 4):
+            if not todo:
                 break
-            assert d.requested_mode is not None and d.effective_mode is not None
-            if d.account_id is None:  # P1: remembered as a parent only
-                self.r.set(pkey, f"|{d.requested_mode.value}", ex=self.done_ttl)
-                ledger.reserve(d, now)
-                break
-            acc = ledger.accounts[d.account_id]
-            lease_until = self.clock() + self.lease_seconds
             pipe = self.r.pipeline(transaction=False)
-            pipe.set(pkey, f"{acc.id}|{d.requested_mode.value}", ex=self.done_ttl)
-            self._reserve(keys=[keys.acc(acc.id), keys.leases(acc.id), keys.task(acc.id, task_id)],
-                          args=[task_id, d.effective_mode.value, d.reserved_ms, repr(lease_until),
-                                self.owner, repr(now)], client=pipe)
-            res = pipe.execute()[1]
-            wrote_parent = True
-            if int(res[0]) == 1:
-                acc.in_flight = int(res[1]) - 1
-                acc.reserved_ms = int(res[2]) - d.reserved_ms
-                ledger.reserve(d, now)
-                self._mine[task_id] = ledger.tasks.pop(task_id)
-                break
-            reason = str(res[1])
-            if reason == "duplicate":
-                d = Decision(task_id, error=make_error(
-                    "invalid_request", "M0", f"task id {task_id!r} was already submitted"))
-                break
-            self.lost_races += 1
-            if len(res) > 2:
+            sent: list[tuple[int, str, Decision]] = []
+            later: list[tuple[int, str, ParsedRequest, int | None]] = []
+            in_round: set[str] = set()
+            for k, item in enumerate(todo):
+                i, task_id, req, est = item
+                if req.is_child and req.origin_task_id in in_round:
+                    later = todo[k:]  # keep the order: the rest waits for the next round
+                    break
+                d = route(ledger, req, task_id, now, est, explain=self.explain)
+                if d.error is not None:
+                    out[i] = d
+                    continue
+                assert d.requested_mode is not None and d.effective_mode is not None
+                if d.account_id is None:  # P1: remembered as a parent only
+                    pipe.set(keys.parent(task_id), f"|{d.requested_mode.value}",
+                             ex=self.done_ttl)
+                    ledger.reserve(d, now)
+                    out[i] = d
+                    continue
+                acc_id = d.account_id
+                pipe.set(keys.parent(task_id), f"{acc_id}|{d.requested_mode.value}",
+                         ex=self.done_ttl)
+                self._reserve(keys=[keys.acc(acc_id), keys.leases(acc_id),
+                                    keys.task(acc_id, task_id)],
+                              args=[task_id, d.effective_mode.value, d.reserved_ms,
+                                    repr(self.clock() + self.lease_seconds), self.owner,
+                                    repr(now)], client=pipe)
+                ledger.reserve(d, now)  # optimistic: the next task sees this one
+                wrote.add(task_id)
+                in_round.add(task_id)
+                sent.append((i, task_id, d))
+            results = pipe.execute() if len(pipe) else []
+            scripts = [r for r in results if isinstance(r, list)]
+            retry: list[tuple[int, str, ParsedRequest, int | None]] = []
+            touched: set[str] = set()
+            by_index = {item[0]: item for item in todo}
+            todo_rest = later
+            for (i, task_id, d), res in zip(sent, scripts, strict=True):
+                acc = ledger.accounts[d.account_id or ""]
+                touched.add(acc.id)
+                task = ledger.tasks.pop(task_id)
+                if int(res[0]) == 1:  # the state right after this script
+                    acc.in_flight, acc.reserved_ms = int(res[1]), int(res[2])
+                    self._mine[task_id] = task
+                    out[i] = d
+                    continue
+                ledger.parents.pop(task_id, None)
+                if str(res[1]) == "duplicate":
+                    acc.in_flight -= 1
+                    acc.reserved_ms -= d.reserved_ms
+                    out[i] = Decision(task_id, error=make_error(
+                        "invalid_request", "M0", f"task id {task_id!r} was already submitted"))
+                    continue
+                self.lost_races += 1
                 self._to_mirror(acc.id, _pairs(res[2:]))
-        else:
-            d = Decision(task_id, error=make_error(
+                retry.append(by_index[i])
+            for acc_id in touched:
+                ledger.touch(ledger.accounts[acc_id])
+            todo = sorted(retry + todo_rest)
+        for i, task_id, _req, _est in todo:
+            out[i] = Decision(task_id, error=make_error(
                 "pool_saturated", "R5", "every choice was taken by another process while "
                 "reserving (R5); retry when an account frees"))
-        if d.error is not None and wrote_parent:
-            self.r.delete(pkey)
+        rejected = [d.task_id for d in out if d is not None and d.error is not None
+                    and d.task_id in wrote]
+        if rejected:
+            self.r.delete(*[keys.parent(t) for t in rejected])
         self._evaluate_pool(now)
-        return d
+        return [d for d in out if d is not None]
 
     def routed(self, task_id: str) -> bool:
         return task_id in self.ledger.parents or bool(self.r.exists(self.keys.parent(task_id)))
