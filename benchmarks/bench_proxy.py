@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -83,49 +84,57 @@ def redis_server() -> Iterator[str]:
             proc.wait()
 
 
-def loop(store: Any, seconds: float, keep: int, tag: str) -> tuple[int, list[float]]:
-    """Submit for ``seconds``; complete the oldest task beyond ``keep`` in flight."""
+def loop(store: Any, seconds: float, keep: int, tag: str,
+         batch: int = 1) -> tuple[int, list[float]]:
+    """Submit for ``seconds`` (``batch`` at a time through ``submit_many``; each
+    task's latency is its batch's); complete the oldest beyond ``keep`` in flight."""
     held: deque[str] = deque()
     lat: list[float] = []
     n = 0
     start = time.perf_counter()
     now = time.time()
     while time.perf_counter() - start < seconds:
-        task_id = f"{tag}-{n}"
+        ids = [f"{tag}-{n + k}" for k in range(batch)]
         t0 = time.perf_counter()
-        d = store.submit(task_id, BODY, now)
-        lat.append(time.perf_counter() - t0)
-        n += 1
-        if d.error is None:
-            held.append(task_id)
-        if len(held) > keep:
+        if batch == 1:
+            decisions = [store.submit(ids[0], BODY, now)]
+        else:
+            decisions = store.submit_many([(t, BODY, None) for t in ids], now)
+        dt = time.perf_counter() - t0
+        lat.extend([dt] * batch)
+        n += batch
+        held.extend(d.task_id for d in decisions if d.error is None)
+        while len(held) > keep:
             store.complete(held.popleft(), 1.0, now)
     while held:  # leave the pool empty for the next phase
         store.complete(held.popleft(), 1.0, now)
     return n, lat
 
 
-def redis_worker(url: str, seconds: float, keep: int, tag: str, out: Any) -> None:
+def redis_worker(url: str, seconds: float, keep: int, tag: str, batch: int,
+                 out: Any) -> None:
     store = RedisStore(connect(url), owner=tag, explain=False)
-    n, lat = loop(store, 0.3, keep, tag + "w")  # warm-up: script loading, connections
-    n, lat = loop(store, seconds, keep, tag)
+    n, lat = loop(store, 0.3, keep, tag + "w", batch)  # warm-up: scripts, connections
+    n, lat = loop(store, seconds, keep, tag, batch)
     out.put((n, lat, store.lost_races))
 
 
-def run_memory(seconds: float, keep: int, room: int) -> tuple[float, list[float]]:
+def run_memory(seconds: float, keep: int, room: int,
+               batch: int) -> tuple[float, list[float]]:
     store = MemoryStore(accounts(room), Policy(), start_at=time.time(), explain=False)
-    loop(store, 0.3, keep, "w")
-    n, lat = loop(store, seconds, keep, "m")
+    loop(store, 0.3, keep, "w", batch)
+    n, lat = loop(store, seconds, keep, "m", batch)
     return n / seconds, lat
 
 
 def run_redis(url: str, seconds: float, keep: int, procs: int,
-              room: int) -> tuple[float, list[float], int]:
+              room: int, batch: int) -> tuple[float, list[float], int]:
     client = connect(url)
     load_into_redis(client, accounts(room), Policy(), time.time(), replace=True)
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    workers = [ctx.Process(target=redis_worker, args=(url, seconds, keep, f"p{i}", out))
+    workers = [ctx.Process(target=redis_worker,
+                           args=(url, seconds, keep, f"p{i}", batch, out))
                for i in range(procs)]
     for w in workers:
         w.start()
@@ -228,6 +237,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--keep", type=int, default=200, help="tasks held in flight per process")
     ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=16, help="submits per submit_many call")
     ap.add_argument("--http", action="store_true", help="also measure end to end over HTTP")
     args = ap.parse_args()
     rows: dict[str, list[float]] = {}
@@ -237,10 +247,12 @@ def main() -> None:
 
     with redis_server() as url, tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
-            for mode, room in ROOM.items():
-                keep = args.keep if mode == "steady" else 10**9
-                mem_rate, mem_lat = run_memory(args.seconds, keep, room)
-                red_rate, red_lat, lost = run_redis(url, args.seconds, keep, args.procs, room)
+            for (kind, room), batch in itertools.product(ROOM.items(), (1, args.batch)):
+                mode = f"{kind} b{batch}"
+                keep = args.keep if kind == "steady" else 10**9
+                mem_rate, mem_lat = run_memory(args.seconds, keep, room, batch)
+                red_rate, red_lat, lost = run_redis(url, args.seconds, keep, args.procs, room,
+                                                    batch)
                 add(f"{mode}: memory_1proc_submits_per_s", mem_rate)
                 add(f"{mode}: memory_p50_ms", p(mem_lat, 0.50))
                 add(f"{mode}: memory_p99_ms", p(mem_lat, 0.99))
@@ -257,7 +269,8 @@ def main() -> None:
                     add(k, v)
     print(f"medians of {args.runs} runs, {args.seconds:g} s each, 20 Mega accounts, "
           f"fast imagine, {os.cpu_count()} CPUs (steady: completions in the loop, "
-          f"{args.keep} held per process; burst: submits only)")
+          f"{args.keep} held per process; burst: submits only; bN: N submits per round "
+          "trip through submit_many)")
     for k, vals in rows.items():
         print(f"  {k:<44} {statistics.median(vals):>12,.3f}")
     if args.http:

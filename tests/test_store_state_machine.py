@@ -174,6 +174,19 @@ class SameLedger(RuleBasedStateMachine):
         a, b = self._both(op, *args)
         assert a == b
 
+    @precondition(lambda self: bool(self.ids))
+    @rule(data=st.data())
+    def finish_batch(self, data: st.DataObject) -> None:
+        """``complete_many`` (one round trip per round) charges as one by one (L1-L3)."""
+        picked = data.draw(st.lists(st.sampled_from(self.ids), min_size=1, max_size=8))
+        gpus = data.draw(st.lists(st.sampled_from([0.0, 10.0, 58.2, 200.0]),
+                                  min_size=len(picked), max_size=len(picked)))
+        a, b = self._both("complete_many", list(zip(picked, gpus, strict=True)), self.now)
+
+        def norm(xs: list[Any]) -> list[Any]:
+            return [x.code if isinstance(x, RouterError) else x for x in xs]
+        assert norm(a) == norm(b)
+
     @rule(acc=st.sampled_from(["a1", "a2", "b1", "r1", "k1", "nope"]),
           status=st.sampled_from(list(Status)))
     def set_status(self, acc: str, status: Status) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router.accounts import MS_PER_HOUR, MS_PER_SECOND, Account, Setting, Status
-from router.decision import Decision, Notification
+from router.decision import Decision, Notification, Outcome
 from router.errors import NotInFlight
 from router.proxy.envelope import HTTP_STATUS, empty_error, envelope, error_envelope, route_error
 from router.proxy.queue import LocalQueue, TaskQueue
@@ -174,6 +174,8 @@ class TaskService:
         self._finished: list[str] = []
         self._batch: list[tuple[Task, asyncio.Future[tuple[int, dict[str, Any]]]]] = []
         self._flush_scheduled = False
+        self._done_batch: list[tuple[str, float, asyncio.Future[Outcome]]] = []
+        self._done_scheduled = False
 
     # -------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -245,6 +247,34 @@ class TaskService:
                 if not fut.done():
                     fut.set_exception(exc)
 
+    async def _complete_async(self, task_id: str, gpu_seconds: float) -> Outcome:
+        """Completions that finish in the same turn of the event loop are charged
+        together (``Store.complete_many``), each exactly as ``complete`` would."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Outcome] = loop.create_future()
+        self._done_batch.append((task_id, gpu_seconds, fut))
+        if not self._done_scheduled:
+            self._done_scheduled = True
+            loop.call_soon(self._flush_done)
+        return await fut
+
+    def _flush_done(self) -> None:
+        self._done_scheduled = False
+        batch, self._done_batch = self._done_batch, []
+        try:
+            results = self.store.complete_many([(t, g) for t, g, _ in batch], time.time())
+            for (_t, _g, fut), res in zip(batch, results, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(res, Exception):
+                    fut.set_exception(res)
+                else:
+                    fut.set_result(res)
+        except Exception as exc:
+            for _t, _g, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+
     def _accept(self, task: Task, d: Decision, now: float) -> tuple[int, dict[str, Any]]:
         body = task.body
         if d.error is None:
@@ -311,7 +341,7 @@ class TaskService:
             if d.account_id is not None:  # P1 public tasks are not ours to charge
                 try:
                     if res.ok:
-                        out = self.store.complete(task.task_id, res.gpu_seconds, now)
+                        out = await self._complete_async(task.task_id, res.gpu_seconds)
                         task.charged_seconds = out.charged_ms / MS_PER_SECOND
                     else:
                         self.store.fail(task.task_id, now)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from router.accounts import Account, Setting, Status
 from router.decision import Decision, Notification, Outcome, Renewal
+from router.errors import NotInFlight
 from router.ledger import Policy
 
 
@@ -48,6 +49,11 @@ class Store(Protocol):
 
     def complete(self, task_id: str, gpu_seconds: float, now: float) -> Outcome:
         """L1-L3: charge once; a second delivery raises ``NotInFlight``."""
+        ...
+
+    def complete_many(self, items: list[tuple[str, float]],
+                      now: float) -> list[Outcome | NotInFlight]:
+        """``complete`` for (task id, gpu seconds) in order; errors as values."""
         ...
 
     def fail(self, task_id: str, now: float) -> Outcome: ...

@@ -12,7 +12,7 @@ from typing import Any
 
 from router.accounts import Account, Setting, Status
 from router.decision import Decision, Notification, Outcome, Renewal
-from router.errors import UnknownAccount
+from router.errors import NotInFlight, UnknownAccount
 from router.ledger import Policy
 from router.pool import Pool
 
@@ -45,6 +45,16 @@ class MemoryStore:
 
     def complete(self, task_id: str, gpu_seconds: float, now: float) -> Outcome:
         return self.pool.complete(task_id, gpu_seconds, now)
+
+    def complete_many(self, items: list[tuple[str, float]],
+                      now: float) -> list[Outcome | NotInFlight]:
+        out: list[Outcome | NotInFlight] = []
+        for task_id, gpu in items:
+            try:
+                out.append(self.complete(task_id, gpu, now))
+            except NotInFlight as exc:
+                out.append(exc)
+        return out
 
     def fail(self, task_id: str, now: float) -> Outcome:
         return self.pool.fail(task_id, now)

@@ -489,6 +489,81 @@ class RedisStore:
             log.debug("%s of %s raced on %s; recomputing", verb, task_id, acc_id)
             self._to_mirror(acc_id, _pairs(res[2:]))
 
+    def complete_many(self, items: list[tuple[str, float]],
+                      now: float) -> list[Outcome | NotInFlight]:
+        """Complete several tasks this process reserved, one round trip per round.
+
+        Each completion runs ``Ledger.complete`` on the mirror and is written by
+        the same CAS script as ``complete``. An account gets at most one
+        fast-time-changing completion per round (a second one would need the
+        first's new version), so a conflict can never let a later write slip
+        through; conflicts and tasks reserved elsewhere finish one by one.
+        """
+        self.advance(now)
+        ledger, keys = self.ledger, self.keys
+        out: list[Outcome | NotInFlight | None] = [None] * len(items)
+        todo = list(range(len(items)))
+        slow: list[int] = []
+        while todo:
+            pipe = self.r.pipeline(transaction=False)
+            sent: list[tuple[int, InFlight, Outcome, bool, list[Notification]]] = []
+            busy: set[str] = set()
+            later: list[int] = []
+            for i in todo:
+                task_id, gpu = items[i]
+                task = self._mine.get(task_id)
+                if task is None:
+                    slow.append(i)
+                    continue
+                acc = ledger.accounts[task.account_id]
+                if acc.id in busy:
+                    later.append(i)
+                    continue
+                ledger.tasks[task_id] = task
+                before = ledger_fields(acc)
+                n = len(ledger.notifications)
+                res = ledger.complete(task_id, seconds_to_ms(gpu), now)
+                notes = ledger.notifications[n:]
+                changed = {k: v for k, v in ledger_fields(acc).items() if before[k] != v}
+                if changed:
+                    busy.add(acc.id)
+                self._finish(keys=[keys.acc(acc.id), keys.leases(acc.id),
+                                   keys.task(acc.id, task_id)],
+                             args=[task_id, "completed", self._lver[acc.id] if changed else "",
+                                   self.done_ttl, res.charged_ms, *_flatten(changed)],
+                             client=pipe)
+                sent.append((i, task, res, bool(changed), notes))
+            dirty: set[str] = set()
+            for (i, task, res, wrote, notes), r in zip(sent, pipe.execute() if sent else [],
+                                                       strict=True):
+                code = int(r[0])
+                if code == 1:
+                    out[i] = res
+                    self._mine.pop(task.task_id, None)
+                    if wrote:
+                        self._lver[task.account_id] = str(r[1])
+                    continue
+                for note in notes:
+                    ledger.notifications.remove(note)
+                dirty.add(task.account_id)
+                if code == 0:
+                    self._mine.pop(task.task_id, None)
+                    why = "its lease expired" if str(r[1]) == "expired" else "already finished"
+                    out[i] = NotInFlight(f"cannot complete task {task.task_id}: not in flight "
+                                         f"({why})", "L1")
+                else:
+                    later.append(i)
+            for acc_id in dirty:
+                self._refresh_account(acc_id)
+            todo = sorted(later)
+        for i in slow:
+            try:
+                out[i] = self.complete(*items[i], now)
+            except NotInFlight as exc:
+                out[i] = exc
+        self._evaluate_pool(now)
+        return [o for o in out if o is not None]
+
     def complete(self, task_id: str, gpu_seconds: float, now: float) -> Outcome:
         return self._finish_task(task_id, now, "complete", seconds_to_ms(gpu_seconds))
 
