@@ -104,11 +104,51 @@ def loop(store: Any, seconds: float, keep: int, tag: str,
         lat.extend([dt] * batch)
         n += batch
         held.extend(d.task_id for d in decisions if d.error is None)
-        while len(held) > keep:
-            store.complete(held.popleft(), 1.0, now)
+        if batch == 1:
+            while len(held) > keep:
+                store.complete(held.popleft(), 1.0, now)
+        elif len(held) > keep:
+            store.complete_many([(held.popleft(), 1.0) for _ in range(len(held) - keep)], now)
     while held:  # leave the pool empty for the next phase
         store.complete(held.popleft(), 1.0, now)
     return n, lat
+
+
+def open_loop(store: Any, seconds: float, rate: float, keep: int,
+              tag: str) -> tuple[int, list[float]]:
+    """Tasks arrive at ``rate`` per second; each turn routes everything that has
+    arrived (up to 64) in one ``submit_many``; latency = done - arrival."""
+    held: deque[str] = deque()
+    lat: list[float] = []
+    n = 0
+    start = time.perf_counter()
+    now = time.time()
+    while True:
+        t = time.perf_counter()
+        if t - start >= seconds:
+            break
+        due = min(int((t - start) * rate) - n, 64)
+        if due <= 0:
+            time.sleep(0.0002)
+            continue
+        arrivals = [start + (n + k) / rate for k in range(due)]
+        decisions = store.submit_many([(f"{tag}-{n + k}", BODY, None) for k in range(due)],
+                                      now)
+        done = time.perf_counter()
+        lat.extend(done - a for a in arrivals)
+        n += due
+        held.extend(d.task_id for d in decisions if d.error is None)
+        if len(held) > keep:
+            store.complete_many([(held.popleft(), 1.0) for _ in range(len(held) - keep)], now)
+    return n, lat
+
+
+def redis_rate_worker(url: str, seconds: float, rate: float, keep: int, tag: str,
+                      out: Any) -> None:
+    store = RedisStore(connect(url), owner=tag, explain=False)
+    open_loop(store, 0.3, rate, keep, tag + "w")
+    n, lat = open_loop(store, seconds, rate, keep, tag)
+    out.put((n, lat, store.lost_races))
 
 
 def redis_worker(url: str, seconds: float, keep: int, tag: str, batch: int,
@@ -146,6 +186,28 @@ def run_redis(url: str, seconds: float, keep: int, procs: int,
     return total / seconds, lat, sum(r[2] for r in results)
 
 
+def run_rate(url: str | None, seconds: float, rate: float, keep: int,
+             procs: int) -> tuple[float, list[float]]:
+    """Open loop at ``rate`` in total: memory in one process, or Redis split over ``procs``."""
+    if url is None:
+        store = MemoryStore(accounts(), Policy(), start_at=time.time(), explain=False)
+        open_loop(store, 0.3, rate, keep, "w")
+        n, lat = open_loop(store, seconds, rate, keep, "m")
+        return n / seconds, lat
+    load_into_redis(connect(url), accounts(), Policy(), time.time(), replace=True)
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    workers = [ctx.Process(target=redis_rate_worker,
+                           args=(url, seconds, rate / procs, keep, f"r{i}", out))
+               for i in range(procs)]
+    for w in workers:
+        w.start()
+    results = [out.get() for _ in workers]
+    for w in workers:
+        w.join()
+    return sum(r[0] for r in results) / seconds, [x for r in results for x in r[1]]
+
+
 def p(lat: list[float], q: float) -> float:
     s = sorted(lat)
     return s[min(len(s) - 1, int(q * len(s)))] * 1000
@@ -171,22 +233,34 @@ def wait_up(port: int) -> None:
     raise RuntimeError("byoa serve did not start")
 
 
+async def _raw_worker(port: int, key: str, stop: float, counts: dict[int, int]) -> None:
+    """A minimal keep-alive HTTP/1.1 client: the load generator must cost less
+    CPU than the servers it measures (httpx' pool does not, on two cores)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    payload = json.dumps(BODY).encode()
+    request = (f"POST /api/v1/task HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {key}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+               ).encode() + payload
+    while time.perf_counter() < stop:
+        writer.write(request)
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        counts[status] = counts.get(status, 0) + 1
+    writer.close()
+
+
 async def drive(ports: list[int], key: str, seconds: float, conc: int) -> int:
-    import httpx
-
-    done = 0
+    counts: dict[int, int] = {}
     stop = time.perf_counter() + seconds
-
-    async def worker(client: httpx.AsyncClient, port: int) -> None:
-        nonlocal done
-        while time.perf_counter() < stop:
-            r = await client.post(f"http://127.0.0.1:{port}/api/v1/task", json=BODY,
-                                  headers={"x-api-key": key})
-            done += r.status_code == 200
-
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=conc)) as c:
-        await asyncio.gather(*[worker(c, ports[i % len(ports)]) for i in range(conc)])
-    return done
+    await asyncio.gather(*[_raw_worker(ports[i % len(ports)], key, stop, counts)
+                           for i in range(conc)])
+    return counts.get(200, 0)
 
 
 def route_p99_from_metrics(port: int, key: str) -> tuple[float, int]:
@@ -220,7 +294,7 @@ def run_http(url: str, seconds: float, tmp: Path) -> dict[str, float]:
         try:
             for pt in ports:
                 wait_up(pt)
-            n = asyncio.run(drive(ports, key, seconds, 64))
+            n = asyncio.run(drive(ports, key, seconds, 32))
             out[f"http_{label}_submits_per_s"] = n / seconds
             p99s = [route_p99_from_metrics(pt, key)[0] for pt in ports]
             out[f"http_{label}_route_p99_bucket_ms"] = max(p99s)
@@ -238,7 +312,10 @@ def main() -> None:
     ap.add_argument("--keep", type=int, default=200, help="tasks held in flight per process")
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--batch", type=int, default=16, help="submits per submit_many call")
+    ap.add_argument("--rate", type=float, default=5000.0,
+                    help="offered submits/s in total for the open-loop latency run")
     ap.add_argument("--http", action="store_true", help="also measure end to end over HTTP")
+    ap.add_argument("--http-only", action="store_true", help="only the HTTP measurement")
     args = ap.parse_args()
     rows: dict[str, list[float]] = {}
 
@@ -247,6 +324,10 @@ def main() -> None:
 
     with redis_server() as url, tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
+            if args.http_only:
+                for k, v in run_http(url, args.seconds, Path(tmp)).items():
+                    add(k, v)
+                continue
             for (kind, room), batch in itertools.product(ROOM.items(), (1, args.batch)):
                 mode = f"{kind} b{batch}"
                 keep = args.keep if kind == "steady" else 10**9
@@ -264,6 +345,19 @@ def main() -> None:
                 add(f"{mode}: ratio redis/memory throughput", red_rate / mem_rate)
                 print(f"run {run + 1}/{args.runs} {mode}: memory {mem_rate:,.0f}/s, "
                       f"redis x{args.procs} {red_rate:,.0f}/s", file=sys.stderr)
+            mem_rate, mem_lat = run_rate(None, args.seconds, args.rate, args.keep, 1)
+            red_rate, red_lat = run_rate(url, args.seconds, args.rate, args.keep, args.procs)
+            tag = f"open loop {args.rate:g}/s"
+            add(f"{tag}: memory achieved per_s", mem_rate)
+            add(f"{tag}: memory p50_ms", p(mem_lat, 0.50))
+            add(f"{tag}: memory p99_ms", p(mem_lat, 0.99))
+            add(f"{tag}: redis x{args.procs} achieved per_s", red_rate)
+            add(f"{tag}: redis p50_ms", p(red_lat, 0.50))
+            add(f"{tag}: redis p99_ms", p(red_lat, 0.99))
+            add(f"{tag}: added p99_ms", p(red_lat, 0.99) - p(mem_lat, 0.99))
+            print(f"run {run + 1}/{args.runs} open loop: memory {mem_rate:,.0f}/s "
+                  f"p99 {p(mem_lat, 0.99):.2f} ms, redis {red_rate:,.0f}/s "
+                  f"p99 {p(red_lat, 0.99):.2f} ms", file=sys.stderr)
             if args.http:
                 for k, v in run_http(url, args.seconds, Path(tmp)).items():
                     add(k, v)
@@ -273,7 +367,7 @@ def main() -> None:
           "trip through submit_many)")
     for k, vals in rows.items():
         print(f"  {k:<44} {statistics.median(vals):>12,.3f}")
-    if args.http:
+    if args.http or args.http_only:
         rh = statistics.median(rows["http_redis_2proc_submits_per_s"])
         mh = statistics.median(rows["http_memory_1proc_submits_per_s"])
         print(f"  ratio HTTP redis x2 / memory x1 throughput: {rh / mh:.3f}")

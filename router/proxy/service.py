@@ -176,6 +176,8 @@ class TaskService:
         self._flush_scheduled = False
         self._done_batch: list[tuple[str, float, asyncio.Future[Outcome]]] = []
         self._done_scheduled = False
+        self._records: dict[str, str] = {}
+        self._records_scheduled = False
 
     # -------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -306,7 +308,21 @@ class TaskService:
         self._save(task)
 
     def _save(self, task: Task) -> None:
-        self.store.put_record(task.task_id, json.dumps(task_data(task)))
+        """Write the task record for every process to read; writes of one turn of
+        the event loop go together (one pipeline for the Redis store)."""
+        self._records[task.task_id] = json.dumps(task_data(task))
+        if not self._records_scheduled:
+            self._records_scheduled = True
+            try:
+                asyncio.get_running_loop().call_soon(self._flush_records)
+            except RuntimeError:  # no loop (direct calls in tests): write now
+                self._flush_records()
+
+    def _flush_records(self) -> None:
+        self._records_scheduled = False
+        records, self._records = self._records, {}
+        if records:
+            self.store.put_records(records)
 
     def _start(self, task: Task) -> None:
         runner = asyncio.get_running_loop().create_task(self._run(task))
@@ -478,7 +494,7 @@ class TaskService:
         task = self.tasks.get(task_id)
         if task is not None:
             return task_data(task)
-        raw = self.store.get_record(task_id)
+        raw = self._records.get(task_id) or self.store.get_record(task_id)
         return None if raw is None else dict(json.loads(raw))
 
     def cancel(self, task_id: str) -> tuple[int, dict[str, Any]]:

@@ -91,6 +91,9 @@ class MemoryStore:
     def put_record(self, task_id: str, data: str) -> None:
         self._records[task_id] = data
 
+    def put_records(self, records: dict[str, str]) -> None:
+        self._records.update(records)
+
     def get_record(self, task_id: str) -> str | None:
         return self._records.get(task_id)
 

@@ -666,6 +666,12 @@ class RedisStore:
     def put_record(self, task_id: str, data: str) -> None:
         self.r.set(self.keys.record(task_id), data, ex=self.done_ttl)
 
+    def put_records(self, records: dict[str, str]) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for task_id, data in records.items():
+            pipe.set(self.keys.record(task_id), data, ex=self.done_ttl)
+        pipe.execute()
+
     def get_record(self, task_id: str) -> str | None:
         raw = self.r.get(self.keys.record(task_id))
         return None if raw is None else str(raw)
