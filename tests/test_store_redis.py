@@ -252,3 +252,20 @@ def test_batched_submits_from_two_processes_never_overfill_R1(url: str) -> None:
     assert [(x.id, x.in_flight) for x in a.accounts()] == [("a1", 2), ("a2", 2), ("a3", 1)]
     client = connect(url)
     assert client.get("byoa:p:y3") is None  # rejected tasks leave no parent record
+
+
+def test_keys_of_one_script_share_one_cluster_slot() -> None:
+    """Every key a Lua script touches carries the same hash tag (Redis Cluster)."""
+    from redis.crc import key_slot
+
+    from router.proxy.queue import RedisQueue
+    from router.stores.redis_store import Keys
+
+    k = Keys("byoa")
+    for acc_id, task_id in (("a1", "t-1"), ("acc:9", "3f1c-uuid"), ("x y", "{weird}")):
+        slots = {key_slot(key.encode()) for key in (
+            k.acc(acc_id), k.leases(acc_id), k.task(acc_id, task_id), k.hist(acc_id),
+            k.secret(acc_id))}
+        assert len(slots) == 1, acc_id
+    queue = RedisQueue(connect("redis://127.0.0.1:1/0"))  # no I/O until used
+    assert len({key_slot(key.encode()) for key in queue.keys}) == 1
