@@ -8,7 +8,7 @@
   ``router.ledger`` in Python.
 """
 
-from router.stores.base import Store, TaskLocation
+from router.stores.base import Store
 from router.stores.memory import MemoryStore
 
-__all__ = ["MemoryStore", "Store", "TaskLocation"]
+__all__ = ["MemoryStore", "Store"]

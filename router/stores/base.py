@@ -8,22 +8,12 @@ delivery changes nothing (it charges once, L1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from router.accounts import Account, Setting, Status
 from router.decision import Decision, Notification, Outcome, Renewal
 from router.errors import NotInFlight
 from router.ledger import Policy
-
-
-@dataclass(frozen=True, slots=True)
-class TaskLocation:
-    """Where a routed task runs (R7 pinning reads it for children)."""
-
-    task_id: str
-    account_id: str | None
-    public: bool
 
 
 class Store(Protocol):

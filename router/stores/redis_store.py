@@ -676,9 +676,5 @@ class RedisStore:
         raw = self.r.get(self.keys.record(task_id))
         return None if raw is None else str(raw)
 
-    def in_flight_tasks(self) -> dict[str, str]:
-        """Task ids this process holds leases for (account id by task)."""
-        return {t: task.account_id for t, task in self._mine.items()}
-
     def close(self) -> None:
         self.r.close()
