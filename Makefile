@@ -11,7 +11,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,sim]'
+	$(PY) -m pip install --quiet -e '.[dev,sim,redis,proxy]'
 	touch $(STAMP)
 
 demo: install

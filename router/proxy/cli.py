@@ -1,0 +1,111 @@
+"""``byoa serve``: run the reference proxy (one process; start several on one Redis)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+
+from router.cli import EXTRA_COMMANDS
+from router.errors import InputError
+from router.loading import load_accounts
+from router.stores.base import Store
+
+ENV_KEY = "BYOA_API_KEY"
+
+
+def build_store(args: argparse.Namespace) -> Store:
+    if args.redis and args.accounts:
+        raise InputError("give either --redis (shared state) or --accounts (one process), "
+                         "not both", field="--redis/--accounts")
+    if args.redis:
+        import redis
+
+        from router.stores.redis_store import RedisStore, connect
+
+        client = connect(args.redis)
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            raise InputError(f"cannot reach Redis at {args.redis}: {exc}",
+                             field="--redis") from None
+        return RedisStore(client, prefix=args.prefix, lease_seconds=args.lease,
+                          explain=args.explain)
+    if args.accounts:
+        from router.stores.memory import MemoryStore
+
+        accounts, policy = load_accounts(args.accounts)
+        return MemoryStore(accounts, policy, start_at=time.time(), explain=args.explain)
+    raise InputError("say where the accounts are: --redis URL (after `byoa accounts load`) "
+                     "or --accounts FILE", field="--redis/--accounts")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from router.proxy.app import create_app
+    from router.proxy.service import ProxyConfig, TaskService
+    from router.proxy.upstream import SimulatedUpstream
+
+    api_key = args.api_key or os.environ.get(ENV_KEY, "")
+    if not api_key:
+        raise InputError(f"an API key is required: --api-key KEY or ${ENV_KEY}",
+                         field="--api-key")
+    if args.speedup <= 0:
+        raise InputError(f"expected a speed-up > 0, got {args.speedup}", field="--speedup")
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    store = build_store(args)
+    queue = None
+    if args.redis:
+        from router.proxy.queue import RedisQueue
+        from router.stores.redis_store import RedisStore
+
+        assert isinstance(store, RedisStore)
+        queue = RedisQueue(store.r, prefix=args.prefix, claim_seconds=args.lease)
+    config = ProxyConfig(api_key=api_key, max_body_bytes=args.max_body,
+                         start_delay=args.start_delay, notify_url=args.notify_url,
+                         notify_secret=os.environ.get("BYOA_NOTIFY_SECRET", ""),
+                         maintain_interval=max(min(args.lease / 3, 5.0), 0.05),
+                         webhook_backoff=args.webhook_backoff)
+    upstream = SimulatedUpstream(speedup=args.speedup, seed=args.seed, fail_rate=args.fail_rate)
+    app = create_app(TaskService(store, upstream, config, queue))
+    print(f"byoa serve: http://{args.host}:{args.port} "
+          f"({'redis ' + args.redis if args.redis else 'in-memory ' + args.accounts})", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
+                access_log=args.access_log)
+    store.close()
+    return 0
+
+
+def setup(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--redis", help="Redis URL: shared state for several processes")
+    p.add_argument("--prefix", default="byoa", help="Redis key prefix (default byoa)")
+    p.add_argument("--accounts", help="accounts file for a single in-memory process")
+    p.add_argument("--api-key", help=f"the x-api-key clients must send (default ${ENV_KEY})")
+    p.add_argument("--lease", type=float, default=30.0,
+                   help="reservation lease in seconds (default 30)")
+    p.add_argument("--speedup", type=float, default=60.0,
+                   help="simulated Midjourney seconds per real second (default 60)")
+    p.add_argument("--start-delay", type=float, default=0.05,
+                   help="real seconds a routed task stays pending before it starts (default 0.05)")
+    p.add_argument("--fail-rate", type=float, default=0.0,
+                   help="share of simulated tasks that fail (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
+    p.add_argument("--max-body", type=int, default=64 * 1024,
+                   help="largest request body in bytes (default 65536)")
+    p.add_argument("--notify-url", help="account notification webhook URL "
+                   "(secret from $BYOA_NOTIFY_SECRET)")
+    p.add_argument("--webhook-backoff", type=float, default=0.5,
+                   help="first retry delay of a webhook in seconds, doubling (default 0.5)")
+    p.add_argument("--explain", action="store_true",
+                   help="compute per-account explanations for every decision (slower)")
+    p.add_argument("--log-level", default="warning", help="log level (default warning)")
+    p.add_argument("--access-log", action="store_true", help="uvicorn access log")
+    p.set_defaults(func=cmd_serve)
+
+
+EXTRA_COMMANDS["serve"] = ("the reference proxy: GoAPI-shaped HTTP API with the router", setup)

@@ -1,0 +1,91 @@
+"""The store protocol: what an embedding (the proxy) needs from account state.
+
+Every method takes ``now`` (epoch seconds, the routing clock, L6) where the
+rules need time. Completion, failure and cancellation raise
+``router.errors.NotInFlight`` for a task that is not in flight, so a duplicate
+delivery changes nothing (it charges once, L1).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from router.accounts import Account, Setting, Status
+from router.decision import Decision, Notification, Outcome, Renewal
+from router.errors import NotInFlight
+from router.ledger import Policy
+
+
+class Store(Protocol):
+    """Shared or local account state with atomic reservations."""
+
+    @property
+    def policy(self) -> Policy: ...
+
+    def submit(self, task_id: str, body: Any, now: float, *,
+               estimated_gpu_seconds: float | None = None) -> Decision:
+        """Route ``body`` (router.engine) and reserve its slot atomically."""
+        ...
+
+    def submit_many(self, items: list[tuple[str, Any, float | None]],
+                    now: float) -> list[Decision]:
+        """``submit`` for (task id, body, estimate) in order, as one step where the
+        store can (one round trip to Redis); the same decisions as one by one."""
+        ...
+
+    def routed(self, task_id: str) -> bool:
+        """True once ``task_id`` was accepted (routed to an account or the public pool)."""
+        ...
+
+    def complete(self, task_id: str, gpu_seconds: float, now: float) -> Outcome:
+        """L1-L3: charge once; a second delivery raises ``NotInFlight``."""
+        ...
+
+    def complete_many(self, items: list[tuple[str, float]],
+                      now: float) -> list[Outcome | NotInFlight]:
+        """``complete`` for (task id, gpu seconds) in order; errors as values."""
+        ...
+
+    def fail(self, task_id: str, now: float) -> Outcome: ...
+
+    def cancel(self, task_id: str, now: float) -> Outcome: ...
+
+    def set_status(self, account_id: str, status: Status, now: float) -> Account: ...
+
+    def set_setting(self, account_id: str, setting: Setting, now: float) -> Account: ...
+
+    def advance(self, now: float) -> None:
+        """L6: renewals (L4) and backup activation (B1) due at ``now``, once."""
+        ...
+
+    def accounts(self) -> list[Account]:
+        """A fresh snapshot (copies) of every account, in file order."""
+        ...
+
+    def drain(self) -> tuple[list[Notification], list[Renewal]]:
+        """Notifications and renewals this store produced since the last drain."""
+        ...
+
+    def maintain(self, now: float) -> list[str]:
+        """Renew this process's leases and expire dead ones; the expired task ids."""
+        ...
+
+    def set_secret(self, account_id: str, name: str, value: str) -> None:
+        """Store a write-only account secret (e.g. a Discord token)."""
+        ...
+
+    def secret_names(self, account_id: str) -> list[str]:
+        """Which secrets an account has (never their values)."""
+        ...
+
+    def put_record(self, task_id: str, data: str) -> None:
+        """Keep an embedding's task record (JSON) where every process can read it."""
+        ...
+
+    def put_records(self, records: dict[str, str]) -> None:
+        """``put_record`` for several tasks at once (one round trip to Redis)."""
+        ...
+
+    def get_record(self, task_id: str) -> str | None: ...
+
+    def close(self) -> None: ...

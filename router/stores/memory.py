@@ -1,0 +1,101 @@
+"""``MemoryStore``: the in-process default, a thin wrapper over ``router.Pool``.
+
+A single process needs no leases: when it dies, its state dies with it, so
+``maintain`` has nothing to expire.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Any
+
+from router.accounts import Account, Setting, Status
+from router.decision import Decision, Notification, Outcome, Renewal
+from router.errors import NotInFlight, UnknownAccount
+from router.ledger import Policy
+from router.pool import Pool
+
+
+class MemoryStore:
+    """All state in this process; every call goes straight to the ``Pool``."""
+
+    def __init__(self, accounts: Iterable[Account], policy: Policy | None = None, *,
+                 start_at: float | None = None, explain: bool = True) -> None:
+        self.pool = Pool(accounts, policy, explain=explain)
+        self._secrets: dict[str, dict[str, str]] = {}
+        self._records: dict[str, str] = {}
+        if start_at is not None:
+            self.pool.advance(start_at)
+
+    @property
+    def policy(self) -> Policy:
+        return self.pool.policy
+
+    def submit(self, task_id: str, body: Any, now: float, *,
+               estimated_gpu_seconds: float | None = None) -> Decision:
+        return self.pool.submit(task_id, body, now, estimated_gpu_seconds=estimated_gpu_seconds)
+
+    def submit_many(self, items: list[tuple[str, Any, float | None]],
+                    now: float) -> list[Decision]:
+        return [self.submit(t, b, now, estimated_gpu_seconds=e) for t, b, e in items]
+
+    def routed(self, task_id: str) -> bool:
+        return task_id in self.pool.ledger.parents
+
+    def complete(self, task_id: str, gpu_seconds: float, now: float) -> Outcome:
+        return self.pool.complete(task_id, gpu_seconds, now)
+
+    def complete_many(self, items: list[tuple[str, float]],
+                      now: float) -> list[Outcome | NotInFlight]:
+        out: list[Outcome | NotInFlight] = []
+        for task_id, gpu in items:
+            try:
+                out.append(self.complete(task_id, gpu, now))
+            except NotInFlight as exc:
+                out.append(exc)
+        return out
+
+    def fail(self, task_id: str, now: float) -> Outcome:
+        return self.pool.fail(task_id, now)
+
+    def cancel(self, task_id: str, now: float) -> Outcome:
+        return self.pool.cancel(task_id, now)
+
+    def set_status(self, account_id: str, status: Status, now: float) -> Account:
+        return copy.copy(self.pool.set_status(account_id, status, now))
+
+    def set_setting(self, account_id: str, setting: Setting, now: float) -> Account:
+        return copy.copy(self.pool.set_setting(account_id, setting, now))
+
+    def advance(self, now: float) -> None:
+        self.pool.advance(now)
+
+    def accounts(self) -> list[Account]:
+        return [copy.copy(a) for a in self.pool.accounts.values()]
+
+    def drain(self) -> tuple[list[Notification], list[Renewal]]:
+        return self.pool.drain()
+
+    def maintain(self, now: float) -> list[str]:
+        return []
+
+    def set_secret(self, account_id: str, name: str, value: str) -> None:
+        if account_id not in self.pool.accounts:
+            raise UnknownAccount(f"no account {account_id!r} in the pool", "L5")
+        self._secrets.setdefault(account_id, {})[name] = value
+
+    def secret_names(self, account_id: str) -> list[str]:
+        return sorted(self._secrets.get(account_id, {}))
+
+    def put_record(self, task_id: str, data: str) -> None:
+        self._records[task_id] = data
+
+    def put_records(self, records: dict[str, str]) -> None:
+        self._records.update(records)
+
+    def get_record(self, task_id: str) -> str | None:
+        return self._records.get(task_id)
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,271 @@
+"""The Redis store with several processes' views: races, idempotency, leases.
+
+Two ``RedisStore`` objects on one real ``redis-server`` play two proxy
+processes; their mirrors are made stale on purpose (long refresh interval), so
+every race the Lua scripts must settle really happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from redis_server import redis_server
+
+from router.accounts import Account, Plan, Setting, Status, hours_to_ms
+from router.cli import main
+from router.errors import InputError, NotInFlight
+from router.ledger import Policy
+from router.stores.redis_store import RedisStore, connect, load_into_redis
+from router.timeutil import parse_time
+
+T0 = parse_time("2026-11-30T20:00:00Z")
+FAST = {"model": "midjourney", "task_type": "imagine",
+        "input": {"prompt": "a cat", "process_mode": "fast"}}
+RELAX = {"model": "midjourney", "task_type": "imagine",
+         "input": {"prompt": "a cat", "process_mode": "relax"}}
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    with redis_server() as u:
+        yield u
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def two(url: str, accounts: list[Account], clock: Clock | None = None,
+        **kw: Any) -> tuple[RedisStore, RedisStore]:
+    client = connect(url)
+    client.flushdb()
+    load_into_redis(client, accounts, Policy(), T0)
+    c = clock or Clock()
+    args: dict[str, Any] = {"refresh_interval": 3600.0, "clock": c, **kw}
+    return RedisStore(connect(url), owner="A", **args), RedisStore(connect(url), owner="B", **args)
+
+
+def acc(id_: str, **kw: Any) -> Account:
+    kw.setdefault("max_in_flight", 2)
+    kw.setdefault("fast_ms", hours_to_ms(1))
+    return Account(id_, kw.pop("plan", Plan.STANDARD), **kw)
+
+
+def test_lost_race_tries_the_next_account_R1_room(url: str) -> None:
+    a, b = two(url, [acc("a1", max_in_flight=1), acc("a2", max_in_flight=1)])
+    da = a.submit("t1", FAST, T0)
+    db = b.submit("t2", FAST, T0)  # B's mirror still thinks a1 is empty
+    assert (da.account_id, db.account_id) == ("a1", "a2")
+    assert b.lost_races == 1
+    dc = a.submit("t3", FAST, T0)
+    assert dc.error is not None and dc.error.code == "pool_saturated"
+    assert [x.in_flight for x in a.accounts()] == [1, 1]
+
+
+def test_lost_race_on_fast_time_falls_to_next_fast_account_R2(url: str) -> None:
+    # a1 has fast time for exactly one 60 s estimate; a2 has plenty
+    a, b = two(url, [acc("a1", fast_ms=60_000, max_in_flight=5), acc("a2", max_in_flight=5)])
+    assert a.submit("t1", FAST, T0).account_id == "a1"
+    a.submit("t0", RELAX, T0)  # a1 has more load now in A's view only
+    d = b.submit("t2", FAST, T0)
+    assert d.account_id == "a2" and d.effective_mode is not None
+    assert d.effective_mode.value == "fast"
+    assert b.lost_races >= 1
+
+
+def test_fast_reservation_rechecks_a_relax_setting_set_elsewhere_R6(url: str) -> None:
+    a, b = two(url, [acc("a1", max_in_flight=5), acc("r1", setting=Setting.RELAX)])
+    a.set_setting("a1", Setting.RELAX, T0)
+    d = b.submit("t1", FAST, T0)  # B still believes a1 is fast-set
+    assert b.lost_races == 1  # the script refused fast on a relax-set account
+    assert d.fallback and d.effective_mode is not None and d.effective_mode.value == "relax"
+    assert d.account_id == "a1"  # R3 fallback; least_loaded tie goes to the lowest id
+
+
+def test_status_change_elsewhere_is_rechecked_R1_L5(url: str) -> None:
+    a, b = two(url, [acc("a1"), acc("a2")])
+    a.set_status("a1", Status.BANNED, T0)
+    d = b.submit("t1", FAST, T0)
+    assert d.account_id == "a2"
+
+
+def test_completion_delivered_twice_charges_once_across_processes_L1(url: str) -> None:
+    a, b = two(url, [acc("a1")])
+    a.submit("t1", FAST, T0)
+    out = b.complete("t1", 30.0, T0 + 10)  # delivered to the other process
+    assert out.charged_ms == 30_000
+    with pytest.raises(NotInFlight, match="already finished"):
+        a.complete("t1", 30.0, T0 + 11)
+    with pytest.raises(NotInFlight, match="already finished"):
+        b.cancel("t1", T0 + 12)
+    [acc1] = a.accounts()
+    assert acc1.fast_ms == hours_to_ms(1) - 30_000
+    assert (acc1.in_flight, acc1.reserved_ms) == (0, 0)
+    assert acc1.period is not None and acc1.period.used_ms == 30_000
+
+
+def test_unknown_and_public_tasks_are_not_in_flight_P1(url: str) -> None:
+    a, b = two(url, [acc("a1")])
+    with pytest.raises(NotInFlight, match="never submitted"):
+        a.complete("nope", 1.0, T0)
+    body = {**FAST, "config": {"service_mode": "public"}}
+    assert a.submit("p1", body, T0).pool == "public"
+    with pytest.raises(NotInFlight, match="public pool"):
+        b.fail("p1", T0)
+
+
+def test_child_routed_by_the_other_process_follows_its_parent_R7_M5(url: str) -> None:
+    a, b = two(url, [acc("a1", max_in_flight=5), acc("a2", max_in_flight=5)])
+    a.submit("t0", FAST, T0)
+    parent = a.submit("t1", FAST, T0)
+    child = b.submit("t2", {"model": "midjourney", "task_type": "upscale",
+                            "input": {"origin_task_id": "t1", "index": "1"}}, T0)
+    assert child.account_id == parent.account_id and child.mode_source == "parent"
+
+
+def test_flip_happens_once_when_both_processes_complete_together_L3(url: str) -> None:
+    a, b = two(url, [acc("a1", fast_ms=100_000, max_in_flight=5),
+                     acc("r1", setting=Setting.RELAX)])
+    a.submit("t1", FAST, T0)
+    b.submit("t2", FAST, T0)
+    a.complete("t1", 60.0, T0 + 1)
+    b.complete("t2", 60.0, T0 + 1)  # B's view of a1 was stale: CAS re-reads
+    notes = a.drain()[0] + b.drain()[0]
+    assert [(n.type, n.account_id) for n in notes] == [("mj_bot_no_fasthour", "a1")]
+    a1 = a.accounts()[0]
+    assert a1.setting is Setting.RELAX and a1.fast_ms == 0
+    assert a1.period is not None and a1.period.overdraft_ms == 20_000
+
+
+def test_renewal_happens_once_when_both_processes_see_the_moment_L4(url: str) -> None:
+    renews = parse_time("2026-12-01T00:00:00Z")
+    a, b = two(url, [acc("a1", fast_ms=5_000, renews_at=renews)])
+    a.advance(renews + 1)
+    b.advance(renews + 2)
+    ren = a.drain()[1] + b.drain()[1]
+    assert [(r.account_id, r.at, r.expired_ms) for r in ren] == [("a1", renews, 5_000)]
+    [a1] = b.accounts()
+    assert a1.renewals_done == 1 and a1.fast_ms == hours_to_ms(15)
+    assert len(a1.history) == 1 and a1.history[0].expired_ms == 5_000
+
+
+def test_backups_activate_once_B1(url: str) -> None:
+    a, b = two(url, [acc("a1", fast_ms=60_000, max_in_flight=5), acc("k1", backup=True)])
+    a.submit("t1", FAST, T0)
+    a.complete("t1", 60.0, T0 + 1)  # a1 at 0 fast time: B1 fires
+    b.refresh()
+    b.advance(T0 + 2)
+    notes = [n.type for n in a.drain()[0] + b.drain()[0]]
+    assert notes.count("backups_activated") == 1
+    assert b.submit("t2", FAST, T0 + 3).account_id == "k1"
+
+
+def test_dead_process_leases_expire_and_room_and_fast_time_come_back(url: str) -> None:
+    clock = Clock()
+    a, b = two(url, [acc("a1", max_in_flight=2)], clock, lease_seconds=5.0)
+    a.submit("t1", FAST, T0)
+    a.submit("t2", FAST, T0)
+    b.submit("t3", RELAX, T0)  # no room: saturated
+    clock.t += 3
+    assert b.maintain(T0) == []  # leases still valid
+    clock.t += 3  # A never heartbeats again: it is "dead"
+    assert sorted(b.maintain(T0)) == ["t1", "t2"]
+    [a1] = b.accounts()
+    assert (a1.in_flight, a1.reserved_ms, a1.fast_ms) == (0, 0, hours_to_ms(1))
+    with pytest.raises(NotInFlight, match="lease expired"):
+        a.complete("t1", 60.0, T0 + 10)  # the late completion charges nothing
+    assert b.accounts()[0].fast_ms == hours_to_ms(1)
+
+
+def test_a_live_process_keeps_its_leases_by_heartbeat(url: str) -> None:
+    clock = Clock()
+    a, b = two(url, [acc("a1")], clock, lease_seconds=5.0)
+    a.submit("t1", FAST, T0)
+    for _ in range(4):
+        clock.t += 3
+        a.maintain(T0)
+        assert b.maintain(T0) == []
+    assert a.complete("t1", 10.0, T0 + 1).charged_ms == 10_000
+
+
+def test_load_refuses_a_second_load_and_odd_ids(url: str, tmp_path: Any) -> None:
+    client = connect(url)
+    client.flushdb()
+    load_into_redis(client, [acc("a1")], Policy(), T0)
+    with pytest.raises(InputError, match="already loaded"):
+        load_into_redis(client, [acc("a1")], Policy(), T0)
+    with pytest.raises(InputError, match="hash tags"):
+        load_into_redis(client, [acc("a{1}")], Policy(), T0, replace=True)
+    client.flushdb()
+    with pytest.raises(InputError, match="byoa accounts load"):
+        RedisStore(client)
+
+
+def test_accounts_cli_load_list_set(url: str, capsys: pytest.CaptureFixture[str],
+                                    example_dir: Any) -> None:
+    connect(url).flushdb()
+    f = str(example_dir / "accounts.json")
+    assert main(["accounts", "load", f, "--redis", url]) == 0
+    assert main(["accounts", "load", f, "--redis", url]) == 2
+    assert "already loaded" in capsys.readouterr().err
+    assert main(["accounts", "set", "a2", "--status", "banned", "--redis", url]) == 0
+    assert main(["accounts", "set", "zz", "--setting", "relax", "--redis", url]) == 2
+    assert "no account 'zz'" in capsys.readouterr().err
+    assert main(["accounts", "list", "--redis", url]) == 0
+    out = capsys.readouterr().out
+    assert "a2" in out and "banned" in out
+    assert main(["accounts", "list", "--redis", "redis://127.0.0.1:1/0"]) == 2
+    assert "cannot reach Redis" in capsys.readouterr().err
+
+
+def test_relax_completion_does_not_hide_another_process_charge_L1(url: str) -> None:
+    """Regression: a no-charge finish must not mark a stale mirror as current
+    (the next fast completion would overwrite the other process's charge)."""
+    a, b = two(url, [acc("a1", max_in_flight=5)])
+    a.submit("t1", RELAX, T0)
+    a.submit("t2", FAST, T0)
+    b.submit("t3", FAST, T0)
+    b.complete("t3", 30.0, T0 + 1)
+    a.complete("t1", 100.0, T0 + 2)  # relax: charges nothing (L1)
+    a.complete("t2", 20.0, T0 + 3)
+    [a1] = b.accounts()
+    assert a1.fast_ms == hours_to_ms(1) - 50_000
+    assert a1.period is not None and a1.period.used_ms == 50_000
+
+
+def test_batched_submits_from_two_processes_never_overfill_R1(url: str) -> None:
+    """submit_many: one round trip per round; lost races inside a batch re-route."""
+    a, b = two(url, [acc("a1", max_in_flight=2), acc("a2", max_in_flight=2),
+                     acc("a3", max_in_flight=1)])
+    first = a.submit_many([(f"x{i}", FAST, None) for i in range(3)], T0)
+    assert [d.account_id for d in first] == ["a1", "a2", "a3"]
+    second = b.submit_many([(f"y{i}", FAST, None) for i in range(4)], T0)  # stale view
+    ok = [d.account_id for d in second if d.error is None]
+    assert sorted(ok) == ["a1", "a2"] and b.lost_races >= 1
+    assert [d.error.code for d in second if d.error is not None] == ["pool_saturated"] * 2
+    assert [(x.id, x.in_flight) for x in a.accounts()] == [("a1", 2), ("a2", 2), ("a3", 1)]
+    client = connect(url)
+    assert client.get("byoa:p:y3") is None  # rejected tasks leave no parent record
+
+
+def test_keys_of_one_script_share_one_cluster_slot() -> None:
+    """Every key a Lua script touches carries the same hash tag (Redis Cluster)."""
+    from redis.crc import key_slot
+
+    from router.proxy.queue import RedisQueue
+    from router.stores.redis_store import Keys
+
+    k = Keys("byoa")
+    for acc_id, task_id in (("a1", "t-1"), ("acc:9", "3f1c-uuid"), ("x y", "{weird}")):
+        slots = {key_slot(key.encode()) for key in (
+            k.acc(acc_id), k.leases(acc_id), k.task(acc_id, task_id), k.hist(acc_id),
+            k.secret(acc_id))}
+        assert len(slots) == 1, acc_id
+    queue = RedisQueue(connect("redis://127.0.0.1:1/0"))  # no I/O until used
+    assert len({key_slot(key.encode()) for key in queue.keys}) == 1
