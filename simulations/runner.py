@@ -92,5 +92,24 @@ def scenario_document(spec: ScenarioSpec) -> dict[str, Any]:
 
 
 def run_scenario(spec: ScenarioSpec) -> dict[str, Any]:
-    """Simulate ``spec`` and return its summary metrics (pure in ``spec``, D1)."""
-    raise NotImplementedError("the SimPy harness (issue 3) is not wired in yet")
+    """Simulate ``spec`` and return its summary metrics (pure in ``spec``, D1).
+
+    Goes through the harness's own steps (``simulations.run``): the scenario
+    model, its workload, accounts and policy, then one run. The policy gets the
+    opt-in ``upgrade_relax_when_expiring`` options the scenario format leaves out.
+    """
+    from simulations.fleet import build_accounts, build_policy
+    from simulations.run import build_workload, run_one
+    from simulations.scenario import ScenarioModel
+
+    doc = scenario_document(spec)
+    sc = ScenarioModel.model_validate(doc)
+    source = f"<scenario {spec.index}>"
+    wl = build_workload(sc, None)
+    start = parse_time(doc["simulation"]["start"])
+    accounts = build_accounts(sc, source, None, start)
+    policy = build_policy(sc.policy)
+    policy.upgrade_relax_when_expiring = spec.policy.upgrade_relax_when_expiring
+    policy.upgrade_relax_horizon_hours = spec.policy.upgrade_relax_horizon_hours
+    summary: dict[str, Any] = run_one(sc, accounts, policy, wl, start).summary
+    return summary

@@ -95,6 +95,10 @@ def run_dask(specs: Sequence[ScenarioSpec], address: str, *, run: RunFn = run_sc
     return [r for r in results if r is not None]
 
 
+#: Summary keys that repeat the scenario's own parameters (the row has them).
+SUMMARY_SKIP = frozenset({"scenario", "variant", "policy", "plans", "accounts"})
+
+
 def flatten(summary: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     """Nested summary metrics to ``a.b.c`` columns (lists are skipped)."""
     for key, value in summary.items():
@@ -110,7 +114,9 @@ def table(specs: Sequence[ScenarioSpec], results: Sequence[dict[str, Any]]) -> p
     rows = []
     for spec, summary in zip(specs, results, strict=True):
         row = spec.row()
-        row.update(dict(flatten(summary)))
+        for name, value in flatten(summary):
+            if name.split(".")[0] not in SUMMARY_SKIP and name not in row:
+                row[name] = value
         rows.append(row)
     df = pd.DataFrame(rows)
     counts = [c for c in df.columns if c.startswith("tasks_rejected.")]
