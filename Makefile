@@ -15,13 +15,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/byoa replay --accounts examples/accounts.json --events examples/events.jsonl --explain
+	$(VENV)/bin/byoa simulate simulations/scenarios/default.toml --out out/demo
 
 lint: install
 	$(VENV)/bin/ruff check router simulations tests benchmarks
 
 typecheck: install
-	$(VENV)/bin/mypy --strict router
+	$(VENV)/bin/mypy --strict router simulations
 
 pytest: install
 	$(VENV)/bin/pytest

@@ -1,0 +1,465 @@
+"""The SimPy harness: a workload through ``router.pool.Pool`` and the execution model.
+
+Every routing decision, reservation, charge, flip and renewal is the router's:
+tasks go through ``Pool.submit``, finish through ``Pool.complete``/``Pool.fail``
+(or ``cancel``), bans and captchas through ``Pool.set_status``, and the clock
+through ``Pool.advance``. The harness only owns time and the accounts' slots.
+
+Late binding (R5): a task answered ``pool_saturated`` waits in the central FIFO
+queue (one lane per account for pinned children, one for fast/turbo roots, one
+for relax roots; among lanes that can run, the oldest task goes first) and is
+routed again whenever an account frees, and every ``retry_seconds`` (for
+inactive windows). Its waiting time counts. The harness is written with plain
+SimPy timeouts and callbacks (no process per task) so that a million tasks fit
+in a minute; the router calls are the bulk of the time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+import simpy
+from simpy.events import Event, Timeout
+
+from router.accounts import Account, Status
+from router.errors import NotInFlight, RouterError
+from router.ledger import Policy
+from router.pool import Pool
+from simulations.midjourney import RELAX, AccountExec, ExecParams
+from simulations.scenario import ExecutionModel
+from simulations.workload import MODE_CODE, TASK_TYPES, Workload
+
+log = logging.getLogger(__name__)
+
+# Task status codes (``SimResult.status``).
+PENDING, REJECTED, COMPLETED, FAILED, RUNNING, QUEUED, CANCELLED, PUBLIC, WAITING = range(9)
+STATUS_NAMES = ("not_arrived", "rejected", "completed", "failed", "unfinished", "queued",
+                "cancelled", "public", "waiting_parent")
+ERROR_CODES: tuple[str, ...] = (
+    "", "invalid_request", "no_relax_capacity", "pool_saturated", "parent_not_found",
+    "pinned_account_unavailable", "pinned_account_cannot_run", "account_not_found",
+    "no_active_account",
+)
+ERROR_INDEX = {c: i for i, c in enumerate(ERROR_CODES)}
+_FINAL = frozenset({REJECTED, COMPLETED, FAILED, CANCELLED, PUBLIC})
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(slots=True)
+class RunOptions:
+    """When the run starts and stops, and how it is observed."""
+
+    start: float
+    horizon_end: float
+    drain: bool = True
+    drain_limit_s: float = 30 * 86_400.0
+    sample_s: float = 3600.0
+    retry_s: float = 60.0
+    ban_rate: float = 0.0  # per job
+    ban_s: float = 86_400.0
+    captcha_rate: float = 0.0
+    captcha_s: float = 1800.0
+    progress: Callable[[float], None] | None = None  # fraction of the horizon done
+
+
+@dataclass(slots=True)
+class SimResult:
+    """Raw per-task columns and counters; ``simulations.metrics`` builds tables."""
+
+    workload: Workload
+    pool: Pool
+    accounts: list[Account]
+    options: RunOptions
+    ready: F64
+    routed: F64
+    start: F64
+    end: F64
+    acc: npt.NDArray[np.int32]
+    req: npt.NDArray[np.int8]
+    eff: npt.NDArray[np.int8]
+    fallback: npt.NDArray[np.bool_]
+    charged_ms: npt.NDArray[np.int64]
+    status: npt.NDArray[np.int8]
+    error: npt.NDArray[np.int8]
+    attempts: npt.NDArray[np.int32]
+    queued_s: F64  # time spent in the central queue
+    q_enter: F64  # when the task entered the central queue (NaN: never)
+    sample_t: list[float] = field(default_factory=list)
+    sample_fast_ms: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    queue_area: float = 0.0  # integral of the central queue length over time
+    queue_entries: int = 0
+    queue_t0: float = 0.0
+    queue_t1: float = 0.0
+    end_time: float = 0.0
+    incidents: list[tuple[float, str, str]] = field(default_factory=list)
+
+
+class Simulation:
+    """One run: a ``Pool`` (built here from ``accounts`` and ``policy``), a workload,
+    and the execution model."""
+
+    def __init__(self, accounts: list[Account], policy: Policy, workload: Workload,
+                 execution: ExecutionModel, options: RunOptions, seed: int = 0) -> None:
+        self.pool = Pool(accounts, policy, explain=False)
+        self.accounts = accounts
+        self.wl = workload
+        self.opt = options
+        self.params = ExecParams.from_model(execution)
+        self.env = simpy.Environment(initial_time=options.start)
+        self.acc_index = {a.id: k for k, a in enumerate(accounts)}
+        conc = execution.concurrency
+        self.execs = [AccountExec(k, a, conc[a.plan.value]["fast"], conc[a.plan.value]["relax"])
+                      for k, a in enumerate(accounts)]
+        n = workload.n
+        self.res = SimResult(
+            workload, self.pool, accounts, options,
+            ready=np.full(n, np.nan), routed=np.full(n, np.nan), start=np.full(n, np.nan),
+            end=np.full(n, np.nan), acc=np.full(n, -1, np.int32),
+            req=np.full(n, -1, np.int8), eff=np.full(n, -1, np.int8),
+            fallback=np.zeros(n, np.bool_), charged_ms=np.zeros(n, np.int64),
+            status=np.zeros(n, np.int8), error=np.zeros(n, np.int8),
+            attempts=np.zeros(n, np.int32), queued_s=np.zeros(n), q_enter=np.full(n, np.nan),
+        )
+        self.res.queue_t0 = options.start
+        self.q_pinned: dict[int, deque[int]] = {}
+        self.q_fast: deque[int] = deque()
+        self.q_relax: deque[int] = deque()
+        self.q_len = 0
+        self.q_last = options.start
+        self.q_enter = self.res.q_enter
+        self.parked: dict[int, list[int]] = {}
+        self.outstanding = 0
+        self.stop_children = False
+        self.incident_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(7)[6])
+        # Hot locals.
+        self._gpu = workload.gpu.tolist()
+        self._fail = workload.fail.tolist()
+        self._u = workload.u_relax.tolist()
+        self._type = [TASK_TYPES[int(c)] for c in range(len(TASK_TYPES))]
+
+    # ------------------------------------------------------------ workload side
+    def _body(self, i: int) -> Any:
+        wl = self.wl
+        if wl.bodies is not None:
+            return wl.bodies[i]
+        code = int(wl.body_code[i])
+        if code >= 0:
+            return wl.templates[code]
+        return {"model": "midjourney", "task_type": self._type[int(wl.type_code[i])],
+                "input": {"origin_task_id": wl.task_id(int(wl.parent[i]))}}
+
+    def _feeder(self) -> Generator[Event, Any, None]:
+        """Roots (and trace tasks) arrive at their times, until the horizon."""
+        env, wl = self.env, self.wl
+        arr = wl.arrival
+        idx = np.nonzero(~np.isnan(arr))[0]
+        idx = idx[np.argsort(arr[idx], kind="stable")]
+        times = arr[idx].tolist()
+        end = self.opt.horizon_end
+        for i, t in zip(idx.tolist(), times, strict=True):
+            if t >= end:
+                break
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            self.outstanding += 1
+            self._arrive(i)
+
+    def _arrive(self, i: int) -> None:
+        """A task is ready to submit; trace children wait for their parent's end."""
+        res = self.res
+        p = int(self.wl.parent[i])
+        if p >= 0 and not self.wl.generated_followups and res.status[p] not in _FINAL:
+            res.status[i] = WAITING
+            self.parked.setdefault(p, []).append(i)
+            return
+        res.ready[i] = self.env.now
+        self._submit(i, first=True)
+
+    def _on_followup(self, ev: Event) -> None:
+        self._arrive(cast(int, ev.value))
+
+    def _children(self, i: int, completed: bool) -> None:
+        """Follow-ups after a task finishes: generated ones after their think time
+        (only when it completed), parked trace children now."""
+        wl = self.wl
+        if wl.generated_followups:
+            if not completed or self.stop_children:
+                return
+            a, b = int(wl.child_ptr[i]), int(wl.child_ptr[i + 1])
+            if a == b:
+                return
+            env, think = self.env, wl.think
+            for c in wl.child_idx[a:b].tolist():
+                self.outstanding += 1
+                Timeout(env, float(think[c]), c).callbacks.append(self._on_followup)
+        else:
+            for c in self.parked.pop(i, ()):
+                self.res.ready[c] = self.env.now
+                self._submit(c, first=True)
+
+    # ------------------------------------------------------------ routing side
+    def _submit(self, i: int, first: bool) -> bool:
+        """Route task ``i`` now. True when it left the central queue's concern
+        (accepted or rejected), False when it is (still) ``pool_saturated``."""
+        res, now = self.res, self.env.now
+        est = self.wl.estimates.get(i) if self.wl.estimates else None
+        d = self.pool.submit(self.wl.task_id(i), self._body(i), now, estimated_gpu_seconds=est)
+        res.attempts[i] += 1
+        if d.requested_mode is not None:
+            res.req[i] = MODE_CODE[d.requested_mode]
+        err = d.error
+        if err is None:
+            res.routed[i] = now
+            assert d.effective_mode is not None
+            eff = MODE_CODE[d.effective_mode]
+            res.eff[i] = eff
+            res.fallback[i] = d.fallback
+            if d.account_id is None:  # P1: GoAPI's public pool, outside our fleet
+                res.status[i] = PUBLIC
+                res.end[i] = now
+                self._final(i)
+                self._children(i, completed=True)
+                return True
+            k = self.acc_index[d.account_id]
+            res.acc[i] = k
+            res.status[i] = RUNNING
+            ex = self.execs[k]
+            if eff == RELAX:
+                wait = ex.relax_wait(self._u[i], self.params)
+                if wait > 0:
+                    Timeout(self.env, wait, i).callbacks.append(self._on_relax_ready)
+                    return True
+            ex.enqueue(i, eff)
+            self._start_ready(ex)
+            return True
+        if err.retryable:
+            if first:
+                self._enqueue(i, d.pinned)
+            return False
+        res.status[i] = REJECTED
+        res.error[i] = ERROR_INDEX.get(err.code, 0)
+        res.end[i] = now
+        self._final(i)
+        self._children(i, completed=False)
+        return True
+
+    def _final(self, i: int) -> None:
+        self.outstanding -= 1
+
+    def _on_relax_ready(self, ev: Event) -> None:
+        i = cast(int, ev.value)
+        if self.res.status[i] == CANCELLED:
+            return
+        ex = self.execs[int(self.res.acc[i])]
+        ex.enqueue(i, RELAX)
+        self._start_ready(ex)
+
+    def _start_ready(self, ex: AccountExec) -> None:
+        res, env, p = self.res, self.env, self.params
+        for i in ex.startable():
+            res.start[i] = env.now
+            dur = p.run_seconds(self._gpu[i], int(res.eff[i]))
+            Timeout(env, dur, i).callbacks.append(self._on_finish)
+
+    def _on_finish(self, ev: Event) -> None:
+        i = cast(int, ev.value)
+        res, now = self.res, self.env.now
+        k = int(res.acc[i])
+        ex = self.execs[k]
+        mode = int(res.eff[i])
+        ex.release(mode)
+        tid = self.wl.task_id(i)
+        completed = not self._fail[i]
+        if completed:
+            out = self.pool.complete(tid, self._gpu[i], now)
+            res.charged_ms[i] = out.charged_ms
+            res.status[i] = COMPLETED
+            if mode == RELAX:
+                ex.add_relax_use(self._gpu[i])
+        else:
+            self.pool.fail(tid, now)
+            res.status[i] = FAILED
+        res.end[i] = now
+        self._final(i)
+        if self.opt.ban_rate or self.opt.captcha_rate:
+            self._incident(ex)
+        self._start_ready(ex)
+        self._retry(k)
+        self._children(i, completed)
+
+    # ----------------------------------------------------------- central queue
+    def _q_change(self, delta: int) -> None:
+        now = self.env.now
+        self.res.queue_area += self.q_len * (now - self.q_last)
+        self.q_last = now
+        self.q_len += delta
+
+    def _enqueue(self, i: int, pinned: bool) -> None:
+        self._q_change(+1)
+        self.res.queue_entries += 1
+        self.res.status[i] = QUEUED
+        self.q_enter[i] = self.env.now
+        p = int(self.wl.parent[i])
+        if pinned and p >= 0 and self.res.acc[p] >= 0:
+            self.q_pinned.setdefault(int(self.res.acc[p]), deque()).append(i)
+        elif self.res.req[i] == RELAX:
+            self.q_relax.append(i)
+        else:
+            self.q_fast.append(i)
+
+    def _dequeued(self, i: int) -> None:
+        self._q_change(-1)
+        self.res.queued_s[i] += self.env.now - self.q_enter[i]
+
+    def _retry(self, k: int | None) -> None:
+        """Late binding: route queued tasks again, oldest first among the lanes
+        that can still run (one ``pool_saturated`` answer blocks its lane)."""
+        if self.q_len == 0:
+            return
+        lanes: list[deque[int]] = [self.q_fast, self.q_relax]
+        if k is None:
+            lanes.extend(self.q_pinned.values())
+        else:
+            pq = self.q_pinned.get(k)
+            if pq:
+                lanes.append(pq)
+        lanes = [q for q in lanes if q]
+        q_enter = self.q_enter
+        while lanes:
+            best = min(lanes, key=lambda q: (q_enter[q[0]], q[0]))
+            i = best[0]
+            if self._submit(i, first=False):
+                best.popleft()
+                self._dequeued(i)
+                if not best:
+                    lanes.remove(best)
+            else:
+                lanes.remove(best)
+
+    def _ticker(self) -> Generator[Event, Any, None]:
+        """Every ``retry_s``: retry the queue (inactive windows end without an event)."""
+        while True:
+            yield self.env.timeout(self.opt.retry_s)
+            self._retry(None)
+
+    def _sampler(self) -> Generator[Event, Any, None]:
+        """Fast time left per account, every ``sample_s`` (renewals applied first)."""
+        env, res, opt = self.env, self.res, self.opt
+        span = opt.horizon_end - opt.start
+        while env.now <= opt.horizon_end:
+            self.pool.advance(env.now)
+            res.sample_t.append(env.now)
+            res.sample_fast_ms.append(np.fromiter((a.fast_ms for a in self.accounts),
+                                                  np.int64, len(self.accounts)))
+            if opt.progress is not None:
+                opt.progress(min(1.0, (env.now - opt.start) / span))
+            yield env.timeout(opt.sample_s)
+
+    # ---------------------------------------------------- incidents and events
+    def _incident(self, ex: AccountExec) -> None:
+        """Optional bans and captchas: a status change for a while (L5)."""
+        acc = ex.acc
+        if acc.status is not Status.ACTIVE:
+            return
+        u = float(self.incident_rng.random())
+        opt = self.opt
+        if u < opt.ban_rate:
+            self._set_status_for(ex, Status.BANNED, opt.ban_s)
+        elif u < opt.ban_rate + opt.captcha_rate:
+            self._set_status_for(ex, Status.CAPTCHA_REQUIRED, opt.captcha_s)
+
+    def _set_status_for(self, ex: AccountExec, status: Status, seconds: float) -> None:
+        now = self.env.now
+        self.pool.set_status(ex.acc.id, status, now)
+        self.res.incidents.append((now, ex.acc.id, status.value))
+        self.env.process(self._restore(ex, status, seconds))
+
+    def _restore(self, ex: AccountExec, status: Status, seconds: float
+                 ) -> Generator[Event, Any, None]:
+        yield self.env.timeout(seconds)
+        if ex.acc.status is status:
+            self.pool.set_status(ex.acc.id, Status.ACTIVE, self.env.now)
+            self.res.incidents.append((self.env.now, ex.acc.id, "active"))
+            self._retry(None)
+
+    def _account_events(self) -> Generator[Event, Any, None]:
+        """Trace ``set_status``/``set_setting`` lines at their times."""
+        env = self.env
+        for at, acc_id, what, value in self.wl.account_events:
+            if at >= self.opt.horizon_end:
+                break
+            if at > env.now:
+                yield env.timeout(at - env.now)
+            try:
+                if what == "status":
+                    self.pool.set_status(acc_id, value, env.now)
+                else:
+                    self.pool.set_setting(acc_id, value, env.now)
+            except RouterError:
+                log.warning("trace: %s of unknown account %s ignored", what, acc_id)
+            self._retry(None)
+
+    def _cancels(self) -> Generator[Event, Any, None]:
+        """Trace ``cancel`` lines: a task still waiting (queue or slot) is cancelled."""
+        env, res = self.env, self.res
+        for at, i in sorted((t, i) for i, t in self.wl.cancel_at.items()):
+            if at >= self.opt.horizon_end:
+                break
+            if at > env.now:
+                yield env.timeout(at - env.now)
+            st = res.status[i]
+            if st == QUEUED:
+                for q in (self.q_fast, self.q_relax, *self.q_pinned.values()):
+                    if i in q:
+                        q.remove(i)
+                        self._dequeued(i)
+                        break
+            elif st == RUNNING and np.isnan(res.start[i]):
+                ex = self.execs[int(res.acc[i])]
+                ex.remove_waiting(i)
+                try:
+                    self.pool.cancel(self.wl.task_id(i), env.now)
+                except NotInFlight:
+                    continue
+                self._retry(int(res.acc[i]))
+            else:
+                continue
+            res.status[i] = CANCELLED
+            res.end[i] = env.now
+            self._final(i)
+            self._children(i, completed=False)
+
+    # ------------------------------------------------------------------- run
+    def run(self) -> SimResult:
+        env, opt, res = self.env, self.opt, self.res
+        env.process(self._feeder())
+        env.process(self._ticker())
+        env.process(self._sampler())
+        if self.wl.account_events:
+            env.process(self._account_events())
+        if self.wl.cancel_at:
+            env.process(self._cancels())
+        env.run(until=opt.horizon_end)
+        self.stop_children = True
+        if opt.drain:
+            limit = opt.horizon_end + opt.drain_limit_s
+            while self.outstanding > 0 and env.now < limit:
+                env.run(until=min(env.now + 3600.0, limit))
+        self._q_change(0)
+        res.queue_t1 = env.now
+        res.end_time = env.now
+        self.pool.advance(max(env.now, opt.horizon_end))
+        return res
+
+
+def simulate(accounts: list[Account], policy: Policy, workload: Workload,
+             execution: ExecutionModel, options: RunOptions, seed: int = 0) -> SimResult:
+    """Run one simulation and return its raw result."""
+    return Simulation(accounts, policy, workload, execution, options, seed).run()

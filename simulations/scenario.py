@@ -1,0 +1,367 @@
+"""The scenario file (TOML): fleet, policy, workload, horizon and execution model.
+
+Every parameter has a documented default; the Midjourney numbers come from
+``../shared/reference/midjourney-facts.md`` (plan table, ~1 GPU-minute per job,
+turbo ~2x the charge for ~4x the speed, relax waits of 0-10 minutes growing with
+relax use). Validation happens here, at the boundary, with pydantic; a mistake is
+reported as ``file:line: field: what was expected`` (``router.errors.InputError``).
+
+A minimal scenario::
+
+    [simulation]
+    days = 7
+
+    [[fleet.groups]]
+    plan = "standard"
+    count = 3
+
+    [workload.generator]
+    rate_per_hour = 30
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from router.accounts import Plan, Setting, Status
+from router.errors import InputError
+from router.loading import AccountModel, WindowModel
+from router.locate import PathKey, format_path, nearest_line, toml_lines
+from router.strategies import Strategy
+from router.timeutil import parse_time
+
+_STRICT = ConfigDict(extra="forbid")
+
+#: Root task types a generator may create (routing-rules.md "Words").
+ROOT_TYPES = ("imagine", "describe", "blend")
+#: Child task types a follow-up rule may create.
+CHILD_TYPES = ("upscale", "variation", "reroll", "inpaint", "outpaint", "pan", "seed")
+
+#: Concurrent fast and relax jobs per plan (midjourney-facts.md, plan table).
+DEFAULT_CONCURRENCY: dict[str, dict[str, int]] = {
+    "basic": {"fast": 3, "relax": 0},
+    "standard": {"fast": 3, "relax": 3},
+    "pro": {"fast": 12, "relax": 3},
+    "mega": {"fast": 12, "relax": 3},
+}
+
+#: Mean fast-mode GPU seconds per task type. Facts: "an average job uses about
+#: 1 GPU-minute; upscales ... cost more, variations ... less".
+DEFAULT_GPU_SECONDS: dict[str, float] = {
+    "imagine": 60.0, "blend": 60.0, "reroll": 60.0, "variation": 45.0, "upscale": 75.0,
+    "inpaint": 45.0, "outpaint": 60.0, "pan": 60.0, "describe": 10.0, "seed": 1.0,
+}
+
+#: A working-day shape (UTC hours), mean 1: quiet nights, busy afternoons.
+DEFAULT_DAILY_PROFILE: tuple[float, ...] = (
+    0.4, 0.3, 0.25, 0.25, 0.3, 0.4, 0.6, 0.9, 1.2, 1.4, 1.5, 1.5,
+    1.5, 1.5, 1.5, 1.4, 1.4, 1.3, 1.2, 1.1, 1.0, 0.9, 0.7, 0.55,
+)
+
+
+def _utc_text(v: Any) -> Any:
+    """TOML native date-times become ISO text (naive ones are UTC)."""
+    if isinstance(v, datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=UTC)
+        return v.isoformat()
+    return v
+
+
+class SimulationModel(BaseModel):
+    """``[simulation]``: horizon, seed and run options."""
+
+    model_config = _STRICT
+    start: str | None = None  # first instant; default 2026-01-01T00:00Z, a trace's first task
+    days: float = Field(default=30.0, gt=0)  # root arrivals happen in [start, start+days)
+    seed: int = Field(default=0, ge=0)  # the workload's and execution model's randomness
+    drain: bool = True  # after the horizon, finish queued and running work (no new roots)
+    sample_minutes: float = Field(default=60.0, gt=0)  # fast-time-left series step
+    retry_seconds: float = Field(default=60.0, gt=0)  # central-queue re-route tick (windows)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start_text(cls, v: Any) -> Any:
+        return _utc_text(v)
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_time(v)
+        return v
+
+
+class PolicyModel(BaseModel):
+    """``[policy]``: the router's documented policy options (routing-rules.md)."""
+
+    model_config = _STRICT
+    strategy: Strategy = Strategy.LEAST_LOADED
+    seed: int = 0
+    fallback_on_saturation: bool = False  # R5
+    restore_fast_on_renewal: bool = False  # L4
+    estimates: dict[str, float] | None = None  # R9 overrides, seconds
+
+
+class GroupModel(BaseModel):
+    """``[[fleet.groups]]``: ``count`` identical accounts (contract fields as defaults).
+
+    ``renewal = "spread"`` (default) spreads the renewal instants evenly over the
+    30 days after the start; a date-time gives them all the same renewal.
+    """
+
+    model_config = _STRICT
+    plan: Plan
+    count: int = Field(default=1, ge=1)
+    id_prefix: str | None = None  # default: the plan name
+    setting: Setting = Setting.FAST
+    status: Status = Status.ACTIVE
+    fast_hours_remaining: float | None = Field(default=None, ge=0)  # default: the allowance
+    renewal: str = "spread"
+    weight: float = Field(default=1.0, ge=0)
+    backup: bool = False
+    max_in_flight: int | None = Field(default=None, ge=0)
+    inactive_window: WindowModel | None = None
+
+    @field_validator("renewal", mode="before")
+    @classmethod
+    def _renewal_text(cls, v: Any) -> Any:
+        return _utc_text(v)
+
+    @field_validator("renewal")
+    @classmethod
+    def _renewal(cls, v: str) -> str:
+        if v != "spread":
+            try:
+                parse_time(v)
+            except ValueError:
+                raise ValueError(f"expected 'spread' or an ISO-8601 UTC time, got {v!r}") from None
+        return v
+
+
+class FleetModel(BaseModel):
+    """``[fleet]``: explicit accounts (contract format), an accounts file, groups."""
+
+    model_config = _STRICT
+    accounts_file: str | None = None
+    accounts: list[AccountModel] = Field(default_factory=list)
+    groups: list[GroupModel] = Field(default_factory=list)
+
+
+class BurstModel(BaseModel):
+    """A burst: arrivals at ``multiplier`` x the base rate for ``minutes``."""
+
+    model_config = _STRICT
+    at_hours: float = Field(ge=0)  # hours after the start
+    minutes: float = Field(gt=0)
+    multiplier: float = Field(gt=0)
+
+
+class FollowupModel(BaseModel):
+    """A follow-up rule: after a completed ``after`` task, ``mean`` (Poisson) tasks
+    of ``type`` arrive, each ``think_seconds`` (exponential mean) after it ends."""
+
+    model_config = _STRICT
+    type: Literal["upscale", "variation", "reroll", "inpaint", "outpaint", "pan", "seed"]
+    mean: float = Field(ge=0)
+    think_seconds: float = Field(default=60.0, ge=0)
+    after: list[str] = Field(default_factory=lambda: ["imagine", "variation", "reroll", "pan"])
+
+
+def _default_followups() -> list[FollowupModel]:
+    # About the June 2022 trace's mix: 1.1 upscales and 0.77 variations per imagine.
+    return [
+        FollowupModel(type="upscale", mean=0.8, think_seconds=90.0),
+        FollowupModel(type="variation", mean=0.4, think_seconds=120.0),
+    ]
+
+
+class GeneratorModel(BaseModel):
+    """``[workload.generator]``: Poisson arrivals with a daily profile and bursts."""
+
+    model_config = _STRICT
+    rate_per_hour: float = Field(default=60.0, ge=0)  # mean root arrivals per hour
+    daily_profile: list[float] = Field(default_factory=lambda: list(DEFAULT_DAILY_PROFILE))
+    bursts: list[BurstModel] = Field(default_factory=list)
+    random_bursts_per_day: float = Field(default=0.0, ge=0)
+    burst_minutes: float = Field(default=30.0, gt=0)
+    burst_multiplier: float = Field(default=5.0, gt=0)
+    task_mix: dict[str, float] = Field(
+        default_factory=lambda: {"imagine": 0.94, "describe": 0.03, "blend": 0.03})
+    # Mode shares (June 2022 trace: 59 % fast, 41 % relax imagines).
+    modes: dict[str, float] = Field(
+        default_factory=lambda: {"fast": 0.55, "turbo": 0.05, "relax": 0.40})
+    prompt_flag_share: float = Field(default=0.5, ge=0, le=1)  # ask by --flag, not process_mode
+    followups: list[FollowupModel] = Field(default_factory=_default_followups)
+    max_depth: int = Field(default=3, ge=0)  # follow-ups of follow-ups, at most this deep
+
+    @field_validator("daily_profile")
+    @classmethod
+    def _profile(cls, v: list[float]) -> list[float]:
+        if len(v) != 24 or any(x < 0 for x in v) or sum(v) <= 0:
+            raise ValueError("expected 24 hourly weights >= 0, not all 0")
+        return v
+
+    @field_validator("task_mix")
+    @classmethod
+    def _mix(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k in v if k not in ROOT_TYPES]
+        if bad:
+            raise ValueError(
+                f"{bad[0]!r} is not a root task type; expected {', '.join(ROOT_TYPES)}")
+        if any(x < 0 for x in v.values()) or sum(v.values()) <= 0:
+            raise ValueError("expected weights >= 0, not all 0")
+        return v
+
+    @field_validator("modes")
+    @classmethod
+    def _modes(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k in v if k not in ("fast", "turbo", "relax")]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a mode; expected fast, turbo, relax")
+        if any(x < 0 for x in v.values()) or sum(v.values()) <= 0:
+            raise ValueError("expected shares >= 0, not all 0")
+        return v
+
+
+class WorkloadModel(BaseModel):
+    """``[workload]``: a generator, or a trace file (event script, CSV, Parquet)."""
+
+    model_config = _STRICT
+    trace: str | None = None  # path, relative to the scenario file
+    generator: GeneratorModel | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> WorkloadModel:
+        if self.trace is not None and self.generator is not None:
+            raise ValueError("give either trace or [workload.generator], not both")
+        return self
+
+
+class ExecutionModel(BaseModel):
+    """``[execution]``: the per-account Midjourney execution model."""
+
+    model_config = _STRICT
+    concurrency: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_CONCURRENCY.items()})
+    gpu_seconds: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_GPU_SECONDS))
+    gpu_spread: float = Field(default=0.3, ge=0)  # lognormal sigma, mean kept
+    turbo_speedup: float = Field(default=4.0, gt=0)  # turbo runs 4x faster (charged 2x, L1)
+    relax_run_factor: float = Field(default=1.0, gt=0)  # relax run time = GPU time x this
+    relax_wait_base_seconds: float = Field(default=60.0, ge=0)  # max wait at period start
+    relax_wait_max_seconds: float = Field(default=600.0, ge=0)  # facts: 0-10 minutes
+    relax_wait_full_at_hours: float = Field(default=50.0, gt=0)  # relax GPU-hours to reach max
+    failure_rate: float | None = Field(default=None, ge=0, le=1)  # None: 0.02, traces 0
+    ban_per_1000_jobs: float = Field(default=0.0, ge=0)
+    ban_hours: float = Field(default=24.0, gt=0)
+    captcha_per_1000_jobs: float = Field(default=0.0, ge=0)
+    captcha_minutes: float = Field(default=30.0, gt=0)
+
+    @field_validator("concurrency")
+    @classmethod
+    def _conc(cls, v: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        out = {k: dict(c) for k, c in DEFAULT_CONCURRENCY.items()}
+        for plan, slots in v.items():
+            if plan not in out:
+                raise ValueError(f"{plan!r} is not a plan; expected basic, standard, pro, mega")
+            for kind, n in slots.items():
+                if kind not in ("fast", "relax") or n < 0:
+                    raise ValueError(f"{plan}.{kind}: expected fast/relax slot counts >= 0")
+                out[plan][kind] = n
+        return out
+
+    @field_validator("gpu_seconds")
+    @classmethod
+    def _gpu(cls, v: dict[str, float]) -> dict[str, float]:
+        out = dict(DEFAULT_GPU_SECONDS)
+        for k, x in v.items():
+            if k not in out:
+                raise ValueError(f"{k!r} is not a task type; expected {', '.join(out)}")
+            if x < 0:
+                raise ValueError(f"{k}: expected seconds >= 0, got {x}")
+            out[k] = x
+        return out
+
+
+class VariantModel(BaseModel):
+    """``[[variants]]``: run the scenario again with other policy options (same seed,
+    so every variant sees the same workload: common random numbers)."""
+
+    model_config = _STRICT
+    name: str = Field(min_length=1)
+    strategy: Strategy | None = None
+    fallback_on_saturation: bool | None = None
+    restore_fast_on_renewal: bool | None = None
+
+
+class ScenarioModel(BaseModel):
+    model_config = _STRICT
+    name: str = "scenario"
+    description: str = ""
+    simulation: SimulationModel = Field(default_factory=SimulationModel)
+    policy: PolicyModel = Field(default_factory=PolicyModel)
+    fleet: FleetModel
+    workload: WorkloadModel = Field(default_factory=WorkloadModel)
+    execution: ExecutionModel = Field(default_factory=ExecutionModel)
+    variants: list[VariantModel] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fleet_nonempty(self) -> ScenarioModel:
+        f = self.fleet
+        if not f.accounts and not f.groups and f.accounts_file is None:
+            raise ValueError("the fleet is empty: give [[fleet.groups]], [[fleet.accounts]] "
+                             "or fleet.accounts_file")
+        return self
+
+
+def _hint(err: Any) -> str:
+    t = err.get("type")
+    if t == "extra_forbidden":
+        return "unknown field (see simulations/scenario.py for the scenario format)"
+    if t == "missing":
+        return "required field is missing"
+    ctx = err.get("ctx") or {}
+    if ctx.get("expected"):
+        return f"expected one of {ctx['expected']}, got {err.get('input')!r}"
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    if t == "value_error":
+        return msg
+    return f"{msg[0].lower()}{msg[1:]}, got {err.get('input')!r}"
+
+
+def parse_scenario(text: str, *, source: str = "<scenario>") -> ScenarioModel:
+    """Validate a scenario document; all problems at once, each ``file:line: field: ...``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML: {exc}", source=source) from None
+    lines = toml_lines(text)
+    try:
+        return ScenarioModel.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            path: PathKey = tuple(p for p in err["loc"]
+                                  if not (isinstance(p, str) and p.startswith("function")))
+            line = nearest_line(lines, path)
+            where = f"{source}:{line}" if line else source
+            field = format_path(path) or "(scenario)"
+            problems.append(f"{where}: {field}: {_hint(err)}")
+        raise InputError("\n".join(problems)) from None
+
+
+def load_scenario(path: str | Path) -> ScenarioModel:
+    """Read and validate a scenario file (TOML)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("no such file", source=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the file: {exc}", source=str(p)) from None
+    return parse_scenario(text, source=str(p))
