@@ -8,7 +8,6 @@ a scheduled burst's multiplier when there is one).
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,14 +29,16 @@ def profile_generator(params: dict[str, Any], days: float, *,
         raise InputError(f"{msg}, got {err.get('input')!r}", source=source,
                          field=field) from None
     mix_total = sum(gen.task_mix.values())
-    level: Counter[str] = Counter({t: gen.rate_per_hour * w / mix_total
-                                   for t, w in gen.task_mix.items()})
-    per_hour: Counter[str] = Counter(level)
+    level: dict[str, float] = {t: gen.rate_per_hour * w / mix_total
+                               for t, w in gen.task_mix.items()}
+    per_hour: dict[str, float] = dict(level)
     for _ in range(gen.max_depth):
-        nxt: Counter[str] = Counter()
+        nxt: dict[str, float] = {}
         for rule in gen.followups:
-            nxt[rule.type] += rule.mean * sum(level[t] for t in rule.after)
-        per_hour.update(nxt)
+            nxt[rule.type] = nxt.get(rule.type, 0.0) + rule.mean * sum(
+                level.get(t, 0.0) for t in rule.after)
+        for t, x in nxt.items():
+            per_hour[t] = per_hour.get(t, 0.0) + x
         level = nxt
     share_total = sum(gen.modes.values())
     shares = {m: gen.modes.get(m, 0.0) / share_total for m in ("fast", "turbo", "relax")}
