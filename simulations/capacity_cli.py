@@ -18,6 +18,7 @@ from simulations.planner import PlanOptions, Targets, markdown, plan
 from simulations.spec import PLANS, PolicySpec, WorkloadSpec
 from simulations.sweep import default_workers, run_sweep, write_table
 from simulations.sweepfile import load_sweep
+from simulations.tiling import tile_trace
 
 #: ``--policies`` names for ``byoa plan``.
 PLAN_POLICIES: dict[str, PolicySpec] = {
@@ -105,12 +106,18 @@ def _names(text: str, allowed: dict[str, Any], flag: str) -> list[str]:
     return names
 
 
-def _workload(args: argparse.Namespace) -> tuple[WorkloadSpec, Any]:
+def _workload(args: argparse.Namespace, days: float, out: Path) -> tuple[WorkloadSpec, Any]:
     if args.trace:
         p = Path(args.trace)
         if not p.is_file():
             raise InputError("no such file", source=str(p), field="--trace")
-        return WorkloadSpec(p.name, trace=str(p.resolve())), profile_trace(p)
+        prof = profile_trace(p)
+        if days > prof.days:  # a week's trace covers a billing month by repetition
+            out.mkdir(parents=True, exist_ok=True)
+            tiled = tile_trace(p, days, out / f"workload-{days:g}d.jsonl.gz")
+            prof = profile_trace(tiled)
+            p = tiled
+        return WorkloadSpec(Path(args.trace).name, trace=str(p.resolve())), prof
     from simulations.generator_profile import profile_generator
 
     p = Path(args.generator)
@@ -120,7 +127,6 @@ def _workload(args: argparse.Namespace) -> tuple[WorkloadSpec, Any]:
         raise InputError("no such file", source=str(p), field="--generator") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML: {exc}", source=str(p)) from None
-    days = args.days or 7.0
     return (WorkloadSpec(p.stem, generator=tuple(sorted(data.items()))),
             profile_generator(data, days, source=str(p)))
 
@@ -140,14 +146,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
                         ("--max-simulated", args.max_simulated)):
         if value < 1:
             raise InputError(f"expected an integer >= 1, got {value}", field=flag)
-    if args.days is not None and args.days <= 0:
+    if args.days <= 0:
         raise InputError(f"expected days > 0, got {args.days}", field="--days")
     plans = tuple(Plan(n) for n in _names(args.plans, {p.value: p for p in PLANS}, "--plans"))
     policies = tuple(PLAN_POLICIES[n] for n in _names(args.policies, PLAN_POLICIES,
                                                         "--policies"))
-    workload, profile = _workload(args)
+    out = Path(args.out)
+    workload, profile = _workload(args, args.days, out)
     opts = PlanOptions(
-        workload=workload, profile=profile, days=args.days or profile.days,
+        workload=workload, profile=profile, days=args.days,
         targets=Targets(args.p95_fast_wait, args.max_downgraded / 100.0, args.allow_rejections),
         prices=prices, extra_hour_price=args.extra_hour_price,
         extra_hours=_floats(args.extra_hours, "--extra-hours"), plans=plans,
@@ -157,7 +164,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
         progress=not args.no_progress)
     result = plan(opts)
     text = markdown(result)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "plan.md").write_text(text + "\n", encoding="utf-8")
     (out / "plan.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n",
@@ -172,8 +178,9 @@ def _setup_plan(p: argparse.ArgumentParser) -> None:
     src.add_argument("--trace", help="workload trace: event script (JSON Lines, .gz ok)")
     src.add_argument("--generator", help="workload generator parameters (TOML, the keys of a "
                      "scenario's [workload.generator])")
-    p.add_argument("--days", type=float, default=None,
-                   help="simulated days (default: the trace's span; 7 for a generator)")
+    p.add_argument("--days", type=float, default=30.0,
+                   help="simulated days (default 30, one billing month; a shorter trace is "
+                   "repeated to cover them)")
     p.add_argument("--price", action="append", metavar="PLAN=USD",
                    help="monthly plan price, repeatable (default basic=10 standard=30 pro=60 "
                    "mega=120, midjourney-facts.md)")
