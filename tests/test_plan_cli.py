@@ -96,8 +96,8 @@ def test_plan_missing_trace_exits_2_naming_the_file(tmp_path: Path,
     assert f"byoa plan: {missing}: --trace: no such file" in capsys.readouterr().err
 
 
-def test_plan_malformed_trace_line_exits_2_with_its_line(tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_malformed_trace_line_exits_2_with_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = _write_trace(tmp_path / "bad.jsonl", hours=2)
     bad.write_text(bad.read_text() + '{"op": "submit", "at": "yesterday"}\n')
     assert main(["plan", "--trace", str(bad), "--out", str(tmp_path)]) == 2
