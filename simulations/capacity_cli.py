@@ -25,6 +25,8 @@ PLAN_POLICIES: dict[str, PolicySpec] = {
     "documented": PolicySpec("documented"),
     "restore": PolicySpec("restore", restore_fast_on_renewal=True),
     "expiring_first": PolicySpec("expiring_first", Strategy.EXPIRING_FIRST),
+    "restore_expiring": PolicySpec("restore_expiring", Strategy.EXPIRING_FIRST,
+                                   restore_fast_on_renewal=True),
     "upgrade": PolicySpec("upgrade", upgrade_relax_when_expiring=True),
 }
 
@@ -43,9 +45,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     workers = _workers(args.workers)
     where = f"Dask cluster {args.dask}" if args.dask else f"{workers} local worker(s)"
     print(f"sweep {args.sweep_file}: {grid.size} scenarios on {where}", file=sys.stderr)
-    df = run_sweep(grid, workers=workers, dask_address=args.dask,
-                   progress=not args.no_progress)
     out = Path(args.out)
+    df = run_sweep(grid, workers=workers, dask_address=args.dask,
+                   progress=not args.no_progress, workdir=out / "workloads")
     pq, csv = write_table(df, out)
     cols = [c for c in ("wasted_fast_hours", "tasks_downgraded", "wait_seconds.fast.p95",
                         "wait_seconds.relax.p95", "cost_per_1000_images") if c in df.columns]
@@ -198,9 +200,9 @@ def _setup_plan(p: argparse.ArgumentParser) -> None:
                    help="plans to mix (default all four)")
     p.add_argument("--max-accounts", type=int, default=30,
                    help="largest fleet considered (default 30)")
-    p.add_argument("--policies", default="documented,restore",
+    p.add_argument("--policies", default="documented,restore,restore_expiring",
                    help=f"router policies to try, of {', '.join(PLAN_POLICIES)} "
-                   "(default documented,restore)")
+                   "(default documented,restore,restore_expiring)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per candidate (default 3)")
     p.add_argument("--root-seed", type=int, default=0, help="root of the seed sequence")
     p.add_argument("--max-simulated", type=int, default=12,

@@ -7,8 +7,11 @@
    concurrent fast slots, relax capacity).
 3. Walk the survivors from the cheapest, confirming each by simulation with
    several seeds (``simulations.runner.run_scenario`` through the sweep
-   executor) until two fleets pass: the recommendation and the runner-up.
-A fleet passes when *every* seed meets every target.
+   executor) under each policy asked for, until two fleets pass: the
+   recommendation and the runner-up.
+A fleet passes under a policy when *every* seed meets every target; of the
+policies under which it passes, the one with the fewest downgrades (then the
+least waste) is recommended with it.
 """
 
 from __future__ import annotations
@@ -226,28 +229,49 @@ def plan(opts: PlanOptions, *, run: Callable[[ScenarioSpec], dict[str, Any]] = r
     cands, pruned = candidates(opts)
     considered = len(enumerate_fleets(opts))
     log.info("plan: %d fleets, %d candidates after bounds", considered, len(cands))
+    groups: list[list[Candidate]] = []  # candidates of one fleet, in policy order
+    for c in cands:
+        if groups and groups[-1][0].fleet == c.fleet:
+            groups[-1].append(c)
+        else:
+            groups.append([c])
     passed: list[Candidate] = []
     simulated: list[Candidate] = []
-    batch = max(2, opts.workers)
-    i = 0
-    while i < len(cands) and len(simulated) < opts.max_simulated and len(passed) < 2:
-        chunk = cands[i:i + min(batch, opts.max_simulated - len(simulated))]
-        specs = _specs(chunk, opts, i)
+    g = 0
+    while g < len(groups) and len(simulated) < opts.max_simulated and len(passed) < 2:
+        chunk: list[list[Candidate]] = []
+        runs = 0
+        while g < len(groups) and runs < 2 * opts.workers:
+            if len(simulated) + sum(map(len, chunk)) + len(groups[g]) > opts.max_simulated \
+                    and chunk:
+                break
+            chunk.append(groups[g])
+            runs += len(groups[g]) * opts.seeds
+            g += 1
+        flat = [c for group in chunk for c in group]
+        specs = _specs(flat, opts, len(simulated))
         if opts.dask_address:
             results = run_dask(specs, opts.dask_address, run=run, progress=opts.progress)
         else:
             results = run_local(specs, opts.workers, run=run, progress=opts.progress)
-        for k, c in enumerate(chunk):
+        for k, c in enumerate(flat):
             c.runs = results[k * opts.seeds:(k + 1) * opts.seeds]
             for r, summary in enumerate(c.runs):
                 c.failures.extend(judge(summary, opts.targets, r))
             simulated.append(c)
-            if c.passed and all(p.fleet != c.fleet for p in passed):
-                passed.append(c)
-        i += len(chunk)
+        for group in chunk:
+            ok = [c for c in group if c.passed]
+            if ok and len(passed) < 2:
+                passed.append(min(ok, key=_quality))
     rec = passed[0] if passed else None
     runner = passed[1] if len(passed) > 1 else None
     return PlanResult(opts, rec, runner, simulated, considered, pruned)
+
+
+def _quality(c: Candidate) -> tuple[float, float]:
+    """Among passing policies of one fleet: fewest downgrades, then least waste."""
+    ev = c.evidence()
+    return (ev["downgraded_share"]["mean"], ev["wasted_fast_hours"]["mean"])
 
 
 def _fmt_evidence(c: Candidate) -> list[str]:

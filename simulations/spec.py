@@ -89,6 +89,7 @@ class WorkloadSpec:
     name: str
     trace: str | None = None
     generator: tuple[tuple[str, Any], ...] = ()
+    repeat: bool = False  # repeat a shorter trace to cover the horizon (simulations.tiling)
 
     @property
     def generator_params(self) -> dict[str, Any]:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from tqdm import tqdm
 from simulations.runner import run_scenario
 from simulations.spec import ScenarioSpec
 from simulations.sweepfile import SweepGrid
+from simulations.tiling import tile_trace
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +128,32 @@ def table(specs: Sequence[ScenarioSpec], results: Sequence[dict[str, Any]]) -> p
     return df
 
 
+def materialize(grid: SweepGrid, workdir: Path) -> SweepGrid:
+    """Write the repeated traces (``repeat = true``) once, into ``workdir``."""
+    workloads = []
+    for w in grid.workloads:
+        if w.repeat and w.trace is not None:
+            name = f"{Path(w.trace).name.split('.')[0]}-{grid.days:g}d.jsonl.gz"
+            tiled = workdir / name
+            if not tiled.exists():
+                workdir.mkdir(parents=True, exist_ok=True)
+                tile_trace(w.trace, grid.days, tiled)
+            w = replace(w, trace=str(tiled.resolve()), repeat=False)
+        workloads.append(w)
+    return replace(grid, workloads=tuple(workloads))
+
+
 def run_sweep(grid: SweepGrid, *, workers: int = 1, dask_address: str | None = None,
-              progress: bool = False, run: RunFn = run_scenario) -> pd.DataFrame:
-    """Expand ``grid``, run every scenario, return the tidy table."""
+              progress: bool = False, run: RunFn = run_scenario,
+              workdir: Path | None = None) -> pd.DataFrame:
+    """Expand ``grid``, run every scenario, return the tidy table.
+
+    ``workdir`` receives repeated traces (default: a temporary folder).
+    """
+    if any(w.repeat for w in grid.workloads):
+        if workdir is None:
+            workdir = Path(tempfile.mkdtemp(prefix="byoa-sweep-"))
+        grid = materialize(grid, workdir)
     specs = expand(grid)
     log.info("sweep %s: %d scenarios", grid.source, len(specs))
     if dask_address:

@@ -22,6 +22,7 @@ upgrade_relax_when_expiring = false
 [[workload]]
 name = "real week"
 trace = "../shared/data/mj2022-week1.events.jsonl.gz"   # relative to this file
+repeat = true        # repeat the trace to cover `days` (a week into a billing month)
 # or a generator table, passed to the simulator's workload generator:
 # [workload.generator]
 # jobs_per_day = 500
@@ -89,6 +90,7 @@ class WorkloadModel(BaseModel):
     model_config = _STRICT
     name: str = Field(min_length=1)
     trace: str | None = None
+    repeat: bool = False
     generator: dict[str, Any] | None = None
 
     @model_validator(mode="after")
@@ -196,7 +198,7 @@ def parse_sweep(text: str, *, source: str = "<sweep>", base: Path | None = None)
                 problems.append(f"{source}:{line}: workload[{i}].trace: no such file {str(p)!r}")
             trace = str(p.resolve())
         gen = tuple(sorted((w.generator or {}).items()))
-        workloads.append(WorkloadSpec(w.name, trace, gen))
+        workloads.append(WorkloadSpec(w.name, trace, gen, w.repeat))
     if problems:
         raise InputError("\n".join(problems))
     policies = tuple(PolicySpec(p.name, p.strategy, p.restore_fast_on_renewal,
