@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install demo test lint typecheck pytest bench bench-sweep clean
 
 install: $(STAMP)
 
@@ -30,6 +30,9 @@ test: lint typecheck pytest
 
 bench: install
 	$(PY) benchmarks/bench_router.py
+
+bench-sweep: install
+	$(PY) benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

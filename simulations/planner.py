@@ -315,7 +315,7 @@ def markdown(res: PlanResult) -> str:
         lines += [*_fmt_evidence(c), ""]
     failed = [c for c in res.simulated if not c.passed]
     if failed:
-        lines += ["## Cheaper fleets that failed in simulation", ""]
+        lines += ["## Candidates that failed in simulation", ""]
         for c in failed:
             lines.append(f"- {c.fleet.label()} (${c.cost:,.2f}, {c.policy.name}): "
                          f"{c.failures[0]}" + (f" (+{len(c.failures) - 1} more)"
