@@ -1,0 +1,205 @@
+"""Benchmark: the simulator on 1,000,000 root tasks (+ follow-ups), 1,000 accounts,
+30 simulated days, against a bare SimPy loop fed the same arrivals and durations
+without routing, measured side by side in the same run.
+
+    .venv/bin/python benchmarks/bench_sim.py [--roots 1000000] [--repeat 3]
+
+Each measurement runs in a fresh child process so that its peak memory
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) is its own. Reported: medians
+over ``--repeat`` runs of wall time (workload generation excluded from the
+loops, shown separately), peak RSS, and the ratio harness / bare loop.
+Targets (issue 3): <= 60 s, <= 2 GiB, <= 3x the bare loop.
+
+The bare loop is the same SimPy scheme as the harness (timeouts with callbacks,
+follow-ups scheduled when their parent ends) with each task running for its
+GPU time (turbo /4) as soon as it arrives: no Pool, no ledger, no slots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import simpy
+from simpy.events import Event, Timeout
+
+from router.timeutil import parse_time
+from simulations.fleet import build_accounts, build_policy
+from simulations.harness import RunOptions, Simulation
+from simulations.run import options
+from simulations.scenario import ScenarioModel, parse_scenario
+from simulations.workload import Workload, generate
+
+START = "2026-01-01T00:00:00Z"
+
+
+def scenario(roots: int, accounts: int, days: float) -> ScenarioModel:
+    n_std, n_pro = int(accounts * 0.6), int(accounts * 0.3)
+    n_mega = accounts - n_std - n_pro
+    n_relax = max(1, n_std // 10)
+    rate = roots / (days * 24)
+    return parse_scenario(f"""
+        name = "bench"
+        [simulation]
+        start = "{START}"
+        days = {days}
+        seed = 1
+        sample_minutes = 360
+        [[fleet.groups]]
+        plan = "standard"
+        count = {n_std - n_relax}
+        id_prefix = "std"
+        [[fleet.groups]]
+        plan = "standard"
+        count = {n_relax}
+        setting = "relax"
+        id_prefix = "rlx"
+        [[fleet.groups]]
+        plan = "pro"
+        count = {n_pro}
+        id_prefix = "pro"
+        [[fleet.groups]]
+        plan = "mega"
+        count = {n_mega}
+        id_prefix = "mega"
+        [workload.generator]
+        rate_per_hour = {rate}
+        max_depth = 2
+        followups = [
+          {{ type = "upscale", mean = 0.3, think_seconds = 60 }},
+          {{ type = "variation", mean = 0.1, think_seconds = 90 }},
+        ]
+    """, source="bench")
+
+
+def make_workload(sc: ScenarioModel) -> Workload:
+    gen = sc.workload.generator
+    assert gen is not None
+    return generate(gen, sc.execution, parse_time(START), sc.simulation.days,
+                    sc.simulation.seed, 0.02)
+
+
+class BareLoop:
+    """Same arrivals, durations and follow-up structure; no routing at all."""
+
+    def __init__(self, wl: Workload, opt: RunOptions, turbo_share: np.ndarray[Any, Any]
+                 ) -> None:
+        self.wl, self.opt = wl, opt
+        self.env = simpy.Environment(initial_time=opt.start)
+        self.dur = np.where(turbo_share, wl.gpu / 4.0, wl.gpu).tolist()
+        self.done = 0
+
+    def feeder(self) -> Any:
+        env, arr = self.env, self.wl.arrival
+        idx = np.nonzero(~np.isnan(arr))[0]
+        for i, t in zip(idx.tolist(), arr[idx].tolist(), strict=True):
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            self.arrive(i)
+
+    def arrive(self, i: int) -> None:
+        Timeout(self.env, self.dur[i], i).callbacks.append(self.finish)
+
+    def on_followup(self, ev: Event) -> None:
+        self.arrive(ev.value)
+
+    def finish(self, ev: Event) -> None:
+        i = ev.value
+        self.done += 1
+        wl = self.wl
+        if wl.fail[i] or self.env.now >= self.opt.horizon_end:
+            return
+        a, b = int(wl.child_ptr[i]), int(wl.child_ptr[i + 1])
+        for c in wl.child_idx[a:b].tolist():
+            Timeout(self.env, float(wl.think[c]), c).callbacks.append(self.on_followup)
+
+    def run(self) -> int:
+        self.env.process(self.feeder())
+        self.env.run()
+        return self.done
+
+
+def _measure(kind: str, roots: int, accounts: int, days: float, q: Any) -> None:
+    sc = scenario(roots, accounts, days)
+    t0 = time.perf_counter()
+    wl = make_workload(sc)
+    gen_s = time.perf_counter() - t0
+    opt = options(sc, parse_time(START))
+    t1 = time.perf_counter()
+    if kind == "harness":
+        accs = build_accounts(sc, "bench", None, parse_time(START))
+        sim = Simulation(accs, build_policy(sc.policy), wl, sc.execution, opt, seed=1)
+        res = sim.run()
+        tasks = int((res.status != 0).sum())
+    else:
+        turbo = np.zeros(wl.n, np.bool_)
+        roots_mask = wl.body_code >= 0
+        tm = np.array(wl.template_mode)
+        turbo[roots_mask] = tm[wl.body_code[roots_mask]] == 2
+        tasks = BareLoop(wl, opt, turbo).run()
+    wall = time.perf_counter() - t1
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    q.put({"kind": kind, "wall_s": wall, "generate_s": gen_s, "peak_rss_bytes": rss,
+           "tasks": tasks, "workload_tasks": wl.n, "roots": wl.roots})
+
+
+def measure(kind: str, roots: int, accounts: int, days: float) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_measure, args=(kind, roots, accounts, days, q))
+    p.start()
+    out: dict[str, Any] = q.get()
+    p.join()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--roots", type=int, default=1_000_000)
+    ap.add_argument("--accounts", type=int, default=1000)
+    ap.add_argument("--days", type=float, default=30.0)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", help="also write the raw figures here")
+    args = ap.parse_args(argv)
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "harness": []}
+    for r in range(args.repeat):
+        for kind in ("bare", "harness"):  # side by side, alternating
+            m = measure(kind, args.roots, args.accounts, args.days)
+            runs[kind].append(m)
+            print(f"run {r + 1} {kind:8s} wall {m['wall_s']:7.2f} s  peak "
+                  f"{m['peak_rss_bytes'] / 2**30:5.2f} GiB  tasks {m['tasks']:,}",
+                  file=sys.stderr)
+    med = {k: {f: statistics.median(x[f] for x in v) for f in ("wall_s", "peak_rss_bytes",
+                                                                  "generate_s")}
+           for k, v in runs.items()}
+    ratios = [h["wall_s"] / b["wall_s"] for h, b in zip(runs["harness"], runs["bare"],
+                                                        strict=True)]
+    h, b = med["harness"], med["bare"]
+    w = runs["harness"][0]
+    print(f"workload: {w['roots']:,} roots, {w['workload_tasks']:,} tasks drawn "
+          f"({w['tasks']:,} arrived), {args.accounts:,} accounts, {args.days:g} days; "
+          f"medians of {args.repeat} runs")
+    print(f"{'':10s} {'wall (s)':>10s} {'peak RSS (GiB)':>15s} {'generate (s)':>13s}")
+    for k, m in (("bare loop", b), ("harness", h)):
+        print(f"{k:10s} {m['wall_s']:10.2f} {m['peak_rss_bytes'] / 2**30:15.2f} "
+              f"{m['generate_s']:13.2f}")
+    ratio = statistics.median(ratios)
+    print(f"harness / bare loop: {ratio:.2f}x (median of per-run ratios)")
+    print(f"targets: wall <= 60 s: {'met' if h['wall_s'] <= 60 else 'NOT met'}; "
+          f"peak <= 2 GiB: {'met' if h['peak_rss_bytes'] <= 2**31 else 'NOT met'}; "
+          f"<= 3x bare: {'met' if ratio <= 3 else 'NOT met'}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"runs": runs, "medians": med, "ratio": ratio}, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Scenario files: shipped ones load; mistakes name file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from router.cli import main
+from router.errors import InputError
+from simulations.scenario import load_scenario, parse_scenario
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "simulations" / "scenarios"
+
+
+@pytest.mark.parametrize("name", ["default", "policy_comparison", "bursty_agency"])
+def test_shipped_scenarios_validate(name: str) -> None:
+    sc = load_scenario(SCENARIOS / f"{name}.toml")
+    assert sc.name == name
+
+
+def test_comparison_scenario_compares_the_documented_policy_with_restore() -> None:
+    sc = load_scenario(SCENARIOS / "policy_comparison.toml")
+    assert [(v.name, v.restore_fast_on_renewal) for v in sc.variants] == [
+        ("documented", False), ("restore_fast", True)]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[simulation]\ndays = 3\ncolour = "red"\n[[fleet.groups]]\nplan = "pro"\n',
+     "s.toml:3: simulation.colour: unknown field"),
+    ('[simulation]\ndays = -1\n[[fleet.groups]]\nplan = "pro"\n',
+     "s.toml:2: simulation.days: input should be greater than 0"),
+    ('[[fleet.groups]]\nplan = "pro"\n[[fleet.groups]]\nplan = "gold"\n',
+     "s.toml:4: fleet.groups[1].plan: expected one of 'basic', 'standard', 'pro' or 'mega'"),
+    ('[[fleet.groups]]\nplan = "pro"\n[workload.generator]\nmodes = { fast = 1, slow = 1 }\n',
+     "s.toml:4: workload.generator.modes: 'slow' is not a mode"),
+    ('[[fleet.groups]]\nplan = "pro"\n[workload]\ntrace = "t.csv"\n[workload.generator]\n',
+     "workload: give either trace or [workload.generator], not both"),
+    ('[simulation]\ndays = 3\n', "s.toml: fleet: required field is missing"),
+    ('[simulation]\ndays = 3\n[fleet]\n', "(scenario): the fleet is empty"),
+    ('[simulation]\ndays = 3\n[[fleet.groups]]\nplan = "pro"\nrenewal = "soon"\n',
+     "s.toml:5: fleet.groups[0].renewal: expected 'spread' or an ISO-8601 UTC time"),
+    ('[simulation\n', "s.toml: not valid TOML"),
+])
+def test_bad_scenario_names_file_line_and_field(text: str, expected: str) -> None:
+    with pytest.raises(InputError) as exc:
+        parse_scenario(text, source="s.toml")
+    assert expected in str(exc.value)
+
+
+def test_bad_scenario_on_the_command_line_is_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text('[[fleet.groups]]\nplan = "pro"\ncount = 0\n', encoding="utf-8")
+    assert main(["simulate", str(p), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml:3: fleet.groups[0].count: input should be greater than or equal to 1" in err
+    assert main(["simulate", "--trace", "x.jsonl", "--out", str(tmp_path / "o")]) == 2
+    assert "--accounts" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
