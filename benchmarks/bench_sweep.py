@@ -67,13 +67,10 @@ rate_per_hour = 12
 """
 
 
-def _median_time(fn: Callable[[], pd.DataFrame], repeats: int) -> tuple[float, pd.DataFrame]:
-    times, df = [], pd.DataFrame()
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        df = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), df
+def _timed(fn: Callable[[], pd.DataFrame]) -> tuple[float, pd.DataFrame]:
+    t0 = time.perf_counter()
+    df = fn()
+    return time.perf_counter() - t0, df
 
 
 def main() -> None:
@@ -81,28 +78,34 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     grid: SweepGrid = parse_sweep(GRID, source="bench")
-    print(f"{grid.size} scenarios, {os.cpu_count()} CPUs, median of {args.repeats} runs")
-    t1, ref = _median_time(lambda: run_sweep(grid, workers=1), args.repeats)
-    t2, two = _median_time(lambda: run_sweep(grid, workers=2), args.repeats)
-    pd.testing.assert_frame_equal(two, ref)
-    rows = [("local, 1 worker (baseline)", t1), ("local, 2 workers", t2)]
+    load = os.getloadavg()[0]
+    print(f"{grid.size} scenarios, {os.cpu_count()} CPUs, load average {load:.2f} before "
+          f"the run, median of {args.repeats} interleaved runs")
+    ref = run_sweep(grid, workers=1)  # warm-up and the reference table
 
     from distributed import LocalCluster
 
-    for n in (1, 2):
-        s0 = time.perf_counter()
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster:
-            startup = time.perf_counter() - s0
-            addr = cluster.scheduler_address
-            td, dk = _median_time(lambda a=addr: run_sweep(grid, dask_address=a), args.repeats)
-        pd.testing.assert_frame_equal(dk, ref)
-        rows.append((f"Dask LocalCluster, {n} worker(s) (startup {startup:.1f} s not counted)",
-                     td))
-    print(f"{'how':<62} {'median s':>9} {'speed-up':>9}")
-    for name, t in rows:
-        print(f"{name:<62} {t:9.2f} {t1 / t:8.2f}x")
-    print("tables identical across all runs: yes")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as c2:
+        addr = c2.scheduler_address
+        ways: dict[str, Callable[[], pd.DataFrame]] = {
+            "local, 1 worker (baseline)": lambda: run_sweep(grid, workers=1),
+            "local, 2 workers": lambda: run_sweep(grid, workers=2),
+            "Dask LocalCluster, 2 workers": lambda: run_sweep(grid, dask_address=addr),
+        }
+        times: dict[str, list[float]] = {k: [] for k in ways}
+        for _ in range(args.repeats):  # interleaved, so outside load hits every way alike
+            for name, fn in ways.items():
+                t, df = _timed(fn)
+                pd.testing.assert_frame_equal(df, ref)
+                times[name].append(t)
+    base = times["local, 1 worker (baseline)"]
+    print(f"{'how':<34} {'median s':>9} {'speed-up (median of per-run ratios)':>36}")
+    for name, ts in times.items():
+        ratio = statistics.median(b / t for b, t in zip(base, ts, strict=True))
+        print(f"{name:<34} {statistics.median(ts):9.2f} {ratio:35.2f}x")
+    print(f"load average after the run {os.getloadavg()[0]:.2f}; "
+          "tables identical across all runs: yes")
 
 
 if __name__ == "__main__":
