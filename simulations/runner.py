@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 from typing import Any
 
 from router.accounts import MS_PER_HOUR, PLAN_ALLOWANCE_MS, Setting
@@ -26,6 +25,8 @@ from simulations.spec import ScenarioSpec
 
 #: Renewal instants are spread over this many days (one billing month).
 SPREAD_DAYS = 30.0
+#: The start of a generated workload unless the spec names one.
+DEFAULT_START = "2026-01-01T00:00:00Z"
 
 
 def fleet_accounts(spec: ScenarioSpec, start: float) -> list[dict[str, Any]]:
@@ -59,20 +60,27 @@ def fleet_accounts(spec: ScenarioSpec, start: float) -> list[dict[str, Any]]:
 
 
 def trace_start(path: str) -> str:
-    """The ``at`` of the first event line of a JSON Lines trace (.gz ok)."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                return str(json.loads(line)["at"])
-    return "2026-01-01T00:00:00Z"
+    """The time of a trace's first task: the first line of an event script (.gz ok),
+    else the earliest row of a CSV or Parquet trace (read by the simulator's reader)."""
+    if path.endswith((".jsonl", ".jsonl.gz")):
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    return str(json.loads(line)["at"])
+        return DEFAULT_START
+    from simulations.scenario import ExecutionModel
+    from simulations.traces import read_trace
+
+    wl = read_trace(path, ExecutionModel(), 0)
+    return format_time(float(wl.arrival[0])) if wl.n else DEFAULT_START
 
 
 def scenario_document(spec: ScenarioSpec) -> dict[str, Any]:
     """The simulator's scenario (its TOML shape, as a dict) for ``spec``."""
     wl = spec.workload
     start_text = spec.start
-    if wl.trace is not None and Path(wl.trace).suffix in (".gz", ".jsonl"):
+    if wl.trace is not None:
         start_text = trace_start(wl.trace)
     start = parse_time(start_text)
     workload: dict[str, Any] = (

@@ -94,3 +94,31 @@ def test_plan_bad_generator_parameter_names_file_and_field(
     assert main(["plan", "--generator", str(gen), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"{gen}: rate_per_hour:" in err and "greater than or equal to 0" in err
+
+
+def test_plan_from_generator_parameters(tmp_path: Path) -> None:
+    """A generator workload: 2 roots an hour, all fast, no follow-ups (60 s imagines):
+    24 fast GPU hours per 30 days. One Standard (15 h) is pruned by the bound; two
+    (30 h, $60) are cheaper than a Mega ($120)."""
+    gen = tmp_path / "gen.toml"
+    gen.write_text('rate_per_hour = 2\nmodes = { fast = 1.0 }\nfollowups = []\n'
+                   'task_mix = { imagine = 1.0 }\n')
+    out = tmp_path / "plan"
+    code = main(["plan", "--generator", str(gen), "--days", "2", "--seeds", "2",
+                 "--max-accounts", "3", "--plans", "standard,mega", "--policies", "restore",
+                 "--workers", "1", "--out", str(out), "--no-progress"])
+    assert code == 0
+    res = json.loads((out / "plan.json").read_text())
+    assert res["workload"]["profile"]["fast_hours_per_month"] == pytest.approx(24.0)
+    assert res["pruned_by_bounds"] == {"fast hours": 1}
+    assert res["recommendation"]["fleet"] == "2 standard"
+    assert res["recommendation"]["evidence"]["downgraded_share"]["max"] == 0.0
+
+
+def test_trace_start_of_a_csv_trace(tmp_path: Path) -> None:
+    from simulations.runner import trace_start
+
+    f = tmp_path / "t.csv"
+    f.write_text("submitted_at,task_id,task_type,process_mode\n"
+                 "2026-05-04T10:00:00Z,a,imagine,fast\n2026-05-04T09:00:00Z,b,imagine,relax\n")
+    assert trace_start(str(f)) == "2026-05-04T09:00:00Z"
