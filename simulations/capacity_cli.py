@@ -13,7 +13,7 @@ from router.accounts import PLAN_PRICE_USD, Plan
 from router.cli import EXTRA_COMMANDS
 from router.errors import InputError
 from router.strategies import Strategy
-from simulations.bounds import profile_trace
+from simulations.bounds import WorkloadProfile, profile_trace
 from simulations.planner import PlanOptions, Targets, markdown, plan
 from simulations.spec import PLANS, PolicySpec, WorkloadSpec
 from simulations.sweep import default_workers, run_sweep, write_table
@@ -108,7 +108,8 @@ def _names(text: str, allowed: dict[str, Any], flag: str) -> list[str]:
     return names
 
 
-def _workload(args: argparse.Namespace, days: float, out: Path) -> tuple[WorkloadSpec, Any]:
+def _workload(args: argparse.Namespace, days: float,
+              out: Path) -> tuple[WorkloadSpec, WorkloadProfile]:
     if args.trace:
         p = Path(args.trace)
         if not p.is_file():

@@ -95,7 +95,6 @@ def scenario_document(spec: ScenarioSpec) -> dict[str, Any]:
         "fleet": {"accounts": fleet_accounts(spec, start)},
         "workload": workload,
     }
-    doc.update({k: v for k, v in spec.params})
     return doc
 
 

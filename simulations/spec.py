@@ -8,7 +8,7 @@ seed. ``simulations.runner.run_scenario`` turns one into summary metrics.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from router.accounts import PLAN_PRICE_USD, Plan, Setting
@@ -109,7 +109,6 @@ class ScenarioSpec:
     root_seed: int
     seed: int
     start: str = "2026-11-02T00:00:00Z"
-    params: tuple[tuple[str, Any], ...] = field(default=())
 
     def row(self) -> dict[str, Any]:
         """The scenario's parameters as flat table columns."""
