@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck pytest bench bench-sweep clean
+.PHONY: install demo test lint typecheck pytest bench bench-sim bench-sweep clean
 
 install: $(STAMP)
 
@@ -30,6 +30,9 @@ test: lint typecheck pytest
 
 bench: install
 	$(PY) benchmarks/bench_router.py
+
+bench-sim: install
+	$(PY) benchmarks/bench_sim.py
 
 bench-sweep: install
 	$(PY) benchmarks/bench_sweep.py

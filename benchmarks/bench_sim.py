@@ -10,9 +10,19 @@ over ``--repeat`` runs of wall time (workload generation excluded from the
 loops, shown separately), peak RSS, and the ratio harness / bare loop.
 Targets (issue 3): <= 60 s, <= 2 GiB, <= 3x the bare loop.
 
-The bare loop is the same SimPy scheme as the harness (timeouts with callbacks,
-follow-ups scheduled when their parent ends) with each task running for its
-GPU time (turbo /4) as soon as it arrives: no Pool, no ledger, no slots.
+Two baselines, both fed the same arrivals, durations (GPU time, turbo /4),
+failures and follow-up think times, with no Pool and no ledger:
+
+* ``bare``: the same SimPy scheme as the harness (timeouts with callbacks,
+  follow-ups scheduled when their parent ends); each task runs as soon as it
+  arrives. The strictest baseline: SimPy's own cost per task.
+* ``router``: no SimPy at all: every task's ``Pool.submit`` then
+  ``Pool.complete``/``Pool.fail`` in index order (parents before children) on a
+  clock spread evenly over the horizon. The floor the router's calls set.
+* ``process``: the idiomatic SimPy model: one process per task, one
+  ``simpy.Resource`` per account with the plan's fast-slot count, accounts
+  assigned round-robin (no routing decision), follow-ups as processes that
+  sleep their think time.
 """
 
 from __future__ import annotations
@@ -126,6 +136,71 @@ class BareLoop:
         return self.done
 
 
+class ProcessLoop:
+    """Idiomatic SimPy: a process per task and a Resource per account."""
+
+    def __init__(self, wl: Workload, opt: RunOptions, turbo: np.ndarray[Any, Any],
+                 slots: list[int]) -> None:
+        self.wl, self.opt = wl, opt
+        self.env = simpy.Environment(initial_time=opt.start)
+        self.dur = np.where(turbo, wl.gpu / 4.0, wl.gpu).tolist()
+        self.res = [simpy.Resource(self.env, capacity=max(1, n)) for n in slots]
+        self.done = 0
+        self.next_acc = 0
+
+    def feeder(self) -> Any:
+        env, arr = self.env, self.wl.arrival
+        idx = np.nonzero(~np.isnan(arr))[0]
+        for i, t in zip(idx.tolist(), arr[idx].tolist(), strict=True):
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            env.process(self.task(i, 0.0))
+
+    def task(self, i: int, think: float) -> Any:
+        env, wl = self.env, self.wl
+        if think > 0:
+            yield env.timeout(think)
+        self.next_acc = (self.next_acc + 1) % len(self.res)
+        with self.res[self.next_acc].request() as req:
+            yield req
+            yield env.timeout(self.dur[i])
+        self.done += 1
+        if wl.fail[i] or env.now >= self.opt.horizon_end:
+            return
+        a, b = int(wl.child_ptr[i]), int(wl.child_ptr[i + 1])
+        for c in wl.child_idx[a:b].tolist():
+            env.process(self.task(c, float(wl.think[c])))
+
+    def run(self) -> int:
+        self.env.process(self.feeder())
+        self.env.run()
+        return self.done
+
+
+def router_only(wl: Workload, sc: ScenarioModel, opt: RunOptions) -> int:
+    """Every task through the Pool (submit, then complete or fail), no simulation."""
+    from router.pool import Pool
+
+    accs = build_accounts(sc, "bench", None, opt.start)
+    pool = Pool(accs, build_policy(sc.policy), explain=False)
+    step = (opt.horizon_end - opt.start) / max(wl.n, 1) / 2
+    gpu, fail = wl.gpu.tolist(), wl.fail.tolist()
+    t = opt.start
+    done = 0
+    for i in range(wl.n):
+        tid = f"t{i}"
+        d = pool.submit(tid, wl.body(i), t)
+        t += step
+        if d.error is None and d.account_id is not None:
+            if fail[i]:
+                pool.fail(tid, t)
+            else:
+                pool.complete(tid, gpu[i], t)
+            done += 1
+        t += step
+    return done
+
+
 def _measure(kind: str, roots: int, accounts: int, days: float, q: Any) -> None:
     sc = scenario(roots, accounts, days)
     t0 = time.perf_counter()
@@ -133,7 +208,9 @@ def _measure(kind: str, roots: int, accounts: int, days: float, q: Any) -> None:
     gen_s = time.perf_counter() - t0
     opt = options(sc, parse_time(START))
     t1 = time.perf_counter()
-    if kind == "harness":
+    if kind == "router":
+        tasks = router_only(wl, sc, opt)
+    elif kind == "harness":
         accs = build_accounts(sc, "bench", None, parse_time(START))
         sim = Simulation(accs, build_policy(sc.policy), wl, sc.execution, opt, seed=1)
         res = sim.run()
@@ -143,7 +220,12 @@ def _measure(kind: str, roots: int, accounts: int, days: float, q: Any) -> None:
         roots_mask = wl.body_code >= 0
         tm = np.array(wl.template_mode)
         turbo[roots_mask] = tm[wl.body_code[roots_mask]] == 2
-        tasks = BareLoop(wl, opt, turbo).run()
+        if kind == "bare":
+            tasks = BareLoop(wl, opt, turbo).run()
+        else:
+            accs = build_accounts(sc, "bench", None, parse_time(START))
+            slots = [sc.execution.concurrency[a.plan.value]["fast"] for a in accs]
+            tasks = ProcessLoop(wl, opt, turbo, slots).run()
     wall = time.perf_counter() - t1
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     q.put({"kind": kind, "wall_s": wall, "generate_s": gen_s, "peak_rss_bytes": rss,
@@ -168,9 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", help="also write the raw figures here")
     args = ap.parse_args(argv)
-    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "harness": []}
+    kinds = ("bare", "process", "router", "harness")
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
     for r in range(args.repeat):
-        for kind in ("bare", "harness"):  # side by side, alternating
+        for kind in kinds:  # side by side, alternating
             m = measure(kind, args.roots, args.accounts, args.days)
             runs[kind].append(m)
             print(f"run {r + 1} {kind:8s} wall {m['wall_s']:7.2f} s  peak "
@@ -181,23 +264,32 @@ def main(argv: list[str] | None = None) -> int:
            for k, v in runs.items()}
     ratios = [h["wall_s"] / b["wall_s"] for h, b in zip(runs["harness"], runs["bare"],
                                                         strict=True)]
-    h, b = med["harness"], med["bare"]
+    ratios_p = [h["wall_s"] / b["wall_s"] for h, b in zip(runs["harness"], runs["process"],
+                                                          strict=True)]
+    h, b, pr = med["harness"], med["bare"], med["process"]
     w = runs["harness"][0]
     print(f"workload: {w['roots']:,} roots, {w['workload_tasks']:,} tasks drawn "
           f"({w['tasks']:,} arrived), {args.accounts:,} accounts, {args.days:g} days; "
           f"medians of {args.repeat} runs")
     print(f"{'':10s} {'wall (s)':>10s} {'peak RSS (GiB)':>15s} {'generate (s)':>13s}")
-    for k, m in (("bare loop", b), ("harness", h)):
+    for k, m in (("bare loop", b), ("process", pr), ("router", med["router"]),
+                 ("harness", h)):
         print(f"{k:10s} {m['wall_s']:10.2f} {m['peak_rss_bytes'] / 2**30:15.2f} "
               f"{m['generate_s']:13.2f}")
     ratio = statistics.median(ratios)
-    print(f"harness / bare loop: {ratio:.2f}x (median of per-run ratios)")
+    ratio_p = statistics.median(ratios_p)
+    print(f"harness / bare loop: {ratio:.2f}x; harness / process-per-task loop: "
+          f"{ratio_p:.2f}x (medians of per-run ratios)")
+    share = statistics.median(r["wall_s"] / h_["wall_s"] for r, h_ in
+                              zip(runs["router"], runs["harness"], strict=True))
+    print(f"router calls alone (no SimPy): {share:.0%} of the harness's wall time")
     print(f"targets: wall <= 60 s: {'met' if h['wall_s'] <= 60 else 'NOT met'}; "
           f"peak <= 2 GiB: {'met' if h['peak_rss_bytes'] <= 2**31 else 'NOT met'}; "
           f"<= 3x bare: {'met' if ratio <= 3 else 'NOT met'}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"runs": runs, "medians": med, "ratio": ratio}, fh, indent=2)
+            json.dump({"runs": runs, "medians": med, "ratio_bare": ratio,
+                       "ratio_process": ratio_p, "router_share": share}, fh, indent=2)
     return 0
 
 

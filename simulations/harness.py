@@ -101,6 +101,42 @@ class SimResult:
     incidents: list[tuple[float, str, str]] = field(default_factory=list)
 
 
+class _Cols:
+    """Per-task columns as Python lists while the run goes (fast item access);
+    ``to_result`` turns them into the ``SimResult`` numpy arrays."""
+
+    __slots__ = ("acc", "attempts", "charged_ms", "eff", "end", "error", "fallback",
+                 "q_enter", "queued_s", "ready", "req", "routed", "start", "status")
+
+    def __init__(self, n: int) -> None:
+        nan = float("nan")
+        self.ready = [nan] * n
+        self.routed = [nan] * n
+        self.start = [nan] * n
+        self.end = [nan] * n
+        self.acc = [-1] * n
+        self.req = [-1] * n
+        self.eff = [-1] * n
+        self.fallback = [False] * n
+        self.charged_ms = [0] * n
+        self.status = [PENDING] * n
+        self.error = [0] * n
+        self.attempts = [0] * n
+        self.queued_s = [0.0] * n
+        self.q_enter = [nan] * n
+
+    def to_result(self, r: SimResult) -> None:
+        r.ready, r.routed = np.array(self.ready), np.array(self.routed)
+        r.start, r.end = np.array(self.start), np.array(self.end)
+        r.acc = np.array(self.acc, np.int32)
+        r.req, r.eff = np.array(self.req, np.int8), np.array(self.eff, np.int8)
+        r.fallback = np.array(self.fallback, np.bool_)
+        r.charged_ms = np.array(self.charged_ms, np.int64)
+        r.status, r.error = np.array(self.status, np.int8), np.array(self.error, np.int8)
+        r.attempts = np.array(self.attempts, np.int32)
+        r.queued_s, r.q_enter = np.array(self.queued_s), np.array(self.q_enter)
+
+
 class Simulation:
     """One run: a ``Pool`` (built here from ``accounts`` and ``policy``), a workload,
     and the execution model."""
@@ -118,14 +154,15 @@ class Simulation:
         self.execs = [AccountExec(k, a, conc[a.plan.value]["fast"], conc[a.plan.value]["relax"])
                       for k, a in enumerate(accounts)]
         n = workload.n
+        self.c = _Cols(n)
+        empty = np.empty(0)
         self.res = SimResult(
-            workload, self.pool, accounts, options,
-            ready=np.full(n, np.nan), routed=np.full(n, np.nan), start=np.full(n, np.nan),
-            end=np.full(n, np.nan), acc=np.full(n, -1, np.int32),
-            req=np.full(n, -1, np.int8), eff=np.full(n, -1, np.int8),
-            fallback=np.zeros(n, np.bool_), charged_ms=np.zeros(n, np.int64),
-            status=np.zeros(n, np.int8), error=np.zeros(n, np.int8),
-            attempts=np.zeros(n, np.int32), queued_s=np.zeros(n), q_enter=np.full(n, np.nan),
+            workload, self.pool, accounts, options, ready=empty, routed=empty, start=empty,
+            end=empty, acc=np.empty(0, np.int32), req=np.empty(0, np.int8),
+            eff=np.empty(0, np.int8), fallback=np.empty(0, np.bool_),
+            charged_ms=np.empty(0, np.int64), status=np.empty(0, np.int8),
+            error=np.empty(0, np.int8), attempts=np.empty(0, np.int32), queued_s=empty,
+            q_enter=empty,
         )
         self.res.queue_t0 = options.start
         self.q_pinned: dict[int, deque[int]] = {}
@@ -133,7 +170,6 @@ class Simulation:
         self.q_relax: deque[int] = deque()
         self.q_len = 0
         self.q_last = options.start
-        self.q_enter = self.res.q_enter
         self.parked: dict[int, list[int]] = {}
         self.outstanding = 0
         self.stop_children = False
@@ -142,7 +178,12 @@ class Simulation:
         self._gpu = workload.gpu.tolist()
         self._fail = workload.fail.tolist()
         self._u = workload.u_relax.tolist()
-        self._type = [TASK_TYPES[int(c)] for c in range(len(TASK_TYPES))]
+        self._type = list(TASK_TYPES)
+        self._parent: list[int] = workload.parent.tolist()
+        self._est = workload.estimates or None
+        self._incidents = bool(options.ban_rate or options.captcha_rate)
+        ids = workload.task_ids
+        self._tid: Callable[[int], str] = ids.__getitem__ if ids is not None else "t{}".format
 
     # ------------------------------------------------------------ workload side
     def _body(self, i: int) -> Any:
@@ -153,7 +194,7 @@ class Simulation:
         if code >= 0:
             return wl.templates[code]
         return {"model": "midjourney", "task_type": self._type[int(wl.type_code[i])],
-                "input": {"origin_task_id": wl.task_id(int(wl.parent[i]))}}
+                "input": {"origin_task_id": self._tid(self._parent[i])}}
 
     def _feeder(self) -> Generator[Event, Any, None]:
         """Roots (and trace tasks) arrive at their times, until the horizon."""
@@ -173,13 +214,13 @@ class Simulation:
 
     def _arrive(self, i: int) -> None:
         """A task is ready to submit; trace children wait for their parent's end."""
-        res = self.res
-        p = int(self.wl.parent[i])
-        if p >= 0 and not self.wl.generated_followups and res.status[p] not in _FINAL:
-            res.status[i] = WAITING
+        c = self.c
+        p = self._parent[i]
+        if p >= 0 and not self.wl.generated_followups and c.status[p] not in _FINAL:
+            c.status[i] = WAITING
             self.parked.setdefault(p, []).append(i)
             return
-        res.ready[i] = self.env.now
+        c.ready[i] = self.env.now
         self._submit(i, first=True)
 
     def _on_followup(self, ev: Event) -> None:
@@ -200,36 +241,36 @@ class Simulation:
                 self.outstanding += 1
                 Timeout(env, float(think[c]), c).callbacks.append(self._on_followup)
         else:
-            for c in self.parked.pop(i, ()):
-                self.res.ready[c] = self.env.now
-                self._submit(c, first=True)
+            for ch in self.parked.pop(i, ()):
+                self.c.ready[ch] = self.env.now
+                self._submit(ch, first=True)
 
     # ------------------------------------------------------------ routing side
     def _submit(self, i: int, first: bool) -> bool:
         """Route task ``i`` now. True when it left the central queue's concern
         (accepted or rejected), False when it is (still) ``pool_saturated``."""
-        res, now = self.res, self.env.now
-        est = self.wl.estimates.get(i) if self.wl.estimates else None
-        d = self.pool.submit(self.wl.task_id(i), self._body(i), now, estimated_gpu_seconds=est)
-        res.attempts[i] += 1
+        c, now = self.c, self.env.now
+        est = self._est.get(i) if self._est else None
+        d = self.pool.submit(self._tid(i), self._body(i), now, estimated_gpu_seconds=est)
+        c.attempts[i] += 1
         if d.requested_mode is not None:
-            res.req[i] = MODE_CODE[d.requested_mode]
+            c.req[i] = MODE_CODE[d.requested_mode]
         err = d.error
         if err is None:
-            res.routed[i] = now
+            c.routed[i] = now
             assert d.effective_mode is not None
             eff = MODE_CODE[d.effective_mode]
-            res.eff[i] = eff
-            res.fallback[i] = d.fallback
+            c.eff[i] = eff
+            c.fallback[i] = d.fallback
             if d.account_id is None:  # P1: GoAPI's public pool, outside our fleet
-                res.status[i] = PUBLIC
-                res.end[i] = now
+                c.status[i] = PUBLIC
+                c.end[i] = now
                 self._final(i)
                 self._children(i, completed=True)
                 return True
             k = self.acc_index[d.account_id]
-            res.acc[i] = k
-            res.status[i] = RUNNING
+            c.acc[i] = k
+            c.status[i] = RUNNING
             ex = self.execs[k]
             if eff == RELAX:
                 wait = ex.relax_wait(self._u[i], self.params)
@@ -243,9 +284,9 @@ class Simulation:
             if first:
                 self._enqueue(i, d.pinned)
             return False
-        res.status[i] = REJECTED
-        res.error[i] = ERROR_INDEX.get(err.code, 0)
-        res.end[i] = now
+        c.status[i] = REJECTED
+        c.error[i] = ERROR_INDEX.get(err.code, 0)
+        c.end[i] = now
         self._final(i)
         self._children(i, completed=False)
         return True
@@ -255,43 +296,45 @@ class Simulation:
 
     def _on_relax_ready(self, ev: Event) -> None:
         i = cast(int, ev.value)
-        if self.res.status[i] == CANCELLED:
+        if self.c.status[i] == CANCELLED:
             return
-        ex = self.execs[int(self.res.acc[i])]
+        ex = self.execs[self.c.acc[i]]
         ex.enqueue(i, RELAX)
         self._start_ready(ex)
 
     def _start_ready(self, ex: AccountExec) -> None:
-        res, env, p = self.res, self.env, self.params
+        c, env, p = self.c, self.env, self.params
         for i in ex.startable():
-            res.start[i] = env.now
-            dur = p.run_seconds(self._gpu[i], int(res.eff[i]))
+            c.start[i] = env.now
+            dur = p.run_seconds(self._gpu[i], c.eff[i])
             Timeout(env, dur, i).callbacks.append(self._on_finish)
 
     def _on_finish(self, ev: Event) -> None:
         i = cast(int, ev.value)
-        res, now = self.res, self.env.now
-        k = int(res.acc[i])
+        c, now = self.c, self.env.now
+        k = c.acc[i]
         ex = self.execs[k]
-        mode = int(res.eff[i])
+        mode = c.eff[i]
         ex.release(mode)
-        tid = self.wl.task_id(i)
+        tid = self._tid(i)
         completed = not self._fail[i]
         if completed:
             out = self.pool.complete(tid, self._gpu[i], now)
-            res.charged_ms[i] = out.charged_ms
-            res.status[i] = COMPLETED
+            c.charged_ms[i] = out.charged_ms
+            c.status[i] = COMPLETED
             if mode == RELAX:
                 ex.add_relax_use(self._gpu[i])
         else:
             self.pool.fail(tid, now)
-            res.status[i] = FAILED
-        res.end[i] = now
-        self._final(i)
-        if self.opt.ban_rate or self.opt.captcha_rate:
+            c.status[i] = FAILED
+        c.end[i] = now
+        self.outstanding -= 1
+        if self._incidents:
             self._incident(ex)
-        self._start_ready(ex)
-        self._retry(k)
+        if ex.fast_q or ex.relax_q:
+            self._start_ready(ex)
+        if self.q_len:
+            self._retry(k)
         self._children(i, completed)
 
     # ----------------------------------------------------------- central queue
@@ -304,19 +347,19 @@ class Simulation:
     def _enqueue(self, i: int, pinned: bool) -> None:
         self._q_change(+1)
         self.res.queue_entries += 1
-        self.res.status[i] = QUEUED
-        self.q_enter[i] = self.env.now
-        p = int(self.wl.parent[i])
-        if pinned and p >= 0 and self.res.acc[p] >= 0:
-            self.q_pinned.setdefault(int(self.res.acc[p]), deque()).append(i)
-        elif self.res.req[i] == RELAX:
+        self.c.status[i] = QUEUED
+        self.c.q_enter[i] = self.env.now
+        p = self._parent[i]
+        if pinned and p >= 0 and self.c.acc[p] >= 0:
+            self.q_pinned.setdefault(self.c.acc[p], deque()).append(i)
+        elif self.c.req[i] == RELAX:
             self.q_relax.append(i)
         else:
             self.q_fast.append(i)
 
     def _dequeued(self, i: int) -> None:
         self._q_change(-1)
-        self.res.queued_s[i] += self.env.now - self.q_enter[i]
+        self.c.queued_s[i] += self.env.now - self.c.q_enter[i]
 
     def _retry(self, k: int | None) -> None:
         """Late binding: route queued tasks again, oldest first among the lanes
@@ -331,7 +374,7 @@ class Simulation:
             if pq:
                 lanes.append(pq)
         lanes = [q for q in lanes if q]
-        q_enter = self.q_enter
+        q_enter = self.c.q_enter
         while lanes:
             best = min(lanes, key=lambda q: (q_enter[q[0]], q[0]))
             i = best[0]
@@ -408,31 +451,31 @@ class Simulation:
 
     def _cancels(self) -> Generator[Event, Any, None]:
         """Trace ``cancel`` lines: a task still waiting (queue or slot) is cancelled."""
-        env, res = self.env, self.res
+        env, c = self.env, self.c
         for at, i in sorted((t, i) for i, t in self.wl.cancel_at.items()):
             if at >= self.opt.horizon_end:
                 break
             if at > env.now:
                 yield env.timeout(at - env.now)
-            st = res.status[i]
+            st = c.status[i]
             if st == QUEUED:
                 for q in (self.q_fast, self.q_relax, *self.q_pinned.values()):
                     if i in q:
                         q.remove(i)
                         self._dequeued(i)
                         break
-            elif st == RUNNING and np.isnan(res.start[i]):
-                ex = self.execs[int(res.acc[i])]
+            elif st == RUNNING and c.start[i] != c.start[i]:  # NaN: not started yet
+                ex = self.execs[c.acc[i]]
                 ex.remove_waiting(i)
                 try:
-                    self.pool.cancel(self.wl.task_id(i), env.now)
+                    self.pool.cancel(self._tid(i), env.now)
                 except NotInFlight:
                     continue
-                self._retry(int(res.acc[i]))
+                self._retry(c.acc[i])
             else:
                 continue
-            res.status[i] = CANCELLED
-            res.end[i] = env.now
+            c.status[i] = CANCELLED
+            c.end[i] = env.now
             self._final(i)
             self._children(i, completed=False)
 
@@ -456,6 +499,9 @@ class Simulation:
         res.queue_t1 = env.now
         res.end_time = env.now
         self.pool.advance(max(env.now, opt.horizon_end))
+        self.c.to_result(res)
+        if opt.progress is not None:
+            opt.progress(1.0)
         return res
 
 

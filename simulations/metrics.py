@@ -33,6 +33,7 @@ from simulations.harness import (
     REJECTED,
     RUNNING,
     STATUS_NAMES,
+    WAITING,
     SimResult,
 )
 from simulations.workload import MODES, TASK_TYPES
@@ -209,7 +210,7 @@ def summary(r: SimResult, *, name: str = "", variant: str = "") -> dict[str, Any
         "tasks_completed": int((st == COMPLETED).sum()),
         "tasks_failed": int((st == FAILED).sum()),
         "tasks_public": int((st == PUBLIC).sum()),
-        "tasks_unfinished": int(((st == RUNNING) | (st == QUEUED)).sum()),
+        "tasks_unfinished": int(((st == RUNNING) | (st == QUEUED) | (st == WAITING)).sum()),
         "tasks_queued_once": int(r.queue_entries),
         "wait_seconds": waits,
         "queue": {"entries": r.queue_entries, "time_average_length": r.queue_area / span,

@@ -39,6 +39,7 @@ import io
 import logging
 import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +156,8 @@ def _parse_row(rec: dict[str, object], where: tuple[str, int | str], rows: _Rows
     if not at_text:
         raise err("required value is empty (an ISO-8601 time or epoch seconds)",
                   "submitted_at")
-    if hasattr(raw_at, "timestamp"):
-        at = float(raw_at.timestamp())
+    if isinstance(raw_at, datetime):  # Parquet timestamp columns (naive = UTC)
+        at = (raw_at if raw_at.tzinfo else raw_at.replace(tzinfo=UTC)).timestamp()
     else:
         try:
             at = float(at_text)

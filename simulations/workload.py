@@ -95,6 +95,17 @@ class Workload:
     def task_id(self, i: int) -> str:
         return self.task_ids[i] if self.task_ids is not None else f"t{i}"
 
+    def body(self, i: int) -> dict[str, Any]:
+        """Task ``i``'s GoAPI request body: the trace's, a root template, or a child
+        naming its parent (M5/R7)."""
+        if self.bodies is not None:
+            return self.bodies[i]
+        code = int(self.body_code[i])
+        if code >= 0:
+            return self.templates[code]
+        return {"model": "midjourney", "task_type": TASK_TYPES[int(self.type_code[i])],
+                "input": {"origin_task_id": self.task_id(int(self.parent[i]))}}
+
     def children_of(self, i: int) -> I64:
         return self.child_idx[self.child_ptr[i]:self.child_ptr[i + 1]]
 
