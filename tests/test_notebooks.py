@@ -1,9 +1,10 @@
-"""Both notebooks run top to bottom (small parameters), in a kernel from this venv,
-and are stored without outputs."""
+"""Both notebooks run top to bottom (small parameters), in a kernel running this
+interpreter (the venv's), and are stored without outputs."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import nbformat
@@ -14,9 +15,24 @@ from small_trace import write_small_trace
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
+KERNEL = "byoa-tests"
+
+
+@pytest.fixture(autouse=True)
+def venv_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel spec for this interpreter (the venv's), found first on JUPYTER_PATH,
+    so that no other "python3" kernel on the machine is picked up."""
+    spec = tmp_path / "jupyter" / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "byoa tests", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+
+
 def _run(name: str) -> nbformat.NotebookNode:
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+    client = NotebookClient(nb, timeout=600, kernel_name=KERNEL,
                             resources={"metadata": {"path": str(NOTEBOOKS)}})
     client.execute()
     return nb
