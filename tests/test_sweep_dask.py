@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,3 +67,19 @@ def test_sweep_command_with_dask_writes_the_same_table(cluster: LocalCluster,
                  "--out", str(tmp_path / "b"), "--no-progress"]) == 0
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / "sweep.parquet"),
                                   pd.read_parquet(tmp_path / "b" / "sweep.parquet"))
+
+
+def test_plan_on_a_dask_cluster_gives_the_local_plan(cluster: LocalCluster,
+                                                     tmp_path: Path) -> None:
+    from small_trace import write_small_trace
+
+    trace = write_small_trace(tmp_path / "small.jsonl")
+    common = ["plan", "--trace", str(trace), "--days", "2", "--seeds", "2",
+              "--max-accounts", "4", "--policies", "documented", "--no-progress"]
+    assert main([*common, "--workers", "2", "--out", str(tmp_path / "local")]) == 0
+    assert main([*common, "--dask", cluster.scheduler_address,
+                 "--out", str(tmp_path / "dask")]) == 0
+    local = json.loads((tmp_path / "local" / "plan.json").read_text())
+    dask = json.loads((tmp_path / "dask" / "plan.json").read_text())
+    assert dask["recommendation"] == local["recommendation"]
+    assert dask["simulated"] == local["simulated"]
