@@ -122,3 +122,15 @@ def test_trace_start_of_a_csv_trace(tmp_path: Path) -> None:
     f.write_text("submitted_at,task_id,task_type,process_mode\n"
                  "2026-05-04T10:00:00Z,a,imagine,fast\n2026-05-04T09:00:00Z,b,imagine,relax\n")
     assert trace_start(str(f)) == "2026-05-04T09:00:00Z"
+
+
+def test_plan_without_a_passing_fleet_exits_1_and_says_what_to_change(
+        trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two Basic accounts at most: no relax (R4) and 6.6 h of 27: every fleet is pruned."""
+    code = main(["plan", "--trace", str(trace), "--plans", "basic", "--max-accounts", "2",
+                 "--out", str(tmp_path), "--no-progress"])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "none found within the search limits" in out and "0 simulated" in out
+    res = json.loads((tmp_path / "plan.json").read_text())
+    assert res["recommendation"] is None and res["pruned_by_bounds"]
