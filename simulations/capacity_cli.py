@@ -18,7 +18,7 @@ from simulations.planner import PlanOptions, Targets, markdown, plan
 from simulations.spec import PLANS, PolicySpec, WorkloadSpec
 from simulations.sweep import default_workers, run_sweep, write_table
 from simulations.sweepfile import load_sweep
-from simulations.tiling import tile_trace
+from simulations.tiling import is_event_script, tile_trace, to_event_script
 
 #: ``--policies`` names for ``byoa plan``.
 PLAN_POLICIES: dict[str, PolicySpec] = {
@@ -114,6 +114,11 @@ def _workload(args: argparse.Namespace, days: float,
         p = Path(args.trace)
         if not p.is_file():
             raise InputError("no such file", source=str(p), field="--trace")
+        if not is_event_script(p):  # CSV / Parquet: the same trace as an event script
+            out.mkdir(parents=True, exist_ok=True)
+            p = to_event_script(p, out / "workload.jsonl.gz")
+            print(f"{args.trace}: converted to {p} (recorded GPU seconds are not carried "
+                  "over; the simulation draws them from its cost table)", file=sys.stderr)
         prof = profile_trace(p)
         if days > prof.days:  # a week's trace covers a billing month by repetition
             out.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,37 @@ from router.timeutil import DAY, format_time
 KEEP_OPS = frozenset({"submit", "complete", "fail"})
 
 
+def is_event_script(path: str | Path) -> bool:
+    return str(path).endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz"))
+
+
+def to_event_script(path: str | Path, out: str | Path) -> Path:
+    """A CSV or Parquet trace as an event script (``submit`` and ``fail`` lines).
+
+    Read by the simulator's own reader (same checks, same line numbers in errors).
+    GPU seconds recorded in the trace are not carried over: the simulation draws
+    them from its cost table, per seed.
+    """
+    from simulations.scenario import ExecutionModel
+    from simulations.traces import read_trace
+
+    wl = read_trace(path, ExecutionModel(), 0)
+    assert wl.bodies is not None
+    out = Path(out)
+    with gzip.open(out, "wt", encoding="utf-8") as fh:
+        for i in range(wl.n):
+            at = format_time(float(wl.arrival[i]))
+            fh.write(json.dumps({"op": "submit", "at": at, "task_id": wl.task_id(i),
+                                 "request": wl.bodies[i]}, separators=(",", ":")) + "\n")
+            if wl.fail[i]:
+                fh.write(json.dumps({"op": "fail", "at": at, "task_id": wl.task_id(i)}) + "\n")
+    return out
+
+
 def tile_trace(path: str | Path, days: float, out: str | Path) -> Path:
     """Write ``out`` (JSON Lines, gzip when it ends in .gz) covering ``days`` days."""
+    if not is_event_script(path):
+        path = to_event_script(path, Path(out).with_suffix(".source.jsonl.gz"))
     events = [ev for ev in read_events(path) if ev.op in KEEP_OPS]
     out = Path(out)
     if not events:

@@ -134,3 +134,21 @@ def test_plan_without_a_passing_fleet_exits_1_and_says_what_to_change(
     assert "none found within the search limits" in out and "0 simulated" in out
     res = json.loads((tmp_path / "plan.json").read_text())
     assert res["recommendation"] is None and res["pruned_by_bounds"]
+
+
+def test_plan_takes_a_csv_trace(tmp_path: Path) -> None:
+    """A CSV trace (the simulator's columns) is converted to an event script first."""
+    rows = ["submitted_at,task_id,task_type,process_mode,prompt,parent_task_id"]
+    for h in range(24):
+        rows.append(f"2026-03-02T{h:02d}:00:00Z,f{h},imagine,fast,a fox,")
+        rows.append(f"2026-03-02T{h:02d}:02:00Z,u{h},upscale,,,f{h}")
+    f = tmp_path / "t.csv"
+    f.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "plan"
+    assert main(["plan", "--trace", str(f), "--days", "2", "--seeds", "1", "--max-accounts", "3",
+                 "--policies", "documented", "--workers", "1", "--out", str(out),
+                 "--no-progress"]) == 0
+    res = json.loads((out / "plan.json").read_text())
+    prof = res["workload"]["profile"]
+    assert prof["fast_tasks"] == 2 * 48 and prof["by_type"] == {"imagine": 48, "upscale": 48}
+    assert res["recommendation"] is not None
