@@ -183,7 +183,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def _setup_plan(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--trace", help="workload trace: event script (JSON Lines, .gz ok)")
+    src.add_argument("--trace", help="workload trace: event script (JSON Lines), CSV or "
+                     "Parquet (the simulator's columns); .gz ok")
     src.add_argument("--generator", help="workload generator parameters (TOML, the keys of a "
                      "scenario's [workload.generator])")
     p.add_argument("--days", type=float, default=30.0,
