@@ -4,14 +4,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck pytest bench bench-sim clean
+.PHONY: install demo test lint typecheck pytest bench bench-sim bench-sweep clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,sim,redis,proxy]'
+	$(PY) -m pip install --quiet -e '.[dev,sim,redis,proxy,dask]'
 	touch $(STAMP)
 
 demo: install
@@ -33,6 +33,9 @@ bench: install
 
 bench-sim: install
 	$(PY) benchmarks/bench_sim.py
+
+bench-sweep: install
+	$(PY) benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

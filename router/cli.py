@@ -169,7 +169,8 @@ def _load_extras() -> None:
     """Import optional command modules (they register in EXTRA_COMMANDS)."""
     import importlib
 
-    for module in ("simulations.cli", "router.stores.cli", "router.proxy.cli"):
+    for module in ("simulations.cli", "simulations.capacity_cli", "router.stores.cli",
+                   "router.proxy.cli"):
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
 

@@ -15,7 +15,7 @@ from router.decision import Decision
 from router.errors import make_error
 from router.ledger import Ledger
 from router.requests import ParsedRequest
-from router.rules import Reason, availability_reason, fast_reason, relax_reason
+from router.rules import Reason, availability_reason, fast_reason, is_available, relax_reason
 
 
 def route(ledger: Ledger, req: ParsedRequest, task_id: str, now: float,
@@ -82,6 +82,10 @@ def _route_free(ledger: Ledger, d: Decision, now: float, est: int, explain: bool
             d.notes.append("fallback_on_saturation: fast-eligible accounts are busy (R5)")
             return _relax_chosen(ledger, d, relax_acc, now, explain, fallback=True)
         d.fallback = True  # R3
+    elif policy.upgrade_relax_when_expiring:  # opt-in, departs from M3/R4
+        upgraded = _upgrade_expiring(ledger, d, now, est, explain)
+        if upgraded is not None:
+            return upgraded
     acc = cands.pick("relax", now, state)
     if acc is not None:  # R4
         return _relax_chosen(ledger, d, acc, now, explain, fallback=d.fallback)
@@ -99,6 +103,61 @@ def _route_free(ledger: Ledger, d: Decision, now: float, est: int, explain: bool
     return _fail(d, "no_relax_capacity", "R4",
                  "no account can run relax: only Basic-plan accounts (no relax) or none active "
                  "(R4); add a Standard, Pro or Mega account or send the task as fast")
+
+
+def expiring_surplus_ms(acc: Account, now: float, horizon_s: float) -> int:
+    """Fast time of ``acc`` that would expire unused at its next renewal (L4).
+
+    Zero unless the renewal is at most ``horizon_s`` away. Otherwise the
+    unreserved fast time minus what the account would still spend before the
+    renewal at this period's pace (fast time used so far / time elapsed in the
+    period x time left). Used only by the opt-in ``upgrade_relax_when_expiring``.
+    """
+    renew = acc.next_renewal_at
+    if renew is None:
+        return 0
+    left = renew - now
+    if left <= 0 or left > horizon_s:
+        return 0
+    period = acc.period
+    elapsed = now - period.start if period is not None and period.start is not None else 0.0
+    pace = period.used_ms / elapsed if period is not None and elapsed > 0 else 0.0
+    return acc.unreserved_ms - round(pace * left)
+
+
+def _upgrade_expiring(ledger: Ledger, d: Decision, now: float, est: int,
+                      explain: bool) -> Decision | None:
+    """Policy ``upgrade_relax_when_expiring`` (opt-in, off by default).
+
+    A relax-requested root task runs as ``fast`` on a fast-eligible account
+    (R1, B1, R2, R6), available now, whose expiring surplus
+    (``expiring_surplus_ms``) covers the task's estimate (R9); the one with the
+    largest surplus wins, ties to the lowest id (D1). This departs from the
+    documented rules (M3/R4: a relax request runs as relax), and the decision
+    says so in its notes. ``None``: no such account, route as documented.
+    """
+    horizon_s = ledger.policy.upgrade_relax_horizon_hours * 3600.0
+    best: Account | None = None
+    best_surplus = 0
+    for acc_id in ledger.ids_sorted:
+        acc = ledger.accounts[acc_id]
+        if fast_reason(acc, ledger.backups_active) is not None or not is_available(acc, now):
+            continue
+        surplus = expiring_surplus_ms(acc, now, horizon_s)
+        if surplus >= max(est, 1) and surplus > best_surplus:
+            best, best_surplus = acc, surplus
+    if best is None:
+        return None
+    d.account_id, d.effective_mode, d.reserved_ms = best.id, Mode.FAST, est
+    left_h = ((best.next_renewal_at or now) - now) / 3600.0
+    d.notes.append(
+        f"upgrade_relax_when_expiring: relax requested, run as fast on {best.id}, whose "
+        f"{best_surplus / 3_600_000:.2f} h of fast time would expire unused at its renewal "
+        f"in {left_h:.1f} h; this departs from the documented rules (M3/R4 run a relax "
+        "request as relax) and is an opt-in policy")
+    if explain:
+        _explain(ledger, d, "fast", now, f"upgrade_relax_when_expiring picks {best.id}")
+    return d
 
 
 def _relax_chosen(ledger: Ledger, d: Decision, acc: Account, now: float, explain: bool,

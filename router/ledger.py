@@ -41,6 +41,12 @@ class Policy:
     fallback_on_saturation: bool = False  # R5
     restore_fast_on_renewal: bool = False  # L4
     estimates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ESTIMATE_SECONDS))
+    #: Opt-in, departs from M3/R4 (see ``router.engine._upgrade_expiring``): a
+    #: relax-requested root task runs as fast on an account whose fast time would
+    #: otherwise expire unused before its renewal. Off by default.
+    upgrade_relax_when_expiring: bool = False
+    #: How close to its renewal (hours) an account must be for that upgrade.
+    upgrade_relax_horizon_hours: float = 48.0
 
     def estimate_ms(self, task_type: str) -> int:
         """R9: the fast-mode estimate for ``task_type`` in milliseconds."""

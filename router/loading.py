@@ -94,6 +94,8 @@ class PolicyModel(BaseModel):
     fallback_on_saturation: bool = False
     restore_fast_on_renewal: bool = False
     estimates: dict[str, float] | None = None
+    upgrade_relax_when_expiring: bool = False  # opt-in, departs from M3/R4
+    upgrade_relax_horizon_hours: float = Field(default=48.0, ge=0, strict=False)
 
 
 class AccountsFile(BaseModel):
@@ -216,7 +218,9 @@ def parse_accounts(text: str, *, source: str = "<accounts>",
     if problems:
         raise InputError("\n".join(problems))
     pm = model.policy
-    policy = Policy(pm.strategy, pm.seed, pm.fallback_on_saturation, pm.restore_fast_on_renewal)
+    policy = Policy(pm.strategy, pm.seed, pm.fallback_on_saturation, pm.restore_fast_on_renewal,
+                    upgrade_relax_when_expiring=pm.upgrade_relax_when_expiring,
+                    upgrade_relax_horizon_hours=pm.upgrade_relax_horizon_hours)
     if pm.estimates is not None:
         bad = [k for k, v in pm.estimates.items() if v < 0]
         if bad:

@@ -1,0 +1,229 @@
+"""``byoa sweep`` and ``byoa plan`` (registered in ``router.cli.EXTRA_COMMANDS``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from router.accounts import PLAN_PRICE_USD, Plan
+from router.cli import EXTRA_COMMANDS
+from router.errors import InputError
+from router.strategies import Strategy
+from simulations.bounds import WorkloadProfile, profile_trace
+from simulations.planner import PlanOptions, Targets, markdown, plan
+from simulations.spec import PLANS, PolicySpec, WorkloadSpec
+from simulations.sweep import default_workers, run_sweep, write_table
+from simulations.sweepfile import load_sweep
+from simulations.tiling import is_event_script, tile_trace, to_event_script
+
+#: ``--policies`` names for ``byoa plan``.
+PLAN_POLICIES: dict[str, PolicySpec] = {
+    "documented": PolicySpec("documented"),
+    "restore": PolicySpec("restore", restore_fast_on_renewal=True),
+    "expiring_first": PolicySpec("expiring_first", Strategy.EXPIRING_FIRST),
+    "restore_expiring": PolicySpec("restore_expiring", Strategy.EXPIRING_FIRST,
+                                   restore_fast_on_renewal=True),
+    "upgrade": PolicySpec("upgrade", upgrade_relax_when_expiring=True),
+}
+
+
+def _workers(value: int | None, flag: str = "--workers") -> int:
+    if value is None:
+        return default_workers()
+    if value < 1:
+        raise InputError(f"expected a number of worker processes >= 1, got {value}", field=flag)
+    return value
+
+
+# ---------------------------------------------------------------------- sweep
+def cmd_sweep(args: argparse.Namespace) -> int:
+    grid = load_sweep(args.sweep_file)
+    workers = _workers(args.workers)
+    where = f"Dask cluster {args.dask}" if args.dask else f"{workers} local worker(s)"
+    print(f"sweep {args.sweep_file}: {grid.size} scenarios on {where}", file=sys.stderr)
+    out = Path(args.out)
+    df = run_sweep(grid, workers=workers, dask_address=args.dask,
+                   progress=not args.no_progress, workdir=out / "workloads")
+    pq, csv = write_table(df, out)
+    cols = [c for c in ("wasted_fast_hours", "tasks_downgraded", "wait_seconds.fast.p95",
+                        "wait_seconds.relax.p95", "cost_per_1000_images") if c in df.columns]
+    if cols:
+        summary = df.groupby(["workload", "fleet", "policy"], sort=False)[cols].mean()
+        print(summary.to_string(float_format=lambda x: f"{x:.2f}"))
+    print(f"\n{len(df)} rows -> {pq} and {csv}")
+    return 0
+
+
+def _setup_sweep(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sweep_file", metavar="SWEEP_FILE",
+                   help="TOML grid: [[fleet]] x [[policy]] x [[workload]] x seeds")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: one per CPU)")
+    p.add_argument("--dask", metavar="ADDRESS", default=None,
+                   help="run on an existing Dask distributed scheduler, e.g. tcp://host:8786")
+    p.add_argument("--out", default="out/sweep", help="output folder (default out/sweep)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
+
+
+# ----------------------------------------------------------------------- plan
+def _prices(items: list[str]) -> dict[Plan, float]:
+    prices = dict(PLAN_PRICE_USD)
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            plan_ = Plan(name.strip().lower())
+            usd = float(value)
+        except ValueError:
+            raise InputError(f"expected PLAN=USD with PLAN one of basic, standard, pro, mega "
+                             f"and a price, got {item!r}", field="--price") from None
+        if not sep or usd < 0:
+            raise InputError(f"expected PLAN=USD with a price >= 0, got {item!r}",
+                             field="--price")
+        prices[plan_] = usd
+    return prices
+
+
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise InputError(f"expected comma-separated hours >= 0, got {text!r}",
+                         field=flag) from None
+    if not values or any(v < 0 for v in values):
+        raise InputError(f"expected comma-separated hours >= 0, got {text!r}", field=flag)
+    return values
+
+
+def _names(text: str, allowed: dict[str, Any], flag: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [n for n in names if n not in allowed]
+    if bad or not names:
+        raise InputError(f"expected a comma-separated list of {', '.join(allowed)}, "
+                         f"got {text!r}", field=flag)
+    return names
+
+
+def _workload(args: argparse.Namespace, days: float,
+              out: Path) -> tuple[WorkloadSpec, WorkloadProfile]:
+    if args.trace:
+        p = Path(args.trace)
+        if not p.is_file():
+            raise InputError("no such file", source=str(p), field="--trace")
+        if not is_event_script(p):  # CSV / Parquet: the same trace as an event script
+            out.mkdir(parents=True, exist_ok=True)
+            p = to_event_script(p, out / "workload.jsonl.gz")
+            print(f"{args.trace}: converted to {p} (recorded GPU seconds are not carried "
+                  "over; the simulation draws them from its cost table)", file=sys.stderr)
+        prof = profile_trace(p)
+        if days > prof.days:  # a week's trace covers a billing month by repetition
+            out.mkdir(parents=True, exist_ok=True)
+            tiled = tile_trace(p, days, out / f"workload-{days:g}d.jsonl.gz")
+            prof = profile_trace(tiled)
+            p = tiled
+        return WorkloadSpec(Path(args.trace).name, trace=str(p.resolve())), prof
+    from simulations.generator_profile import profile_generator
+
+    p = Path(args.generator)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("no such file", source=str(p), field="--generator") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML: {exc}", source=str(p)) from None
+    return (WorkloadSpec(p.stem, generator=tuple(sorted(data.items()))),
+            profile_generator(data, days, source=str(p)))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    prices = _prices(args.price or [])
+    if args.extra_hour_price < 0:
+        raise InputError(f"expected USD >= 0, got {args.extra_hour_price}",
+                         field="--extra-hour-price")
+    if not 0 <= args.max_downgraded <= 100:
+        raise InputError(f"expected a percentage between 0 and 100, got {args.max_downgraded}",
+                         field="--max-downgraded")
+    if args.p95_fast_wait <= 0:
+        raise InputError(f"expected seconds > 0, got {args.p95_fast_wait}",
+                         field="--p95-fast-wait")
+    for flag, value in (("--seeds", args.seeds), ("--max-accounts", args.max_accounts),
+                        ("--max-simulated", args.max_simulated)):
+        if value < 1:
+            raise InputError(f"expected an integer >= 1, got {value}", field=flag)
+    if args.days <= 0:
+        raise InputError(f"expected days > 0, got {args.days}", field="--days")
+    plans = tuple(Plan(n) for n in _names(args.plans, {p.value: p for p in PLANS}, "--plans"))
+    policies = tuple(PLAN_POLICIES[n] for n in _names(args.policies, PLAN_POLICIES,
+                                                        "--policies"))
+    out = Path(args.out)
+    workload, profile = _workload(args, args.days, out)
+    opts = PlanOptions(
+        workload=workload, profile=profile, days=args.days,
+        targets=Targets(args.p95_fast_wait, args.max_downgraded / 100.0, args.allow_rejections),
+        prices=prices, extra_hour_price=args.extra_hour_price,
+        extra_hours=_floats(args.extra_hours, "--extra-hours"), plans=plans,
+        max_accounts=args.max_accounts, policies=policies, seeds=args.seeds,
+        root_seed=args.root_seed, max_simulated=args.max_simulated,
+        workers=_workers(args.workers), dask_address=args.dask,
+        progress=not args.no_progress)
+    result = plan(opts)
+    text = markdown(result)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "plan.md").write_text(text + "\n", encoding="utf-8")
+    (out / "plan.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n",
+                                   encoding="utf-8")
+    print(text)
+    print(f"written: {out / 'plan.json'} and {out / 'plan.md'}")
+    return 0 if result.recommendation is not None else 1
+
+
+def _setup_plan(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--trace", help="workload trace: event script (JSON Lines), CSV or "
+                     "Parquet (the simulator's columns); .gz ok")
+    src.add_argument("--generator", help="workload generator parameters (TOML, the keys of a "
+                     "scenario's [workload.generator])")
+    p.add_argument("--days", type=float, default=30.0,
+                   help="simulated days (default 30, one billing month; a shorter trace is "
+                   "repeated to cover them)")
+    p.add_argument("--price", action="append", metavar="PLAN=USD",
+                   help="monthly plan price, repeatable (default basic=10 standard=30 pro=60 "
+                   "mega=120, midjourney-facts.md)")
+    p.add_argument("--extra-hour-price", type=float, default=4.0,
+                   help="USD per bought fast hour (default 4)")
+    p.add_argument("--extra-hours", default="0",
+                   help="bought fast hours per month to consider, comma-separated (default 0)")
+    p.add_argument("--p95-fast-wait", type=float, default=300.0,
+                   help="target: p95 wait of fast jobs, seconds (default 300)")
+    p.add_argument("--max-downgraded", type=float, default=2.0,
+                   help="target: at most this %% of fast requests run as relax (default 2)")
+    p.add_argument("--allow-rejections", action="store_true",
+                   help="do not require zero rejected tasks")
+    p.add_argument("--plans", default="basic,standard,pro,mega",
+                   help="plans to mix (default all four)")
+    p.add_argument("--max-accounts", type=int, default=30,
+                   help="largest fleet considered (default 30)")
+    p.add_argument("--policies", default="documented,restore,restore_expiring",
+                   help=f"router policies to try, of {', '.join(PLAN_POLICIES)} "
+                   "(default documented,restore,restore_expiring)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per candidate (default 3)")
+    p.add_argument("--root-seed", type=int, default=0, help="root of the seed sequence")
+    p.add_argument("--max-simulated", type=int, default=12,
+                   help="candidates simulated at most (default 12)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: one per CPU)")
+    p.add_argument("--dask", metavar="ADDRESS", default=None,
+                   help="simulate on an existing Dask distributed scheduler")
+    p.add_argument("--out", default="out/plan", help="output folder (default out/plan)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_plan)
+
+
+EXTRA_COMMANDS["sweep"] = ("run a grid of simulations (fleets x policies x workloads x seeds)",
+                           _setup_sweep)
+EXTRA_COMMANDS["plan"] = ("recommend the cheapest fleet that meets targets for a workload",
+                          _setup_plan)

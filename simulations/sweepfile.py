@@ -1,0 +1,219 @@
+"""The sweep file (TOML): a grid of fleets x policies x workloads x seeds.
+
+```toml
+days = 14            # simulated horizon of every scenario
+seeds = 3            # replicates per grid point, spawned from root_seed
+root_seed = 2026
+
+[[fleet]]
+name = "4 standard"
+standard = 4                    # fast-set accounts per plan: basic/standard/pro/mega
+relax_set = { standard = 1 }    # optional: accounts whose own setting is relax
+renewal = "spread"              # or "same"
+extra_fast_hours = 0
+initial_fast = "full"           # or "prorated": start with the part left at an even pace
+
+[[policy]]
+name = "restore"
+strategy = "least_loaded"       # any S strategy
+restore_fast_on_renewal = true  # L4 option
+upgrade_relax_when_expiring = false
+
+[[workload]]
+name = "real week"
+trace = "../shared/data/mj2022-week1.events.jsonl.gz"   # relative to this file
+repeat = true        # repeat the trace to cover `days` (a week into a billing month)
+# or a generator table, passed to the simulator's workload generator:
+# [workload.generator]
+# jobs_per_day = 500
+```
+
+Every problem is reported with the file, line, field and what was expected
+(``InputError``); all of them at once.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from router.accounts import Plan, Setting
+from router.errors import InputError
+from router.locate import PathKey, format_path, nearest_line, toml_lines
+from router.strategies import Strategy
+from simulations.spec import FleetGroup, FleetSpec, PolicySpec, WorkloadSpec
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class PlanCounts(BaseModel):
+    model_config = _STRICT
+    basic: int = Field(default=0, ge=0)
+    standard: int = Field(default=0, ge=0)
+    pro: int = Field(default=0, ge=0)
+    mega: int = Field(default=0, ge=0)
+
+
+class FleetModel(PlanCounts):
+    name: str = Field(min_length=1)
+    relax_set: PlanCounts = PlanCounts()
+    turbo_set: PlanCounts = PlanCounts()
+    renewal: Literal["spread", "same"] = "spread"
+    extra_fast_hours: float = Field(default=0.0, ge=0, strict=False)
+    initial_fast: Literal["full", "prorated"] = "full"
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> FleetModel:
+        total = sum(getattr(c, p.value) for c in (self, self.relax_set, self.turbo_set)
+                    for p in Plan)
+        if total == 0:
+            raise ValueError("a fleet needs at least one account "
+                             "(e.g. standard = 2, or relax_set = { pro = 1 })")
+        return self
+
+
+class PolicyModel(BaseModel):
+    model_config = _STRICT
+    name: str = Field(min_length=1)
+    strategy: Strategy = Field(default=Strategy.LEAST_LOADED, strict=False)
+    restore_fast_on_renewal: bool = False
+    fallback_on_saturation: bool = False
+    upgrade_relax_when_expiring: bool = False
+    upgrade_relax_horizon_hours: float = Field(default=48.0, ge=0, strict=False)
+
+
+class WorkloadModel(BaseModel):
+    model_config = _STRICT
+    name: str = Field(min_length=1)
+    trace: str | None = None
+    repeat: bool = False
+    generator: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WorkloadModel:
+        if (self.trace is None) == (self.generator is None):
+            raise ValueError("give exactly one of 'trace' (a file) or a [workload.generator] "
+                             "table")
+        return self
+
+
+class SweepModel(BaseModel):
+    model_config = _STRICT
+    days: float = Field(default=7.0, gt=0, strict=False)
+    seeds: int = Field(default=1, ge=1, le=1000)
+    root_seed: int = Field(default=0, ge=0)
+    start: str = "2026-11-02T00:00:00Z"
+    fleet: list[FleetModel] = Field(min_length=1)
+    policy: list[PolicyModel] = Field(default_factory=lambda: [PolicyModel(name="documented")])
+    workload: list[WorkloadModel] = Field(min_length=1)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepGrid:
+    """A checked sweep file: the axes of the grid."""
+
+    source: str
+    days: float
+    seeds: int
+    root_seed: int
+    start: str
+    fleets: tuple[FleetSpec, ...]
+    policies: tuple[PolicySpec, ...]
+    workloads: tuple[WorkloadSpec, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.fleets) * len(self.policies) * len(self.workloads) * self.seeds
+
+
+def _hint(err: Any) -> str:
+    kind = err.get("type")
+    if kind == "extra_forbidden":
+        return "unknown field (see the sweep file format in simulations/sweepfile.py)"
+    if kind == "missing":
+        return "required field is missing"
+    ctx = err.get("ctx") or {}
+    if ctx.get("expected"):
+        return f"expected one of {ctx['expected']}, got {err.get('input')!r}"
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    if kind == "value_error":
+        return msg
+    return f"{msg[0].lower()}{msg[1:]}, got {err.get('input')!r}"
+
+
+def _fleet(m: FleetModel) -> FleetSpec:
+    groups: list[FleetGroup] = []
+    for setting, counts in ((Setting.FAST, m), (Setting.TURBO, m.turbo_set),
+                            (Setting.RELAX, m.relax_set)):
+        for plan in Plan:
+            n = getattr(counts, plan.value)
+            if n:
+                groups.append(FleetGroup(plan, n, setting))
+    return FleetSpec(m.name, tuple(groups), m.renewal, m.extra_fast_hours, m.initial_fast)
+
+
+def parse_sweep(text: str, *, source: str = "<sweep>", base: Path | None = None) -> SweepGrid:
+    """Validate a sweep document; relative trace paths are resolved against ``base``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML: {exc}", source=source) from None
+    lines = toml_lines(text)
+    try:
+        model = SweepModel.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            path: PathKey = tuple(p for p in err["loc"]
+                                  if not (isinstance(p, str) and p.startswith("function")))
+            line = nearest_line(lines, path)
+            where = f"{source}:{line}" if line else source
+            problems.append(f"{where}: {format_path(path) or '(top level)'}: {_hint(err)}")
+        raise InputError("\n".join(problems)) from None
+    problems = []
+    axes: tuple[tuple[str, list[str]], ...] = (
+        ("fleet", [f.name for f in model.fleet]), ("policy", [p.name for p in model.policy]),
+        ("workload", [w.name for w in model.workload]))
+    for axis, names in axes:
+        seen: dict[str, int] = {}
+        for i, name in enumerate(names):
+            if name in seen:
+                line = nearest_line(lines, (axis, i, "name"))
+                problems.append(f"{source}:{line}: {axis}[{i}].name: duplicate name "
+                                f"{name!r} (also {axis}[{seen[name]}]); names must be unique")
+            seen.setdefault(name, i)
+    workloads = []
+    for i, w in enumerate(model.workload):
+        trace = None
+        if w.trace is not None:
+            p = Path(w.trace)
+            if not p.is_absolute() and base is not None:
+                p = base / p
+            if not p.is_file():
+                line = nearest_line(lines, ("workload", i, "trace"))
+                problems.append(f"{source}:{line}: workload[{i}].trace: no such file {str(p)!r}")
+            trace = str(p.resolve())
+        gen = tuple(sorted((w.generator or {}).items()))
+        workloads.append(WorkloadSpec(w.name, trace, gen, w.repeat))
+    if problems:
+        raise InputError("\n".join(problems))
+    policies = tuple(PolicySpec(p.name, p.strategy, p.restore_fast_on_renewal,
+                                p.fallback_on_saturation, p.upgrade_relax_when_expiring,
+                                p.upgrade_relax_horizon_hours) for p in model.policy)
+    return SweepGrid(source, model.days, model.seeds, model.root_seed, model.start,
+                     tuple(_fleet(f) for f in model.fleet), policies, tuple(workloads))
+
+
+def load_sweep(path: str | Path) -> SweepGrid:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("no such file", source=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the file: {exc}", source=str(p)) from None
+    return parse_sweep(text, source=str(p), base=p.parent)
