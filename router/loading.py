@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from router.accounts import (
+    DEFAULT_ESTIMATE_SECONDS,
     PLAN_ALLOWANCE_MS,
     PLAN_MAX_IN_FLIGHT,
     Account,
@@ -34,7 +35,7 @@ from router.locate import PathKey, format_path, json_lines, nearest_line, toml_l
 from router.strategies import Strategy
 from router.timeutil import parse_clock, parse_time
 
-_STRICT = ConfigDict(extra="forbid", strict=True)
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class WindowModel(BaseModel):
@@ -218,6 +219,12 @@ def parse_accounts(text: str, *, source: str = "<accounts>",
     pm = model.policy
     policy = Policy(pm.strategy, pm.seed, pm.fallback_on_saturation, pm.restore_fast_on_renewal)
     if pm.estimates is not None:
+        unknown = [k for k in pm.estimates if k not in DEFAULT_ESTIMATE_SECONDS]
+        if unknown:
+            line = nearest_line(lines, ("policy", "estimates", unknown[0]))
+            raise InputError(f"unknown task type; expected one of "
+                             f"{', '.join(DEFAULT_ESTIMATE_SECONDS)} (R9)",
+                             source=source, line=line, field=f"policy.estimates.{unknown[0]}")
         bad = [k for k, v in pm.estimates.items() if v < 0]
         if bad:
             line = nearest_line(lines, ("policy", "estimates", bad[0]))
