@@ -19,7 +19,7 @@ from typing import Any
 
 from router.accounts import Setting, Status
 from router.errors import InputError
-from router.timeutil import parse_time
+from router.timeutil import format_time, parse_time
 
 _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # op: (required fields, optional fields) besides "op" and "at"
@@ -96,7 +96,8 @@ def check_event(obj: object, line: int, source: str, last_at: float | None) -> E
     except ValueError as exc:
         raise err(str(exc), "at") from None
     if last_at is not None and at < last_at:
-        raise err(f"time went backwards: {obj['at']} is earlier than the line before (L6)", "at")
+        raise err(f"time went backwards: {obj['at']} is earlier than the line before "
+                  f"({format_time(last_at)}); events must be in time order (L6)", "at")
     for name in ("task_id", "account_id"):
         if name in obj and (not isinstance(obj[name], str) or not obj[name]):
             raise err(f"expected a non-empty string, got {obj[name]!r}", name)
@@ -106,7 +107,8 @@ def check_event(obj: object, line: int, source: str, last_at: float | None) -> E
                       "request")
         est = obj.get("estimated_gpu_seconds")
         if est is not None and (not _is_number(est) or est < 0):
-            raise err(f"expected a finite number of seconds >= 0, got {est!r}", "estimated_gpu_seconds")
+            raise err(f"expected a finite number of seconds >= 0, got {est!r}",
+                      "estimated_gpu_seconds")
     if op == "complete":
         g = obj["gpu_seconds"]
         if not _is_number(g) or g < 0:
@@ -133,7 +135,7 @@ def read_events(path: str | Path) -> Iterator[Event]:
                 if not text.strip():
                     continue  # blank lines carry no event (event numbers stay line numbers)
                 try:
-                    obj = json.loads(text)
+                    obj = json.loads(text.rstrip("\r\n"))
                 except json.JSONDecodeError as exc:
                     raise InputError(f"not valid JSON: {exc.msg} (column {exc.colno})",
                                      source=source, line=lineno) from None

@@ -150,7 +150,12 @@ def _parse(text: str, fmt: Format, source: str) -> tuple[Any, dict[PathKey, int]
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"not valid TOML: {exc}", source=source) from None
+            m = re.search(r"\(at line (\d+), column (\d+)\)$", str(exc))
+            if m is None:
+                raise InputError(f"not valid TOML: {exc}", source=source) from None
+            problem = str(exc)[:m.start()].rstrip()
+            raise InputError(f"not valid TOML: {problem} (column {m.group(2)})",
+                             source=source, line=int(m.group(1))) from None
         return data, toml_lines(text)
     try:
         data = yaml.load(text, Loader=_YamlLoader)
@@ -174,6 +179,10 @@ def _enum_hint(err: Mapping[str, Any]) -> str:
         return "unknown field (not in the contract's accounts format)"
     if err.get("type") == "missing":
         return "required field is missing"
+    if msg.startswith("Input should be "):
+        rest = msg.removeprefix("Input should be ")
+        what = rest if rest.startswith(("a ", "an ")) else f"a value {rest}"
+        return f"expected {what}, got {err.get('input')!r}"
     return f"{msg[0].lower()}{msg[1:]}, got {err.get('input')!r}"
 
 

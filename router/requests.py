@@ -76,7 +76,8 @@ def parse_request(body: object) -> ParsedRequest:
         origin = inp.get("origin_task_id")
         if not isinstance(origin, str) or not origin.strip():
             raise _invalid(
-                f"input.origin_task_id: a {task_type} needs the parent's task id, "
+                f"input.origin_task_id: {'an' if task_type[0] in 'aeiou' else 'a'} "
+                f"{task_type} needs the parent's task id, "
                 f"got {origin!r} (M0)"
             )
         ignored = _ignored_mode(inp.get("process_mode"), prompt)
