@@ -14,6 +14,9 @@ from router.errors import InvalidRequest
 from router.modes import ModeError, ResolvedMode, prompt_modes, resolve_mode
 
 _SERVICE_MODES = ("", "private", "public")
+_TASK_TYPES = ROOT_TASK_TYPES | CHILD_TASK_TYPES
+_TASK_TYPES_TEXT = (", ".join(sorted(ROOT_TASK_TYPES)) + "; "
+                    + ", ".join(sorted(CHILD_TASK_TYPES)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +46,8 @@ def parse_request(body: object) -> ParsedRequest:
     if model != "midjourney":
         raise _invalid(f"model: expected 'midjourney', got {model!r} (M0)")
     task_type = body.get("task_type")
-    if not isinstance(task_type, str) or task_type not in ROOT_TASK_TYPES | CHILD_TASK_TYPES:
-        allowed = ", ".join(sorted(ROOT_TASK_TYPES)) + "; " + ", ".join(sorted(CHILD_TASK_TYPES))
-        raise _invalid(f"task_type: {task_type!r} is not one of {allowed} (M0)")
+    if not isinstance(task_type, str) or task_type not in _TASK_TYPES:
+        raise _invalid(f"task_type: {task_type!r} is not one of {_TASK_TYPES_TEXT} (M0)")
     inp = body.get("input")
     if not isinstance(inp, Mapping):
         raise _invalid(f"input: expected an object, got {type(inp).__name__} (M0)")

@@ -74,3 +74,15 @@ def availability_reason(acc: Account, now: float) -> Reason | None:
 
 def is_available(acc: Account, now: float) -> bool:
     return availability_reason(acc, now) is None
+
+
+def eligible_paths(acc: Account, backups_active: bool) -> tuple[bool, bool]:
+    """``(fast_reason(...) is None, relax_reason(...) is None)`` in one pass.
+
+    The same checks as the two predicates above (R1, B1, R6, R2, R4), for the
+    candidate index's hot path; a property test holds it to the predicates.
+    """
+    if acc.status is not Status.ACTIVE or (acc.backup and not backups_active):
+        return False, False
+    return (acc.setting is not Setting.RELAX and acc.fast_ms - acc.reserved_ms > 0,
+            PLAN_HAS_RELAX[acc.plan])
