@@ -36,6 +36,7 @@ from router.accounts import (
     Setting,
     Status,
 )
+from router.candidates import ScanCandidates
 from router.ledger import Policy
 from router.pool import Pool
 from router.strategies import Strategy
@@ -83,9 +84,13 @@ def bodies(k: int, seed: int) -> list[dict[str, Any]]:
 def run_once(n: int, decisions: int, *, indexed: bool, explain: bool,
              strategy: Strategy, windows: float, seed: int) -> float:
     """Seconds per decision (submit + complete) over ``decisions`` decisions."""
+    # The warm-up to the steady state runs on the indexed engine without
+    # explanations (the scan would need minutes at 100k); then the pool is
+    # switched to the configuration under test. ScanCandidates keeps no derived
+    # state, so handing it the accounts is all a switch needs.
     pool = Pool(make_accounts(n, seed, windows), Policy(strategy, seed=seed),
-                indexed=indexed, explain=explain)
-    reqs = bodies(decisions, seed)
+                indexed=True, explain=False)
+    reqs = bodies(max(decisions, 1), seed)
     in_flight: deque[str] = deque()
     depth = max(1, min(n, 2_000) // 2)  # tasks kept in flight: the steady state
     now = T0
@@ -95,6 +100,12 @@ def run_once(n: int, decisions: int, *, indexed: bool, explain: bool,
         d = pool.submit(f"w{k}", reqs[k % len(reqs)], now)
         if d.error is None and d.pool == "private":
             in_flight.append(d.task_id)
+    if not indexed:
+        led = pool.ledger
+        led.candidates = ScanCandidates(strategy)
+        for acc in led.accounts.values():
+            led.candidates.update(acc, led.backups_active)
+    pool.explain = explain
     gc.collect()
     gc.disable()
     try:

@@ -270,7 +270,13 @@ class Ledger:
             if period is not None and period.flipped_at is None:
                 period.flipped_at = now
             self.notifications.append(Notification("mj_bot_no_fasthour", now, acc.id))
-        self.touch(acc)
+        # status and backup flag are unchanged: only the B1 "has fast time" set moves
+        if acc.id in self._nb_active:
+            if acc.fast_ms > 0:
+                self._nb_fast.add(acc.id)
+            else:
+                self._nb_fast.discard(acc.id)
+        self.candidates.update(acc, self.backups_active)
         return Outcome(task_id, acc.id, charge, overdraft, acc.fast_ms, acc.setting,
                        acc.status, flipped)
 

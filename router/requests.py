@@ -40,7 +40,7 @@ def _invalid(message: str) -> InvalidRequest:
 
 def parse_request(body: object) -> ParsedRequest:
     """Check M0 and M1 in that order; raise ``InvalidRequest`` naming the field."""
-    if not isinstance(body, Mapping):
+    if type(body) is not dict and not isinstance(body, Mapping):
         raise _invalid(f"request: expected a JSON object, got {type(body).__name__} (M0)")
     model = body.get("model")
     if model != "midjourney":
@@ -49,12 +49,12 @@ def parse_request(body: object) -> ParsedRequest:
     if not isinstance(task_type, str) or task_type not in _TASK_TYPES:
         raise _invalid(f"task_type: {task_type!r} is not one of {_TASK_TYPES_TEXT} (M0)")
     inp = body.get("input")
-    if not isinstance(inp, Mapping):
+    if type(inp) is not dict and not isinstance(inp, Mapping):
         raise _invalid(f"input: expected an object, got {type(inp).__name__} (M0)")
     config = body.get("config")
     service_mode: object = ""
     if config is not None:
-        if not isinstance(config, Mapping):
+        if type(config) is not dict and not isinstance(config, Mapping):
             raise _invalid(f"config: expected an object, got {type(config).__name__} (M0)")
         service_mode = config.get("service_mode", "")
         if service_mode is None:
