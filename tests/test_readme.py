@@ -16,5 +16,5 @@ def _python_blocks() -> list[str]:
 def test_readme_router_testing_example_runs() -> None:
     (block,) = [b for b in _python_blocks() if "router.testing" in b]
     namespace: dict[str, Any] = {}
-    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    exec(compile(block, "README.md", "exec"), namespace)  # our own README
     namespace["test_no_fast_work_on_relax_set_accounts"]()  # a Hypothesis test: runs many
