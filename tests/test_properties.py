@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.accounts import PLAN_HAS_RELAX, Account, Mode, Plan, Setting, Status
@@ -261,6 +261,7 @@ def test_D1_same_pool_script_policy_and_seed_give_the_same_bytes(s: Any) -> None
 
 
 @pytest.mark.parametrize("strategy", list(Strategy))
+@settings(max_examples=3 * settings.default.max_examples)  # the index's guard: run it more
 @given(data=st.data())
 def test_indexed_engine_equals_the_naive_scan_for_every_strategy(
         strategy: Strategy, data: st.DataObject) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from _util import T0, acc, fast, pool, relax, turbo
 
-from router.accounts import PLAN_ALLOWANCE_MS, Mode, Setting, hours_to_ms, seconds_to_ms
+from router.accounts import PLAN_ALLOWANCE_MS, Mode, Plan, Setting, hours_to_ms, seconds_to_ms
 from router.cli import main
 from router.timeutil import add_months, format_time, parse_time
 
@@ -20,7 +20,8 @@ def test_L0_hours_and_seconds_become_whole_milliseconds_rounded_to_nearest() -> 
     assert hours_to_ms(1 / 3_600_000 * 0.6) == 1
     assert seconds_to_ms(58.2) == 58_200
     assert seconds_to_ms(0.0004) == 0 and seconds_to_ms(0.0006) == 1
-    assert isinstance(hours_to_ms(3.3), int) and PLAN_ALLOWANCE_MS[next(iter(PLAN_ALLOWANCE_MS))]
+    assert isinstance(hours_to_ms(3.3), int)
+    assert PLAN_ALLOWANCE_MS[Plan.BASIC] == 11_880_000  # 3.3 h, exact in ms
 
 
 def test_L0_ledger_counts_in_integers_and_reaches_zero_exactly() -> None:
