@@ -22,7 +22,13 @@ from sortedcontainers import SortedList
 
 from router.accounts import Account
 from router.buckets import LoadBuckets
-from router.rules import eligible_paths, fast_reason, is_available, relax_reason
+from router.rules import (
+    eligible_paths,
+    fast_reason,
+    is_available,
+    relax_reason,
+    unavailable_until,
+)
 from router.strategies import (
     Strategy,
     StrategyState,
@@ -109,9 +115,12 @@ class IndexedCandidates:
         strategy = self.strategy
         if strategy is Strategy.LEAST_LOADED:
             accounts = self._accounts
+
+            def blocked_until(acc_id: str) -> float | None:
+                return unavailable_until(accounts[acc_id], now)
+
             # load >= 1: that account and every later one is full
-            acc_id = self._buckets[path].first(
-                1.0, lambda i: is_available(accounts[i], now))
+            acc_id = self._buckets[path].first(1.0, now, blocked_until)
             return None if acc_id is None else accounts[acc_id]
         if strategy is Strategy.FILL_FIRST:
             for acc in self._ordered(path):

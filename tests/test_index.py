@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.accounts import Account
@@ -21,21 +21,34 @@ def test_eligible_paths_is_exactly_the_R2_and_R4_predicates(acc: Account, backup
                                             relax_reason(acc, backups) is None)
 
 
-@given(st.lists(st.tuples(IDS, st.one_of(st.none(), LOADS)), max_size=300),
-       st.sets(IDS), st.sampled_from([0.5, 1.0, float("inf")]))
-def test_load_buckets_give_sorted_load_id_order(ops: list[tuple[str, float | None]],
-                                                refused: set[str], below: float) -> None:
-    """S least_loaded: LoadBuckets.first is the first (load, id) in sorted order
-    with load < below that is accepted, after any sequence of moves."""
-    buckets, model = LoadBuckets(), dict[str, float]()
-    for acc_id, load in ops:
+BLOCKS = st.dictionaries(IDS, st.tuples(st.integers(0, 12), st.integers(0, 30)), min_size=2)
+STEPS = st.lists(st.tuples(IDS, st.one_of(st.none(), LOADS), st.sampled_from([0, 0, 1, 1, 2, -3])),
+                 max_size=200)
+
+
+@settings(max_examples=15 * settings.default.max_examples)  # cheap, and subtle: run it a lot
+@given(STEPS, BLOCKS, st.sampled_from([0.5, 1.0, float("inf")]))
+def test_load_buckets_give_sorted_load_id_order(steps: list[tuple[str, float | None, int]],
+                                                blocks: dict[str, tuple[int, int]],
+                                                below: float) -> None:
+    """S least_loaded, T1: LoadBuckets.first is the first (load, id) in sorted
+    order with load < below that is not blocked at ``now``, after any moves, with
+    ids parked while blocked and time mostly (not always) moving forward."""
+    buckets, model, now = LoadBuckets(), dict[str, float](), 0
+
+    def blocked_until(acc_id: str) -> float | None:
+        start, end = blocks.get(acc_id, (0, 0))
+        return end - 0.5 if start <= now < end else None
+
+    for acc_id, load, dt in steps:
         buckets.set(acc_id, load)
         if load is None:
             model.pop(acc_id, None)
         else:
             model[acc_id] = load
         assert len(buckets) == len(model)
-        first_ok = next(((ld, i) for ld, i in sorted((ld, i) for i, ld in model.items())
-                         if i not in refused), None)
-        expected = first_ok[1] if first_ok is not None and first_ok[0] < below else None
-        assert buckets.first(below, lambda i: i not in refused) == expected
+        now += dt
+        first_free = next(((ld, i) for ld, i in sorted((ld, i) for i, ld in model.items())
+                           if blocked_until(i) is None), None)
+        expected = first_free[1] if first_free is not None and first_free[0] < below else None
+        assert buckets.first(below, now, blocked_until) == expected
