@@ -2,10 +2,10 @@
 
 Two implementations answer the same question:
 
-* ``IndexedCandidates`` keeps each eligible set in a ``SortedList`` ordered for
-  the strategy and updates one account in O(log n) after every change, so a
-  least_loaded, fill_first or round_robin pick touches only the first few
-  accounts.
+* ``IndexedCandidates`` keeps each eligible set ordered for the strategy
+  (``LoadBuckets`` for least_loaded, a ``SortedList`` otherwise) and updates one
+  account in O(log n) after every change, so a least_loaded, fill_first or
+  round_robin pick touches only the first few accounts.
 * ``ScanCandidates`` recomputes everything by a linear scan: the deliberately
   naive reference the tests and benchmarks compare against.
 
@@ -21,7 +21,14 @@ from typing import Any, Literal, Protocol
 from sortedcontainers import SortedList
 
 from router.accounts import Account
-from router.rules import fast_reason, is_available, relax_reason
+from router.buckets import LoadBuckets
+from router.rules import (
+    eligible_paths,
+    fast_reason,
+    is_available,
+    relax_reason,
+    unavailable_until,
+)
 from router.strategies import (
     Strategy,
     StrategyState,
@@ -57,31 +64,46 @@ class IndexedCandidates:
     def __init__(self, strategy: Strategy) -> None:
         self.strategy = strategy
         self._key = _key_fn(strategy)
-        self._sets: dict[Path, SortedList[Any]] = {"fast": SortedList(), "relax": SortedList()}
-        self._keys: dict[Path, dict[str, Any]] = {"fast": {}, "relax": {}}
+        self._least_loaded = strategy is Strategy.LEAST_LOADED
+        self._buckets: dict[Path, LoadBuckets] = {"fast": LoadBuckets(), "relax": LoadBuckets()}
+        self._fast_b, self._relax_b = self._buckets["fast"], self._buckets["relax"]
+        self._fast: SortedList[Any] = SortedList()
+        self._relax: SortedList[Any] = SortedList()
+        self._fast_keys: dict[str, Any] = {}
+        self._relax_keys: dict[str, Any] = {}
+        self._sets: dict[Path, SortedList[Any]] = {"fast": self._fast, "relax": self._relax}
         self._accounts: dict[str, Account] = {}
 
     def update(self, acc: Account, backups_active: bool) -> None:
         """Re-file ``acc`` after any change to its state (O(log n))."""
-        self._accounts[acc.id] = acc
+        acc_id = acc.id
+        self._accounts[acc_id] = acc
+        fast_ok, relax_ok = eligible_paths(acc, backups_active)
+        if self._least_loaded:
+            load = acc.load
+            self._fast_b.set(acc_id, load if fast_ok else None)
+            self._relax_b.set(acc_id, load if relax_ok else None)
+            return
         key = self._key(acc)
-        checks: tuple[tuple[Path, bool], ...] = (
-            ("fast", fast_reason(acc, backups_active) is None),
-            ("relax", relax_reason(acc, backups_active) is None),
-        )
-        for path, ok in checks:
-            keys = self._keys[path]
-            old = keys.get(acc.id)
-            if old == key and ok:
-                continue
-            if old is not None:
-                self._sets[path].remove(old)
-                del keys[acc.id]
-            if ok:
-                self._sets[path].add(key)
-                keys[acc.id] = key
+        self._refile(self._fast, self._fast_keys, acc_id, key, fast_ok)
+        self._refile(self._relax, self._relax_keys, acc_id, key, relax_ok)
+
+    @staticmethod
+    def _refile(sl: SortedList[Any], keys: dict[str, Any], acc_id: str, key: Any,
+                ok: bool) -> None:
+        old = keys.get(acc_id)
+        if old == key and ok:
+            return
+        if old is not None:
+            sl.remove(old)
+            del keys[acc_id]
+        if ok:
+            sl.add(key)
+            keys[acc_id] = key
 
     def eligible_count(self, path: Path) -> int:
+        if self._least_loaded:
+            return len(self._buckets[path])
         return len(self._sets[path])
 
     def _ordered(self, path: Path) -> Iterator[Account]:
@@ -92,13 +114,14 @@ class IndexedCandidates:
     def pick(self, path: Path, now: float, state: StrategyState) -> Account | None:
         strategy = self.strategy
         if strategy is Strategy.LEAST_LOADED:
-            for key in self._sets[path]:
-                if key[0] >= 1.0:  # every later account is full too
-                    return None
-                acc = self._accounts[key[1]]
-                if is_available(acc, now):
-                    return acc
-            return None
+            accounts = self._accounts
+
+            def blocked_until(acc_id: str) -> float | None:
+                return unavailable_until(accounts[acc_id], now)
+
+            # load >= 1: that account and every later one is full
+            acc_id = self._buckets[path].first(1.0, now, blocked_until)
+            return None if acc_id is None else accounts[acc_id]
         if strategy is Strategy.FILL_FIRST:
             for acc in self._ordered(path):
                 if is_available(acc, now):

@@ -241,12 +241,6 @@ def _fail(d: Decision, code: str, rule: str, message: str) -> Decision:
     return d
 
 
-def _reason(ledger: Ledger, acc: Account, path: Path, now: float) -> Reason | None:
-    check = fast_reason if path == "fast" else relax_reason
-    r = check(acc, ledger.backups_active)
-    return r if r is not None else availability_reason(acc, now)
-
-
 def _summary(ledger: Ledger, path: Path, now: float, chosen: str | None) -> str:
     check = fast_reason if path == "fast" else relax_reason
     counts: Counter[Reason] = Counter()
@@ -264,13 +258,28 @@ def _summary(ledger: Ledger, path: Path, now: float, chosen: str | None) -> str:
 
 
 def _explain(ledger: Ledger, d: Decision, path: Path, now: float, tail: str) -> None:
-    """X1: per-account first excluding rule, plus the one-line summary."""
+    """X1: per-account first excluding rule, plus the one-line summary.
+
+    One pass over the accounts builds both (the same results as ``_reason`` per
+    account and ``_summary``); it is O(n) by nature, hence ``explain=False``.
+    """
+    check = fast_reason if path == "fast" else relax_reason
+    backups_active, accounts, chosen = ledger.backups_active, ledger.accounts, d.account_id
     rejections: dict[str, str] = {}
+    counts: Counter[Reason] = Counter()
+    eligible = 0
     for acc_id in ledger.ids_sorted:
-        if acc_id == d.account_id:
-            continue
-        r = _reason(ledger, ledger.accounts[acc_id], path, now)
-        if r is not None:
+        acc = accounts[acc_id]
+        r = check(acc, backups_active)
+        if r is None:
+            eligible += 1
+            if acc_id != chosen:
+                r = availability_reason(acc, now)
+        else:
+            counts[r] += 1
+        if r is not None and acc_id != chosen:
             rejections[acc_id] = r.rule
     d.rejections = rejections
-    d.explanation = f"{_summary(ledger, path, now, d.account_id)}; {tail}"
+    parts = ", ".join(f"{c} {r.label} ({r.rule})" for r, c in counts.items())
+    head = f"{eligible}/{len(ledger.ids_sorted)} {path}-eligible"
+    d.explanation = f"{head}: {parts}; {tail}" if parts else f"{head}; {tail}"

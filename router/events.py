@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 from router.accounts import Setting, Status
 from router.errors import InputError
-from router.timeutil import parse_time
+from router.timeutil import format_time, parse_time
 
 _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # op: (required fields, optional fields) besides "op" and "at"
@@ -64,7 +65,8 @@ def open_text(path: str | Path) -> io.TextIOBase:
 
 
 def _is_number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    """A finite JSON number (``NaN``/``Infinity``, which Python's json accepts, are not)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def check_event(obj: object, line: int, source: str, last_at: float | None) -> Event:
@@ -75,7 +77,7 @@ def check_event(obj: object, line: int, source: str, last_at: float | None) -> E
     if not isinstance(obj, dict):
         raise err(f"expected a JSON object per line, got {type(obj).__name__}")
     op = obj.get("op")
-    if op not in _FIELDS:
+    if not isinstance(op, str) or op not in _FIELDS:
         if "op" not in obj:
             raise err("required field is missing", "op")
         raise err(f"unknown op {op!r}; expected one of {', '.join(_FIELDS)}", "op")
@@ -94,7 +96,8 @@ def check_event(obj: object, line: int, source: str, last_at: float | None) -> E
     except ValueError as exc:
         raise err(str(exc), "at") from None
     if last_at is not None and at < last_at:
-        raise err(f"time went backwards: {obj['at']} is earlier than the line before (L6)", "at")
+        raise err(f"time went backwards: {obj['at']} is earlier than the line before "
+                  f"({format_time(last_at)}); events must be in time order (L6)", "at")
     for name in ("task_id", "account_id"):
         if name in obj and (not isinstance(obj[name], str) or not obj[name]):
             raise err(f"expected a non-empty string, got {obj[name]!r}", name)
@@ -104,15 +107,16 @@ def check_event(obj: object, line: int, source: str, last_at: float | None) -> E
                       "request")
         est = obj.get("estimated_gpu_seconds")
         if est is not None and (not _is_number(est) or est < 0):
-            raise err(f"expected seconds >= 0, got {est!r}", "estimated_gpu_seconds")
+            raise err(f"expected a finite number of seconds >= 0, got {est!r}",
+                      "estimated_gpu_seconds")
     if op == "complete":
         g = obj["gpu_seconds"]
         if not _is_number(g) or g < 0:
-            raise err(f"expected seconds >= 0, got {g!r}", "gpu_seconds")
-    if op == "set_status" and obj["status"] not in {s.value for s in Status}:
+            raise err(f"expected a finite number of seconds >= 0, got {g!r}", "gpu_seconds")
+    if op == "set_status" and obj["status"] not in [s.value for s in Status]:
         raise err(f"expected one of {', '.join(s.value for s in Status)}, got {obj['status']!r}",
                   "status")
-    if op == "set_setting" and obj["setting"] not in {s.value for s in Setting}:
+    if op == "set_setting" and obj["setting"] not in [s.value for s in Setting]:
         raise err(f"expected one of {', '.join(s.value for s in Setting)}, "
                   f"got {obj['setting']!r}", "setting")
     return Event(line, op, at, obj)
@@ -131,7 +135,7 @@ def read_events(path: str | Path) -> Iterator[Event]:
                 if not text.strip():
                     continue  # blank lines carry no event (event numbers stay line numbers)
                 try:
-                    obj = json.loads(text)
+                    obj = json.loads(text.rstrip("\r\n"))
                 except json.JSONDecodeError as exc:
                     raise InputError(f"not valid JSON: {exc.msg} (column {exc.colno})",
                                      source=source, line=lineno) from None

@@ -234,7 +234,8 @@ class Ledger:
         self.parents[decision.task_id] = Parent(False, acc.id, decision.requested_mode)
         if not decision.pinned:
             self.state.last_id = acc.id
-        self.touch(acc)
+        # only the load and the reservation changed: no pool-level set moves (B1)
+        self.candidates.update(acc, self.backups_active)
 
     def _release(self, task_id: str, verb: str) -> tuple[InFlight, Account]:
         task = self.tasks.pop(task_id, None)
@@ -275,14 +276,20 @@ class Ledger:
             if period is not None and period.flipped_at is None:
                 period.flipped_at = now
             self.notifications.append(Notification("mj_bot_no_fasthour", now, acc.id))
-        self.touch(acc)
+        # status and backup flag are unchanged: only the B1 "has fast time" set moves
+        if acc.id in self._nb_active:
+            if acc.fast_ms > 0:
+                self._nb_fast.add(acc.id)
+            else:
+                self._nb_fast.discard(acc.id)
+        self.candidates.update(acc, self.backups_active)
         return Outcome(task_id, acc.id, charge, overdraft, acc.fast_ms, acc.setting,
                        acc.status, flipped)
 
     def fail(self, task_id: str, now: float, *, verb: str = "fail") -> Outcome:
         """L1: failed and cancelled tasks are not charged; the slot comes back."""
         _task, acc = self._release(task_id, verb)
-        self.touch(acc)
+        self.candidates.update(acc, self.backups_active)  # load and reservation only
         return Outcome(task_id, acc.id, 0, 0, acc.fast_ms, acc.setting, acc.status)
 
     def cancel(self, task_id: str, now: float) -> Outcome:

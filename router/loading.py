@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from router.accounts import (
+    DEFAULT_ESTIMATE_SECONDS,
     PLAN_ALLOWANCE_MS,
     PLAN_MAX_IN_FLIGHT,
     Account,
@@ -34,7 +35,7 @@ from router.locate import PathKey, format_path, json_lines, nearest_line, toml_l
 from router.strategies import Strategy
 from router.timeutil import parse_clock, parse_time
 
-_STRICT = ConfigDict(extra="forbid", strict=True)
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class WindowModel(BaseModel):
@@ -151,7 +152,12 @@ def _parse(text: str, fmt: Format, source: str) -> tuple[Any, dict[PathKey, int]
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"not valid TOML: {exc}", source=source) from None
+            m = re.search(r"\(at line (\d+), column (\d+)\)$", str(exc))
+            if m is None:
+                raise InputError(f"not valid TOML: {exc}", source=source) from None
+            problem = str(exc)[:m.start()].rstrip()
+            raise InputError(f"not valid TOML: {problem} (column {m.group(2)})",
+                             source=source, line=int(m.group(1))) from None
         return data, toml_lines(text)
     try:
         data = yaml.load(text, Loader=_YamlLoader)
@@ -175,6 +181,10 @@ def _enum_hint(err: Mapping[str, Any]) -> str:
         return "unknown field (not in the contract's accounts format)"
     if err.get("type") == "missing":
         return "required field is missing"
+    if msg.startswith("Input should be "):
+        rest = msg.removeprefix("Input should be ")
+        what = rest if rest.startswith(("a ", "an ")) else f"a value {rest}"
+        return f"expected {what}, got {err.get('input')!r}"
     return f"{msg[0].lower()}{msg[1:]}, got {err.get('input')!r}"
 
 
@@ -222,6 +232,12 @@ def parse_accounts(text: str, *, source: str = "<accounts>",
                     upgrade_relax_when_expiring=pm.upgrade_relax_when_expiring,
                     upgrade_relax_horizon_hours=pm.upgrade_relax_horizon_hours)
     if pm.estimates is not None:
+        unknown = [k for k in pm.estimates if k not in DEFAULT_ESTIMATE_SECONDS]
+        if unknown:
+            line = nearest_line(lines, ("policy", "estimates", unknown[0]))
+            raise InputError(f"unknown task type; expected one of "
+                             f"{', '.join(DEFAULT_ESTIMATE_SECONDS)} (R9)",
+                             source=source, line=line, field=f"policy.estimates.{unknown[0]}")
         bad = [k for k, v in pm.estimates.items() if v < 0]
         if bad:
             line = nearest_line(lines, ("policy", "estimates", bad[0]))

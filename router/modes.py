@@ -11,6 +11,7 @@ from router.accounts import Mode
 # em-dash form ``—fast`` (M2), in any case. ``--fastest`` / ``a--fast`` are not.
 _MODE_TOKEN = re.compile(r"(?<!\S)(?:--|\u2014)(fast|relax|turbo)(?!\S)", re.IGNORECASE)
 _ALLOWED = "fast, relax, turbo"
+_BY_NAME: dict[str, Mode] = {m.value: m for m in Mode}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +46,10 @@ def parse_process_mode(value: object) -> Mode | None:
     text = value.strip().lower()
     if not text:
         return None
-    try:
-        return Mode(text)
-    except ValueError:
-        raise ModeError(
-            f"input.process_mode: {value!r} is not one of {_ALLOWED} (M1)"
-        ) from None
+    mode = _BY_NAME.get(text)
+    if mode is None:
+        raise ModeError(f"input.process_mode: {value!r} is not one of {_ALLOWED} (M1)")
+    return mode
 
 
 def resolve_mode(process_mode: object, prompt: str | None) -> ResolvedMode:

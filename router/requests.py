@@ -14,6 +14,9 @@ from router.errors import InvalidRequest
 from router.modes import ModeError, ResolvedMode, prompt_modes, resolve_mode
 
 _SERVICE_MODES = ("", "private", "public")
+_TASK_TYPES = ROOT_TASK_TYPES | CHILD_TASK_TYPES
+_TASK_TYPES_TEXT = (", ".join(sorted(ROOT_TASK_TYPES)) + "; "
+                    + ", ".join(sorted(CHILD_TASK_TYPES)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,22 +40,21 @@ def _invalid(message: str) -> InvalidRequest:
 
 def parse_request(body: object) -> ParsedRequest:
     """Check M0 and M1 in that order; raise ``InvalidRequest`` naming the field."""
-    if not isinstance(body, Mapping):
+    if type(body) is not dict and not isinstance(body, Mapping):
         raise _invalid(f"request: expected a JSON object, got {type(body).__name__} (M0)")
     model = body.get("model")
     if model != "midjourney":
         raise _invalid(f"model: expected 'midjourney', got {model!r} (M0)")
     task_type = body.get("task_type")
-    if not isinstance(task_type, str) or task_type not in ROOT_TASK_TYPES | CHILD_TASK_TYPES:
-        allowed = ", ".join(sorted(ROOT_TASK_TYPES)) + "; " + ", ".join(sorted(CHILD_TASK_TYPES))
-        raise _invalid(f"task_type: {task_type!r} is not one of {allowed} (M0)")
+    if not isinstance(task_type, str) or task_type not in _TASK_TYPES:
+        raise _invalid(f"task_type: {task_type!r} is not one of {_TASK_TYPES_TEXT} (M0)")
     inp = body.get("input")
-    if not isinstance(inp, Mapping):
+    if type(inp) is not dict and not isinstance(inp, Mapping):
         raise _invalid(f"input: expected an object, got {type(inp).__name__} (M0)")
     config = body.get("config")
     service_mode: object = ""
     if config is not None:
-        if not isinstance(config, Mapping):
+        if type(config) is not dict and not isinstance(config, Mapping):
             raise _invalid(f"config: expected an object, got {type(config).__name__} (M0)")
         service_mode = config.get("service_mode", "")
         if service_mode is None:
@@ -76,7 +78,8 @@ def parse_request(body: object) -> ParsedRequest:
         origin = inp.get("origin_task_id")
         if not isinstance(origin, str) or not origin.strip():
             raise _invalid(
-                f"input.origin_task_id: a {task_type} needs the parent's task id, "
+                f"input.origin_task_id: {'an' if task_type[0] in 'aeiou' else 'a'} "
+                f"{task_type} needs the parent's task id, "
                 f"got {origin!r} (M0)"
             )
         ignored = _ignored_mode(inp.get("process_mode"), prompt)

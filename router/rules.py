@@ -74,3 +74,28 @@ def availability_reason(acc: Account, now: float) -> Reason | None:
 
 def is_available(acc: Account, now: float) -> bool:
     return availability_reason(acc, now) is None
+
+
+def eligible_paths(acc: Account, backups_active: bool) -> tuple[bool, bool]:
+    """``(fast_reason(...) is None, relax_reason(...) is None)`` in one pass.
+
+    The same checks as the two predicates above (R1, B1, R6, R2, R4), for the
+    candidate index's hot path; a property test holds it to the predicates.
+    """
+    if acc.status is not Status.ACTIVE or (acc.backup and not backups_active):
+        return False, False
+    return (acc.setting is not Setting.RELAX and acc.fast_ms - acc.reserved_ms > 0,
+            PLAN_HAS_RELAX[acc.plan])
+
+
+def unavailable_until(acc: Account, now: float) -> float | None:
+    """None when ``acc`` is available now (exactly ``is_available``), else a time
+    before which it surely stays unavailable: one second before its inactive
+    window ends (T1; the second absorbs float rounding), or ``now`` when it has
+    no room (that can change with any event)."""
+    window = acc.inactive_window
+    if window is not None and window.contains(now):
+        return now + (window.end_s - now % 86_400) % 86_400 - 1.0
+    if acc.in_flight >= acc.max_in_flight:
+        return now
+    return None
