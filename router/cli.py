@@ -165,20 +165,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Optional command modules: module -> (commands it registers, extra that brings them).
+_EXTRA_MODULES: dict[str, tuple[tuple[str, ...], str]] = {
+    "simulations.cli": (("simulate",), "sim"),
+    "simulations.capacity_cli": (("sweep", "plan"), "sim,dask"),
+    "router.stores.cli": (("accounts",), "redis"),
+    "router.proxy.cli": (("serve",), "proxy"),
+}
+
+
+def _missing_extra(command: str, extra: str, missing: str | None) -> None:
+    """Register ``command`` as a stub that says which extra to install."""
+
+    def setup(parser: argparse.ArgumentParser) -> None:
+        def run(args: argparse.Namespace) -> int:
+            print(f"byoa {command}: needs the optional dependencies of byoa-router[{extra}] "
+                  f"(missing module: {missing}); install them with "
+                  f"pip install 'byoa-router[{extra}]'", file=sys.stderr)
+            return 1
+
+        parser.set_defaults(func=run, stub=True)
+
+    EXTRA_COMMANDS.setdefault(command, (f"(needs the '{extra}' extra)", setup))
+
+
 def _load_extras() -> None:
     """Import optional command modules (they register in EXTRA_COMMANDS)."""
     import importlib
 
-    for module in ("simulations.cli", "simulations.capacity_cli", "router.stores.cli",
-                   "router.proxy.cli"):
-        with contextlib.suppress(ImportError):
+    for module, (commands, extra) in _EXTRA_MODULES.items():
+        try:
             importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and exc.name.split(".")[0] in ("router", "simulations"):
+                raise
+            for command in commands:
+                _missing_extra(command, extra, exc.name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     _load_extras()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "stub", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         code: int = args.func(args)
         return code
@@ -193,4 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable ``router.cli`` (where extra commands register), not this
+    # ``__main__`` copy of it, so ``python -m router.cli serve`` works too.
+    from router.cli import main as _main
+
+    sys.exit(_main())
