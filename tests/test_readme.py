@@ -28,4 +28,4 @@ def test_readme_python_api_example_runs(monkeypatch: Any, capsys: Any) -> None:
     first, second = capsys.readouterr().out.splitlines()
     assert first.startswith("a1 fast False 2/3 fast-eligible")
     # a1 starts with 0.02 h = 72 s; 58.2 s charged (L1) leaves 13.8 s, still fast-set (L3)
-    assert second == f"{13.8 / 3600} fast"
+    assert second == f"{13_800 / 3_600_000} fast"  # L0: milliseconds
