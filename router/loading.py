@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -29,11 +28,14 @@ from router.accounts import (
     Status,
     hours_to_ms,
 )
+from router.boundary import describe_error, read_text
 from router.errors import InputError
 from router.ledger import Policy
 from router.locate import PathKey, format_path, json_lines, nearest_line, toml_lines, yaml_lines
 from router.strategies import Strategy
 from router.timeutil import parse_clock, parse_time
+
+_UNKNOWN = "unknown field (not in the contract's accounts format)"
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
@@ -169,25 +171,6 @@ def _parse(text: str, fmt: Format, source: str) -> tuple[Any, dict[PathKey, int]
     return data, yaml_lines(text)
 
 
-def _enum_hint(err: Mapping[str, Any]) -> str:
-    ctx = err.get("ctx") or {}
-    expected = ctx.get("expected")
-    if expected:
-        return f"expected one of {expected}, got {err.get('input')!r}"
-    msg = str(err.get("msg", "invalid value"))
-    if err.get("type") == "value_error":
-        return msg.removeprefix("Value error, ")
-    if err.get("type") == "extra_forbidden":
-        return "unknown field (not in the contract's accounts format)"
-    if err.get("type") == "missing":
-        return "required field is missing"
-    if msg.startswith("Input should be "):
-        rest = msg.removeprefix("Input should be ")
-        what = rest if rest.startswith(("a ", "an ")) else f"a value {rest}"
-        return f"expected {what}, got {err.get('input')!r}"
-    return f"{msg[0].lower()}{msg[1:]}, got {err.get('input')!r}"
-
-
 def parse_accounts(text: str, *, source: str = "<accounts>",
                    fmt: Format = "json") -> tuple[list[Account], Policy]:
     """Validate an accounts document and build ``Account`` objects and the ``Policy``."""
@@ -204,7 +187,7 @@ def parse_accounts(text: str, *, source: str = "<accounts>",
             )
             line = nearest_line(lines, path)
             where = f"{source}:{line}" if line else source
-            problems.append(f"{where}: {format_path(path)}: {_enum_hint(err)}")
+            problems.append(f"{where}: {format_path(path)}: {describe_error(err, _UNKNOWN)}")
         raise InputError("\n".join(problems)) from None
     accounts: list[Account] = []
     seen: dict[str, int] = {}
@@ -268,10 +251,4 @@ def _build(am: AccountModel) -> Account:
 def load_accounts(path: str | Path) -> tuple[list[Account], Policy]:
     """Read an accounts file; the format follows the suffix (.json/.toml/.yaml)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the file: {exc}", source=str(p)) from None
-    return parse_accounts(text, source=str(p), fmt=_format_of(p))
+    return parse_accounts(read_text(p), source=str(p), fmt=_format_of(p))

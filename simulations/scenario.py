@@ -29,11 +29,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from router.accounts import Plan, Setting, Status
+from router.boundary import describe_error, read_text
 from router.errors import InputError
 from router.loading import AccountModel, WindowModel
 from router.locate import PathKey, format_path, nearest_line, toml_lines
 from router.strategies import Strategy
 from router.timeutil import parse_time
+
+_UNKNOWN = "unknown field (see simulations/scenario.py for the scenario format)"
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -319,21 +322,6 @@ class ScenarioModel(BaseModel):
         return self
 
 
-def _hint(err: Any) -> str:
-    t = err.get("type")
-    if t == "extra_forbidden":
-        return "unknown field (see simulations/scenario.py for the scenario format)"
-    if t == "missing":
-        return "required field is missing"
-    ctx = err.get("ctx") or {}
-    if ctx.get("expected"):
-        return f"expected one of {ctx['expected']}, got {err.get('input')!r}"
-    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-    if t == "value_error":
-        return msg
-    return f"{msg[0].lower()}{msg[1:]}, got {err.get('input')!r}"
-
-
 def parse_scenario(text: str, *, source: str = "<scenario>") -> ScenarioModel:
     """Validate a scenario document; all problems at once, each ``file:line: field: ...``."""
     try:
@@ -351,17 +339,11 @@ def parse_scenario(text: str, *, source: str = "<scenario>") -> ScenarioModel:
             line = nearest_line(lines, path)
             where = f"{source}:{line}" if line else source
             field = format_path(path) or "(scenario)"
-            problems.append(f"{where}: {field}: {_hint(err)}")
+            problems.append(f"{where}: {field}: {describe_error(err, _UNKNOWN)}")
         raise InputError("\n".join(problems)) from None
 
 
 def load_scenario(path: str | Path) -> ScenarioModel:
     """Read and validate a scenario file (TOML)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the file: {exc}", source=str(p)) from None
-    return parse_scenario(text, source=str(p))
+    return parse_scenario(read_text(p), source=str(p))

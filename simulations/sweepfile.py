@@ -42,10 +42,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from router.accounts import Plan, Setting
+from router.boundary import describe_error, read_text
 from router.errors import InputError
 from router.locate import PathKey, format_path, nearest_line, toml_lines
 from router.strategies import Strategy
 from simulations.spec import FleetGroup, FleetSpec, PolicySpec, WorkloadSpec
+
+_UNKNOWN = "unknown field (see the sweep file format in simulations/sweepfile.py)"
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
@@ -130,21 +133,6 @@ class SweepGrid:
         return len(self.fleets) * len(self.policies) * len(self.workloads) * self.seeds
 
 
-def _hint(err: Any) -> str:
-    kind = err.get("type")
-    if kind == "extra_forbidden":
-        return "unknown field (see the sweep file format in simulations/sweepfile.py)"
-    if kind == "missing":
-        return "required field is missing"
-    ctx = err.get("ctx") or {}
-    if ctx.get("expected"):
-        return f"expected one of {ctx['expected']}, got {err.get('input')!r}"
-    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-    if kind == "value_error":
-        return msg
-    return f"{msg[0].lower()}{msg[1:]}, got {err.get('input')!r}"
-
-
 def _fleet(m: FleetModel) -> FleetSpec:
     groups: list[FleetGroup] = []
     for setting, counts in ((Setting.FAST, m), (Setting.TURBO, m.turbo_set),
@@ -172,7 +160,8 @@ def parse_sweep(text: str, *, source: str = "<sweep>", base: Path | None = None)
                                   if not (isinstance(p, str) and p.startswith("function")))
             line = nearest_line(lines, path)
             where = f"{source}:{line}" if line else source
-            problems.append(f"{where}: {format_path(path) or '(top level)'}: {_hint(err)}")
+            field = format_path(path) or "(top level)"
+            problems.append(f"{where}: {field}: {describe_error(err, _UNKNOWN)}")
         raise InputError("\n".join(problems)) from None
     problems = []
     axes: tuple[tuple[str, list[str]], ...] = (
@@ -210,10 +199,4 @@ def parse_sweep(text: str, *, source: str = "<sweep>", base: Path | None = None)
 
 def load_sweep(path: str | Path) -> SweepGrid:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the file: {exc}", source=str(p)) from None
-    return parse_sweep(text, source=str(p), base=p.parent)
+    return parse_sweep(read_text(p), source=str(p), base=p.parent)

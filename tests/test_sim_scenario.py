@@ -29,7 +29,7 @@ def test_comparison_scenario_compares_the_documented_policy_with_restore() -> No
     ('[simulation]\ndays = 3\ncolour = "red"\n[[fleet.groups]]\nplan = "pro"\n',
      "s.toml:3: simulation.colour: unknown field"),
     ('[simulation]\ndays = -1\n[[fleet.groups]]\nplan = "pro"\n',
-     "s.toml:2: simulation.days: input should be greater than 0"),
+     "s.toml:2: simulation.days: expected a value greater than 0, got -1"),
     ('[[fleet.groups]]\nplan = "pro"\n[[fleet.groups]]\nplan = "gold"\n',
      "s.toml:4: fleet.groups[1].plan: expected one of 'basic', 'standard', 'pro' or 'mega'"),
     ('[[fleet.groups]]\nplan = "pro"\n[workload.generator]\nmodes = { fast = 1, slow = 1 }\n',
@@ -54,7 +54,8 @@ def test_bad_scenario_on_the_command_line_is_exit_2(
     p.write_text('[[fleet.groups]]\nplan = "pro"\ncount = 0\n', encoding="utf-8")
     assert main(["simulate", str(p), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "bad.toml:3: fleet.groups[0].count: input should be greater than or equal to 1" in err
+    assert ("bad.toml:3: fleet.groups[0].count: "
+            "expected a value greater than or equal to 1, got 0") in err
     assert main(["simulate", "--trace", "x.jsonl", "--out", str(tmp_path / "o")]) == 2
     assert "--accounts" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

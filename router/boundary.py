@@ -1,0 +1,45 @@
+"""Shared helpers for reading user files at the boundary: one wording for every
+validation message (``file:line: field: what was expected``), one way to read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from router.errors import InputError
+
+
+def read_text(path: str | Path) -> str:
+    """Read a UTF-8 text file; a missing or unreadable file is an ``InputError``."""
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("no such file", source=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the file: {exc}", source=str(p)) from None
+
+
+def describe_error(err: Mapping[str, Any], unknown_field: str) -> str:
+    """A pydantic error, said for people: what was expected and what was given.
+
+    ``unknown_field`` is the text for a field the format does not have.
+    """
+    kind = err.get("type")
+    ctx = err.get("ctx") or {}
+    expected = ctx.get("expected")
+    if expected:
+        return f"expected one of {expected}, got {err.get('input')!r}"
+    msg = str(err.get("msg", "invalid value"))
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        return unknown_field
+    if kind == "missing":
+        return "required field is missing"
+    if msg.startswith("Input should be "):
+        rest = msg.removeprefix("Input should be ")
+        what = rest if rest.startswith(("a ", "an ")) else f"a value {rest}"
+        return f"expected {what}, got {err.get('input')!r}"
+    return f"{msg[0].lower()}{msg[1:]}, got {err.get('input')!r}"
