@@ -49,7 +49,9 @@ def group_accounts(group: GroupModel, index: int, start: float) -> list[dict[str
 
 def build_policy(pm: PolicyModel, variant: VariantModel | None = None) -> Policy:
     """The router ``Policy`` for the scenario (and a variant's overrides)."""
-    policy = Policy(pm.strategy, pm.seed, pm.fallback_on_saturation, pm.restore_fast_on_renewal)
+    policy = Policy(pm.strategy, pm.seed, pm.fallback_on_saturation, pm.restore_fast_on_renewal,
+                    upgrade_relax_when_expiring=pm.upgrade_relax_when_expiring,
+                    upgrade_relax_horizon_hours=pm.upgrade_relax_horizon_hours)
     if pm.estimates:
         policy.estimates.update(pm.estimates)
     if variant is not None:
@@ -59,6 +61,8 @@ def build_policy(pm: PolicyModel, variant: VariantModel | None = None) -> Policy
             policy.fallback_on_saturation = variant.fallback_on_saturation
         if variant.restore_fast_on_renewal is not None:
             policy.restore_fast_on_renewal = variant.restore_fast_on_renewal
+        if variant.upgrade_relax_when_expiring is not None:
+            policy.upgrade_relax_when_expiring = variant.upgrade_relax_when_expiring
     return policy
 
 

@@ -108,6 +108,8 @@ class PolicyModel(BaseModel):
     seed: int = 0
     fallback_on_saturation: bool = False  # R5
     restore_fast_on_renewal: bool = False  # L4
+    upgrade_relax_when_expiring: bool = False  # opt-in, departs from M3/R4 (issue 5)
+    upgrade_relax_horizon_hours: float = Field(default=48.0, ge=0, strict=False)
     estimates: dict[str, float] | None = None  # R9 overrides, seconds
 
 
@@ -300,6 +302,7 @@ class VariantModel(BaseModel):
     strategy: Strategy | None = None
     fallback_on_saturation: bool | None = None
     restore_fast_on_renewal: bool | None = None
+    upgrade_relax_when_expiring: bool | None = None
 
 
 class ScenarioModel(BaseModel):
