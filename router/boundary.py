@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from router.errors import InputError
+from router.locate import PathKey, format_path, nearest_line
 
 
 def read_text(path: str | Path) -> str:
@@ -43,3 +46,19 @@ def describe_error(err: Mapping[str, Any], unknown_field: str) -> str:
         what = rest if rest.startswith(("a ", "an ")) else f"a value {rest}"
         return f"expected {what}, got {err.get('input')!r}"
     return f"{msg[0].lower()}{msg[1:]}, got {err.get('input')!r}"
+
+
+def validation_error(exc: ValidationError, lines: dict[PathKey, int], source: str,
+                     unknown_field: str, top_level: str = "(top level)") -> InputError:
+    """Every problem of a pydantic ``ValidationError`` as one ``InputError``, a line
+    each: ``file:line: field: what was expected``."""
+    problems = []
+    for err in exc.errors():
+        path: PathKey = tuple(
+            p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function"))
+        )
+        line = nearest_line(lines, path)
+        where = f"{source}:{line}" if line else source
+        field = format_path(path) or top_level
+        problems.append(f"{where}: {field}: {describe_error(err, unknown_field)}")
+    return InputError("\n".join(problems))

@@ -28,10 +28,10 @@ from router.accounts import (
     Status,
     hours_to_ms,
 )
-from router.boundary import describe_error, read_text
+from router.boundary import read_text, validation_error
 from router.errors import InputError
 from router.ledger import Policy
-from router.locate import PathKey, format_path, json_lines, nearest_line, toml_lines, yaml_lines
+from router.locate import PathKey, json_lines, nearest_line, toml_lines, yaml_lines
 from router.strategies import Strategy
 from router.timeutil import parse_clock, parse_time
 
@@ -180,15 +180,7 @@ def parse_accounts(text: str, *, source: str = "<accounts>",
     try:
         model = AccountsFile.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            path: PathKey = tuple(
-                p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function"))
-            )
-            line = nearest_line(lines, path)
-            where = f"{source}:{line}" if line else source
-            problems.append(f"{where}: {format_path(path)}: {describe_error(err, _UNKNOWN)}")
-        raise InputError("\n".join(problems)) from None
+        raise validation_error(exc, lines, source, _UNKNOWN, "") from None
     accounts: list[Account] = []
     seen: dict[str, int] = {}
     bots: dict[int, int] = {}

@@ -29,10 +29,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from router.accounts import Plan, Setting, Status
-from router.boundary import describe_error, read_text
+from router.boundary import read_text, validation_error
 from router.errors import InputError
 from router.loading import AccountModel, WindowModel
-from router.locate import PathKey, format_path, nearest_line, toml_lines
+from router.locate import toml_lines
 from router.strategies import Strategy
 from router.timeutil import parse_time
 
@@ -335,15 +335,7 @@ def parse_scenario(text: str, *, source: str = "<scenario>") -> ScenarioModel:
     try:
         return ScenarioModel.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            path: PathKey = tuple(p for p in err["loc"]
-                                  if not (isinstance(p, str) and p.startswith("function")))
-            line = nearest_line(lines, path)
-            where = f"{source}:{line}" if line else source
-            field = format_path(path) or "(scenario)"
-            problems.append(f"{where}: {field}: {describe_error(err, _UNKNOWN)}")
-        raise InputError("\n".join(problems)) from None
+        raise validation_error(exc, lines, source, _UNKNOWN, "(scenario)") from None
 
 
 def load_scenario(path: str | Path) -> ScenarioModel:

@@ -42,9 +42,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from router.accounts import Plan, Setting
-from router.boundary import describe_error, read_text
+from router.boundary import read_text, validation_error
 from router.errors import InputError
-from router.locate import PathKey, format_path, nearest_line, toml_lines
+from router.locate import nearest_line, toml_lines
 from router.strategies import Strategy
 from simulations.spec import FleetGroup, FleetSpec, PolicySpec, WorkloadSpec
 
@@ -154,15 +154,7 @@ def parse_sweep(text: str, *, source: str = "<sweep>", base: Path | None = None)
     try:
         model = SweepModel.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            path: PathKey = tuple(p for p in err["loc"]
-                                  if not (isinstance(p, str) and p.startswith("function")))
-            line = nearest_line(lines, path)
-            where = f"{source}:{line}" if line else source
-            field = format_path(path) or "(top level)"
-            problems.append(f"{where}: {field}: {describe_error(err, _UNKNOWN)}")
-        raise InputError("\n".join(problems)) from None
+        raise validation_error(exc, lines, source, _UNKNOWN) from None
     problems = []
     axes: tuple[tuple[str, list[str]], ...] = (
         ("fleet", [f.name for f in model.fleet]), ("policy", [p.name for p in model.policy]),
