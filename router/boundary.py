@@ -3,14 +3,17 @@ validation message (``file:line: field: what was expected``), one way to read.""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from router.errors import InputError
-from router.locate import PathKey, format_path, nearest_line
+from router.locate import PathKey, format_path, nearest_line, toml_lines
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def read_text(path: str | Path) -> str:
@@ -62,3 +65,17 @@ def validation_error(exc: ValidationError, lines: dict[PathKey, int], source: st
         field = format_path(path) or top_level
         problems.append(f"{where}: {field}: {describe_error(err, unknown_field)}")
     return InputError("\n".join(problems))
+
+
+def parse_toml_model(text: str, model: type[M], source: str, unknown_field: str,
+                     top_level: str = "(top level)") -> M:
+    """Parse a TOML document and validate it against ``model``; every problem is
+    reported with its line (``InputError``)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML: {exc}", source=source) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, toml_lines(text), source, unknown_field, top_level) from None

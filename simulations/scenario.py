@@ -21,18 +21,15 @@ A minimal scenario::
 
 from __future__ import annotations
 
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from router.accounts import Plan, Setting, Status
-from router.boundary import read_text, validation_error
-from router.errors import InputError
+from router.boundary import parse_toml_model, read_text
 from router.loading import AccountModel, WindowModel
-from router.locate import toml_lines
 from router.strategies import Strategy
 from router.timeutil import parse_time
 
@@ -327,15 +324,7 @@ class ScenarioModel(BaseModel):
 
 def parse_scenario(text: str, *, source: str = "<scenario>") -> ScenarioModel:
     """Validate a scenario document; all problems at once, each ``file:line: field: ...``."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", source=source) from None
-    lines = toml_lines(text)
-    try:
-        return ScenarioModel.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(exc, lines, source, _UNKNOWN, "(scenario)") from None
+    return parse_toml_model(text, ScenarioModel, source, _UNKNOWN, "(scenario)")
 
 
 def load_scenario(path: str | Path) -> ScenarioModel:

@@ -34,15 +34,14 @@ Every problem is reported with the file, line, field and what was expected
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from router.accounts import Plan, Setting
-from router.boundary import read_text, validation_error
+from router.boundary import parse_toml_model, read_text
 from router.errors import InputError
 from router.locate import nearest_line, toml_lines
 from router.strategies import Strategy
@@ -146,15 +145,8 @@ def _fleet(m: FleetModel) -> FleetSpec:
 
 def parse_sweep(text: str, *, source: str = "<sweep>", base: Path | None = None) -> SweepGrid:
     """Validate a sweep document; relative trace paths are resolved against ``base``."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", source=source) from None
+    model = parse_toml_model(text, SweepModel, source, _UNKNOWN)
     lines = toml_lines(text)
-    try:
-        model = SweepModel.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(exc, lines, source, _UNKNOWN) from None
     problems = []
     axes: tuple[tuple[str, list[str]], ...] = (
         ("fleet", [f.name for f in model.fleet]), ("policy", [p.name for p in model.policy]),
