@@ -58,15 +58,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_options(p: argparse.ArgumentParser, out: str, dask_help: str) -> None:
+    """Where simulations run and where results go (shared by sweep and plan)."""
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: one per CPU)")
+    p.add_argument("--dask", metavar="ADDRESS", default=None, help=dask_help)
+    p.add_argument("--out", default=out, help=f"output folder (default {out})")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _setup_sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("sweep_file", metavar="SWEEP_FILE",
                    help="TOML grid: [[fleet]] x [[policy]] x [[workload]] x seeds")
-    p.add_argument("--workers", type=int, default=None,
-                   help="local worker processes (default: one per CPU)")
-    p.add_argument("--dask", metavar="ADDRESS", default=None,
-                   help="run on an existing Dask distributed scheduler, e.g. tcp://host:8786")
-    p.add_argument("--out", default="out/sweep", help="output folder (default out/sweep)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_run_options(p, "out/sweep",
+                     "run on an existing Dask distributed scheduler, e.g. tcp://host:8786")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -214,12 +219,7 @@ def _setup_plan(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root-seed", type=int, default=0, help="root of the seed sequence")
     p.add_argument("--max-simulated", type=int, default=12,
                    help="candidates simulated at most (default 12)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="local worker processes (default: one per CPU)")
-    p.add_argument("--dask", metavar="ADDRESS", default=None,
-                   help="simulate on an existing Dask distributed scheduler")
-    p.add_argument("--out", default="out/plan", help="output folder (default out/plan)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_run_options(p, "out/plan", "simulate on an existing Dask distributed scheduler")
     p.set_defaults(func=cmd_plan)
 
 
