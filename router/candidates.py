@@ -33,7 +33,6 @@ from router.strategies import (
     Strategy,
     StrategyState,
     fill_first_key,
-    least_loaded_key,
     pick,
 )
 
@@ -51,8 +50,7 @@ class Candidates(Protocol):
 
 
 def _key_fn(strategy: Strategy) -> Callable[[Account], Any]:
-    if strategy is Strategy.LEAST_LOADED:
-        return least_loaded_key
+    """Sort key of the SortedList strategies (least_loaded uses ``LoadBuckets``)."""
     if strategy is Strategy.FILL_FIRST:
         return fill_first_key
     return lambda acc: (acc.id,)

@@ -98,7 +98,7 @@ def _route_free(ledger: Ledger, d: Decision, now: float, est: int, explain: bool
                      "(no room or inside an inactive window) (R5); retry when one frees")
     if explain:
         tail = ("no account can run relax (R4)" if path == "relax"
-                else _summary(ledger, "relax", now, None))
+                else _scan(ledger, "relax", now, None)[0])
         _explain(ledger, d, path, now, tail)
     return _fail(d, "no_relax_capacity", "R4",
                  "no account can run relax: only Basic-plan accounts (no relax) or none active "
@@ -241,30 +241,14 @@ def _fail(d: Decision, code: str, rule: str, message: str) -> Decision:
     return d
 
 
-def _summary(ledger: Ledger, path: Path, now: float, chosen: str | None) -> str:
+def _scan(ledger: Ledger, path: Path, now: float,
+          chosen: str | None) -> tuple[str, dict[str, str]]:
+    """X1 in one pass over the accounts: the summary head ("k/n path-eligible:
+    counts by reason") and, for every account but ``chosen``, the first rule that
+    excluded it (eligibility, then availability). O(n) by nature, hence
+    ``explain=False`` on hot paths."""
     check = fast_reason if path == "fast" else relax_reason
-    counts: Counter[Reason] = Counter()
-    eligible = 0
-    for acc_id in ledger.ids_sorted:
-        r = check(ledger.accounts[acc_id], ledger.backups_active)
-        if r is None:
-            eligible += 1
-        else:
-            counts[r] += 1
-    n = len(ledger.ids_sorted)
-    parts = ", ".join(f"{c} {r.label} ({r.rule})" for r, c in counts.items())
-    head = f"{eligible}/{n} {path}-eligible"
-    return f"{head}: {parts}" if parts else head
-
-
-def _explain(ledger: Ledger, d: Decision, path: Path, now: float, tail: str) -> None:
-    """X1: per-account first excluding rule, plus the one-line summary.
-
-    One pass over the accounts builds both (the same results as ``_reason`` per
-    account and ``_summary``); it is O(n) by nature, hence ``explain=False``.
-    """
-    check = fast_reason if path == "fast" else relax_reason
-    backups_active, accounts, chosen = ledger.backups_active, ledger.accounts, d.account_id
+    backups_active, accounts = ledger.backups_active, ledger.accounts
     rejections: dict[str, str] = {}
     counts: Counter[Reason] = Counter()
     eligible = 0
@@ -279,7 +263,12 @@ def _explain(ledger: Ledger, d: Decision, path: Path, now: float, tail: str) -> 
             counts[r] += 1
         if r is not None and acc_id != chosen:
             rejections[acc_id] = r.rule
-    d.rejections = rejections
     parts = ", ".join(f"{c} {r.label} ({r.rule})" for r, c in counts.items())
     head = f"{eligible}/{len(ledger.ids_sorted)} {path}-eligible"
-    d.explanation = f"{head}: {parts}; {tail}" if parts else f"{head}; {tail}"
+    return (f"{head}: {parts}" if parts else head), rejections
+
+
+def _explain(ledger: Ledger, d: Decision, path: Path, now: float, tail: str) -> None:
+    """X1: per-account first excluding rule, plus the one-line summary."""
+    summary, d.rejections = _scan(ledger, path, now, d.account_id)
+    d.explanation = f"{summary}; {tail}"

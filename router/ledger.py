@@ -120,14 +120,17 @@ class Ledger:
             self._active.discard(acc.id)
         if active and not acc.backup:
             self._nb_active.add(acc.id)
-            if acc.fast_ms > 0:
-                self._nb_fast.add(acc.id)
-            else:
-                self._nb_fast.discard(acc.id)
         else:
             self._nb_active.discard(acc.id)
-            self._nb_fast.discard(acc.id)
+        self._track_fast(acc)
         self.candidates.update(acc, self.backups_active)
+
+    def _track_fast(self, acc: Account) -> None:
+        """B1's "some active non-backup account has fast time" set, for ``acc``."""
+        if acc.id in self._nb_active and acc.fast_ms > 0:
+            self._nb_fast.add(acc.id)
+        else:
+            self._nb_fast.discard(acc.id)
 
     @property
     def active_count(self) -> int:
@@ -277,11 +280,7 @@ class Ledger:
                 period.flipped_at = now
             self.notifications.append(Notification("mj_bot_no_fasthour", now, acc.id))
         # status and backup flag are unchanged: only the B1 "has fast time" set moves
-        if acc.id in self._nb_active:
-            if acc.fast_ms > 0:
-                self._nb_fast.add(acc.id)
-            else:
-                self._nb_fast.discard(acc.id)
+        self._track_fast(acc)
         self.candidates.update(acc, self.backups_active)
         return Outcome(task_id, acc.id, charge, overdraft, acc.fast_ms, acc.setting,
                        acc.status, flipped)
