@@ -1,6 +1,6 @@
 """byoa-router: GoAPI's BYOA routing rules for Midjourney account pools.
 
-The public API. See ``../shared/spec/routing-rules.md`` for the rule IDs
+The public API. See ``docs/rules.md`` for the rule IDs
 (M, R, S, L, B, T, P, X, E, D) that the docstrings and explanations cite.
 """
 

@@ -50,7 +50,7 @@ def seconds_to_ms(seconds: float) -> int:
     return round(seconds * MS_PER_SECOND)
 
 
-#: Monthly fast-time allowance per plan (contract.md), in milliseconds.
+#: Monthly fast-time allowance per plan (docs/formats.md), in milliseconds.
 PLAN_ALLOWANCE_MS: dict[Plan, int] = {
     Plan.BASIC: hours_to_ms(3.3),
     Plan.STANDARD: hours_to_ms(15),
@@ -66,7 +66,7 @@ PLAN_HAS_RELAX: dict[Plan, bool] = {
     Plan.MEGA: True,
 }
 
-#: Default room limit per plan (contract.md).
+#: Default room limit per plan (docs/formats.md).
 PLAN_MAX_IN_FLIGHT: dict[Plan, int] = {
     Plan.BASIC: 13,
     Plan.STANDARD: 13,
@@ -74,7 +74,7 @@ PLAN_MAX_IN_FLIGHT: dict[Plan, int] = {
     Plan.MEGA: 22,
 }
 
-#: Monthly price per plan in USD (midjourney-facts.md); used by planning tools.
+#: Monthly price per plan in USD (docs/facts.md); used by planning tools.
 PLAN_PRICE_USD: dict[Plan, float] = {
     Plan.BASIC: 10.0,
     Plan.STANDARD: 30.0,
@@ -82,7 +82,7 @@ PLAN_PRICE_USD: dict[Plan, float] = {
     Plan.MEGA: 120.0,
 }
 
-#: R9 default fast-mode GPU estimates per task type, in seconds (contract.md).
+#: R9 default fast-mode GPU estimates per task type, in seconds (docs/formats.md).
 DEFAULT_ESTIMATE_SECONDS: dict[str, float] = {
     "imagine": 60,
     "blend": 60,

@@ -1,4 +1,4 @@
-"""``byoa``: the command-line entry point (contract.md, "Commands").
+"""``byoa``: the command-line entry point (docs/formats.md, "Commands").
 
 Exit codes: 0 when the whole input was processed (error lines included),
 1 on a runtime failure, 2 on bad input that stops the run, with a message on

@@ -1,4 +1,4 @@
-"""The event script (contract.md): read and check JSON Lines events.
+"""The event script (docs/formats.md): read and check JSON Lines events.
 
 An event line that cannot be read (not JSON, unknown ``op``, a missing,
 mistyped or unknown field, time going backwards, a duplicate ``task_id``)

@@ -1,4 +1,4 @@
-"""The accounts file (contract.md): JSON, TOML or YAML -> accounts and policy.
+"""The accounts file (docs/formats.md): JSON, TOML or YAML -> accounts and policy.
 
 Validation happens here, at the boundary, with pydantic. Every problem is
 reported with the file, the line, the field and what was expected; all of them

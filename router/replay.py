@@ -1,4 +1,4 @@
-"""``byoa replay``: an event script through the router and ledger (contract.md).
+"""``byoa replay``: an event script through the router and ledger (docs/formats.md).
 
 One output line per input event, in order, with exactly the fields the
 contract lists for its op. Event-level mistakes are error lines; unreadable

@@ -18,12 +18,12 @@ What is here:
 * ``accounts()`` one ``Account`` (any plan, setting, status, fast time, window,
   room, backup flag, renewal instant); ``policies()`` a ``Policy``;
   ``pools()`` a list of accounts with unique ids and ``bot_id`` s, and a policy.
-* ``account_documents()`` the same as a JSON-ready accounts file (contract.md).
+* ``account_documents()`` the same as a JSON-ready accounts file (docs/formats.md).
 * ``prompts()`` prompts with mode flags in every spelling, look-alikes included
   (M2); ``request_bodies()`` GoAPI unified request bodies: roots, children of
   given parents, public ones, ``bot_id`` pins, ``process_mode`` and prompt
   variants, and (unless ``valid_only``) invalid ones (M0/M1).
-* ``event_scripts()`` lists of JSON-ready event dicts (contract.md) whose times
+* ``event_scripts()`` lists of JSON-ready event dicts (docs/formats.md) whose times
   never decrease; they span several renewals when ``max_gap_days`` allows.
 
 Everything generated is small on purpose: room limits of 0-4 and little fast

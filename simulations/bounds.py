@@ -31,7 +31,7 @@ from router.events import read_events
 from router.requests import parse_request
 from simulations.spec import FleetSpec
 
-#: Concurrent fast / relax jobs per plan (midjourney-facts.md plan table).
+#: Concurrent fast / relax jobs per plan (docs/facts.md plan table).
 FAST_SLOTS: dict[Plan, int] = {Plan.BASIC: 3, Plan.STANDARD: 3, Plan.PRO: 12, Plan.MEGA: 12}
 RELAX_SLOTS: dict[Plan, int] = {Plan.BASIC: 0, Plan.STANDARD: 3, Plan.PRO: 3, Plan.MEGA: 3}
 #: Mean fast GPU seconds per task type ("an average job uses about 1 GPU-minute").

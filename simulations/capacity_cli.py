@@ -197,7 +197,7 @@ def _setup_plan(p: argparse.ArgumentParser) -> None:
                    "repeated to cover them)")
     p.add_argument("--price", action="append", metavar="PLAN=USD",
                    help="monthly plan price, repeatable (default basic=10 standard=30 pro=60 "
-                   "mega=120, midjourney-facts.md)")
+                   "mega=120, docs/facts.md)")
     p.add_argument("--extra-hour-price", type=float, default=4.0,
                    help="USD per bought fast hour (default 4)")
     p.add_argument("--extra-hours", default="0",

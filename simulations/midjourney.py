@@ -1,4 +1,4 @@
-"""The Midjourney execution model of one account (midjourney-facts.md).
+"""The Midjourney execution model of one account (docs/facts.md).
 
 * Concurrent fast and relax slots by plan (Basic 3/0, Standard 3/3, Pro and
   Mega 12/3); turbo jobs use the fast slots. Tasks the router sent to the

@@ -1,7 +1,7 @@
 """The scenario file (TOML): fleet, policy, workload, horizon and execution model.
 
 Every parameter has a documented default; the Midjourney numbers come from
-``../shared/reference/midjourney-facts.md`` (plan table, ~1 GPU-minute per job,
+``docs/facts.md`` (plan table, ~1 GPU-minute per job,
 turbo ~2x the charge for ~4x the speed, relax waits of 0-10 minutes growing with
 relax use). Validation happens here, at the boundary, with pydantic; a mistake is
 reported as ``file:line: field: what was expected`` (``router.errors.InputError``).
@@ -37,12 +37,12 @@ _UNKNOWN = "unknown field (see simulations/scenario.py for the scenario format)"
 
 _STRICT = ConfigDict(extra="forbid")
 
-#: Root task types a generator may create (routing-rules.md "Words").
+#: Root task types a generator may create (docs/rules.md "Words").
 ROOT_TYPES = ("imagine", "describe", "blend")
 #: Child task types a follow-up rule may create.
 CHILD_TYPES = ("upscale", "variation", "reroll", "inpaint", "outpaint", "pan", "seed")
 
-#: Concurrent fast and relax jobs per plan (midjourney-facts.md, plan table).
+#: Concurrent fast and relax jobs per plan (docs/facts.md, plan table).
 DEFAULT_CONCURRENCY: dict[str, dict[str, int]] = {
     "basic": {"fast": 3, "relax": 0},
     "standard": {"fast": 3, "relax": 3},
@@ -98,7 +98,7 @@ class SimulationModel(BaseModel):
 
 
 class PolicyModel(BaseModel):
-    """``[policy]``: the router's documented policy options (routing-rules.md)."""
+    """``[policy]``: the router's documented policy options (docs/rules.md)."""
 
     model_config = _STRICT
     strategy: Strategy = Strategy.LEAST_LOADED

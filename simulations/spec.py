@@ -31,7 +31,7 @@ class FleetSpec:
     """A fleet: groups of accounts; renewals ``spread`` over the month or all ``same``.
 
     ``extra_fast_hours``: fast hours bought on top of the plans' allowances
-    (midjourney-facts.md, about $4/hour); the simulation gives them to the
+    (docs/facts.md, about $4/hour); the simulation gives them to the
     account that renews last (they are assumed to expire at its renewal, the
     conservative reading of an unconfirmed fact).
     """
@@ -52,7 +52,7 @@ class FleetSpec:
 
     def monthly_cost(self, prices: dict[Plan, float] | None = None,
                      extra_hour_price: float = 4.0) -> float:
-        """Plan prices (midjourney-facts.md defaults) plus bought fast hours."""
+        """Plan prices (docs/facts.md defaults) plus bought fast hours."""
         table = PLAN_PRICE_USD if prices is None else prices
         return (sum(table[g.plan] * g.count for g in self.groups)
                 + self.extra_fast_hours * extra_hour_price)

@@ -21,7 +21,7 @@ upgrade_relax_when_expiring = false
 
 [[workload]]
 name = "real week"
-trace = "../shared/data/mj2022-week1.events.jsonl.gz"   # relative to this file
+trace = "../data/mj2022-week1.events.jsonl.gz"   # relative to this file
 repeat = true        # repeat the trace to cover `days` (a week into a billing month)
 # or a generator table, passed to the simulator's workload generator:
 # [workload.generator]

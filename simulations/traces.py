@@ -1,6 +1,6 @@
 """Trace files -> ``Workload``: the contract's event script, CSV and Parquet.
 
-Event script (``.jsonl``, ``.jsonl.gz``; contract.md): ``submit`` lines give the
+Event script (``.jsonl``, ``.jsonl.gz``; docs/formats.md): ``submit`` lines give the
 arrivals and request bodies; a ``complete`` line's ``gpu_seconds`` becomes that
 task's GPU time in the simulation (a recorded log replays with its real costs);
 a ``fail`` line makes that task fail; ``cancel`` cancels a task still waiting at

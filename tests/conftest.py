@@ -1,4 +1,5 @@
-"""Shared fixtures: the spec folder beside the repo (as CI lays it out), and the
+"""Shared fixtures: the repository's own copies of the worked example and the real
+2022 week (the suite never reads anything outside the repository), and the
 Hypothesis profiles: "ci" (default) keeps the suite within its time budget on
 2 cores; ``HYPOTHESIS_PROFILE=thorough`` runs many more examples."""
 
@@ -11,7 +12,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+EXAMPLES = REPO / "examples"
+REAL_WEEK = REPO / "data" / "mj2022-week1.events.jsonl.gz"
+GOAPI_EXAMPLE = Path(__file__).resolve().parent / "data" / "goapi_imagine_example.json"
 
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large]
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=_SLOW_OK)
@@ -21,11 +24,25 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
-def shared() -> Path:
-    assert SHARED.is_dir(), f"../shared is missing beside the repo ({SHARED})"
-    return SHARED
+def example_dir() -> Path:
+    """The contract's worked example: accounts, events and the expected output."""
+    return EXAMPLES
 
 
 @pytest.fixture(scope="session")
-def example_dir(shared: Path) -> Path:
-    return shared / "spec" / "example"
+def real_week() -> Path:
+    """The real June 2022 week (data/README.md says where it comes from)."""
+    return REAL_WEEK
+
+
+def pytest_report_header() -> str:
+    """Say which redis-server the store and proxy tests start (tests/redis_server.py)."""
+    from redis_server import redis_binary
+
+    from router.errors import InputError
+
+    try:
+        return f"redis-server: {redis_binary().describe()}"
+    except InputError as exc:
+        return f"redis-server: none ({exc})"
+

@@ -8,26 +8,22 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from conftest import GOAPI_EXAMPLE
 from proxy_procs import API_KEY, Proxy, start_proxy
 
 H = {"x-api-key": API_KEY}
 SECRET = "discord-SECRET-token-7f3a9c"
 
 
-def doc_examples(shared: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The Imagine request and response examples, exactly as the GoAPI page shows them."""
-    text = (shared / "reference" / "goapi-midjourney-imagine-doc.txt").read_text()
-    decoder = json.JSONDecoder()
-    req_at = text.index("{", text.index("Body Params application/json"))
-    request, _ = decoder.raw_decode(text, req_at)
-    resp_at = text.index("{", text.index("200Success"))
-    response, _ = decoder.raw_decode(text, resp_at)
-    return request, response
+def doc_examples() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Imagine request and response examples, exactly as the GoAPI page shows them
+    (copied with their source into tests/data/goapi_imagine_example.json)."""
+    doc = json.loads(GOAPI_EXAMPLE.read_text())
+    return doc["request"], doc["response"]
 
 
 class Receiver:
@@ -110,8 +106,8 @@ def done(p: Proxy, task_id: str) -> bool:
 
 
 def test_imagine_doc_example_works_as_is_with_the_documented_envelope(
-        proxy: Proxy, shared: Path) -> None:
-    request, documented = doc_examples(shared)
+        proxy: Proxy) -> None:
+    request, documented = doc_examples()
     r = post(proxy, request)
     assert r.status_code == 200
     got = r.json()

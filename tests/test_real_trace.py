@@ -1,4 +1,4 @@
-"""The real 2022 trace (../shared/data, gzip) reads and routes as-is: M0/M1 accept
+"""The real 2022 trace (data/, gzip) reads and routes as-is: M0/M1 accept
 every body, R7/M5 pin every child of an accepted parent to its parent's account."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from router.pool import Pool
 from router.replay import replay_events
 
 
-def test_real_trace_replays_with_no_invalid_request(shared: Path) -> None:
-    trace = shared / "data" / "mj2022-week1.events.jsonl.gz"
+def test_real_trace_replays_with_no_invalid_request(real_week: Path) -> None:
+    trace = real_week
     accounts = [Account(f"acc-{i}", Plan.PRO if i % 2 else Plan.STANDARD, fast_ms=3_600_000,
                         max_in_flight=100_000) for i in range(6)]
     pool = Pool(accounts, Policy(), explain=False)

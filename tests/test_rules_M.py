@@ -11,7 +11,7 @@ from _util import T0, acc, child, imagine, pool
 from router.accounts import Mode
 from router.modes import apply_mode, prompt_modes, resolve_mode
 
-GOAPI_DOC_EXAMPLE: dict[str, Any] = {  # goapi-midjourney-imagine-doc.txt, "Body Params"
+GOAPI_DOC_EXAMPLE: dict[str, Any] = {  # GoAPI Imagine page, "Body Params" (tests/data/)
     "model": "midjourney",
     "task_type": "imagine",
     "input": {

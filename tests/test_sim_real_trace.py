@@ -1,4 +1,4 @@
-"""One day of the real June 2022 Midjourney trace (../shared/data, read its README)."""
+"""One day of the real June 2022 Midjourney trace (data/, read its README)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ FLEET = {
 
 
 def test_one_day_of_the_2022_trace_replays_through_the_router(
-        shared: Path, tmp_path: Path, capsys: object) -> None:
+        real_week: Path, tmp_path: Path, capsys: object) -> None:
     """Every submit of the first day arrives, none is rejected (parents always precede
     children, R7), children run on their parent's account, and the one renewal inside
     the day (std-1 at 12:00, L4) is counted."""
-    trace = shared / "data" / "mj2022-week1.events.jsonl.gz"
+    trace = real_week
     with gzip.open(trace, "rt", encoding="utf-8") as fh:
         subs = [json.loads(line) for line in fh]
     t0 = parse_time(subs[0]["at"])
