@@ -21,23 +21,18 @@ import itertools
 import json
 import multiprocessing as mp
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from router.accounts import Account, Plan, hours_to_ms
 from router.ledger import Policy
+from router.stores.embedded import embedded_redis, free_port
 from router.stores.memory import MemoryStore
 from router.stores.redis_store import RedisStore, connect, load_into_redis
 
@@ -52,36 +47,6 @@ def accounts(room: int = 22) -> list[Account]:
     """20 Mega accounts; ``burst`` gives them room for every submit of a run."""
     return [Account(f"acc{i:02d}", Plan.MEGA, fast_ms=hours_to_ms(60_000), max_in_flight=room)
             for i in range(20)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def redis_server() -> Iterator[str]:
-    exe = shutil.which("redis-server")
-    if not exe:
-        sys.exit("redis-server is not installed (apt-get install redis-server)")
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp,
-                                 "--save", "", "--appendonly", "no"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"redis://127.0.0.1:{port}/0"
-        try:
-            for _ in range(500):
-                try:
-                    redis.Redis.from_url(url).ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.01)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait()
 
 
 def loop(store: Any, seconds: float, keep: int, tag: str,
@@ -322,7 +287,7 @@ def main() -> None:
     def add(k: str, v: float) -> None:
         rows.setdefault(k, []).append(v)
 
-    with redis_server() as url, tempfile.TemporaryDirectory() as tmp:
+    with embedded_redis() as url, tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
             if args.http_only:
                 for k, v in run_http(url, args.seconds, Path(tmp)).items():

