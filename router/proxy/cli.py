@@ -11,9 +11,11 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
+import sys
 import time
 
-from router.cli import EXTRA_COMMANDS
+from router.command import Command
 from router.errors import InputError
 from router.loading import load_accounts
 from router.stores.base import Store
@@ -80,6 +82,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InputError(f"expected a speed-up > 0, got {args.speedup}", field="--speedup")
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # uvicorn stops on SIGTERM, then raises the signal again: exit through Python
+    # then, so that the embedded server is stopped and its directory removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     with contextlib.ExitStack() as stack:
         if args.redis == EMBEDDED:
             start_embedded(args, stack)
@@ -110,9 +115,11 @@ def _serve(args: argparse.Namespace, api_key: str) -> int:
     app = create_app(TaskService(store, upstream, config, queue))
     print(f"byoa serve: http://{args.host}:{args.port} "
           f"({'redis ' + args.redis if args.redis else 'in-memory ' + args.accounts})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
-                access_log=args.access_log)
-    store.close()
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
+                    access_log=args.access_log)
+    finally:
+        store.close()
     return 0
 
 
@@ -148,4 +155,5 @@ def setup(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-EXTRA_COMMANDS["serve"] = ("the reference proxy: GoAPI-shaped HTTP API with the router", setup)
+COMMAND = Command("the reference proxy: GoAPI-shaped HTTP API with the router", setup,
+                  order=70)

@@ -10,7 +10,7 @@ import time
 import redis
 
 from router.accounts import MS_PER_HOUR, MS_PER_SECOND, Setting, Status
-from router.cli import EXTRA_COMMANDS
+from router.command import Command
 from router.errors import InputError, UnknownAccount
 from router.loading import load_accounts
 from router.stores.redis_store import RedisStore, connect, load_into_redis
@@ -106,4 +106,4 @@ def setup(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_set)
 
 
-EXTRA_COMMANDS["accounts"] = ("account state shared in Redis: load, list, set", setup)
+COMMAND = Command("account state shared in Redis: load, list, set", setup, order=60)
