@@ -19,6 +19,7 @@ from router.command import Command
 from router.errors import InputError
 from router.loading import load_accounts
 from router.stores.base import Store
+from router.stores.url import redact_url
 
 ENV_KEY = "BYOA_API_KEY"
 EMBEDDED = "embedded"
@@ -60,7 +61,7 @@ def build_store(args: argparse.Namespace) -> Store:
         try:
             client.ping()
         except redis.RedisError as exc:
-            raise InputError(f"cannot reach Redis at {args.redis}: {exc}",
+            raise InputError(f"cannot reach Redis at {redact_url(args.redis)}: {exc}",
                              field="--redis") from None
         return RedisStore(client, prefix=args.prefix, lease_seconds=args.lease,
                           explain=args.explain)
@@ -114,7 +115,8 @@ def _serve(args: argparse.Namespace, api_key: str) -> int:
     upstream = SimulatedUpstream(speedup=args.speedup, seed=args.seed, fail_rate=args.fail_rate)
     app = create_app(TaskService(store, upstream, config, queue))
     print(f"byoa serve: http://{args.host}:{args.port} "
-          f"({'redis ' + args.redis if args.redis else 'in-memory ' + args.accounts})", flush=True)
+          f"({'redis ' + redact_url(args.redis) if args.redis else 'in-memory ' + args.accounts})",
+          flush=True)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
                     access_log=args.access_log)
