@@ -21,16 +21,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router.accounts import Setting, Status
-from router.errors import RouterError
+from router.errors import RouterError, code_for_status
 from router.proxy.envelope import envelope, error_envelope
 from router.proxy.metrics import render_metrics
 from router.proxy.service import TaskService
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    """An answer at the HTTP edge; its status comes from the error table."""
+
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.code, self.message = code, message
 
 
 # ------------------------------------------------------------ OpenAPI models
@@ -121,36 +123,41 @@ def _check_key(request: Request, api_key: str) -> None:
     given = request.headers.get("x-api-key", "")
     if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
                                api_key.encode("utf-8")):
-        raise ApiError(401, "unauthorized", "missing or wrong x-api-key header")
+        raise ApiError("unauthorized", "missing or wrong x-api-key header")
 
 
 async def _read_json(request: Request, limit: int) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "body_too_large",
+        raise ApiError("body_too_large",
                        f"request body is {int(declared)} bytes; the limit is {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, "body_too_large",
+            raise ApiError("body_too_large",
                            f"request body is larger than the limit of {limit} bytes")
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
-        raise ApiError(400, "invalid_json", "request body is empty; expected a JSON object")
+        raise ApiError("invalid_json", "request body is empty; expected a JSON object")
     try:
         return json.loads(raw)
     except UnicodeDecodeError:
-        raise ApiError(400, "invalid_json", "request body is not UTF-8 text") from None
+        raise ApiError("invalid_json", "request body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc.msg} "
+        raise ApiError("invalid_json", f"request body is not valid JSON: {exc.msg} "
                        f"(line {exc.lineno}, column {exc.colno})") from None
 
 
 def _json(status: int, content: dict[str, Any]) -> JSONResponse:
     return JSONResponse(content, status_code=status)
+
+
+def _error(code: str, message: str, *, status: int | None = None) -> JSONResponse:
+    content = error_envelope(code, message, status=status)
+    return _json(int(content["code"]), content)
 
 
 def create_app(service: TaskService) -> FastAPI:
@@ -170,17 +177,15 @@ def create_app(service: TaskService) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _json(exc.status, error_envelope(exc.status, exc.code, exc.message))
+        return _error(exc.code, exc.message)
 
     @app.exception_handler(RouterError)
     async def _router_error(request: Request, exc: RouterError) -> JSONResponse:
-        status = 404 if exc.code == "unknown_account" else 409
-        return _json(status, error_envelope(status, exc.code, exc.message))
+        return _error(exc.code, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _json(exc.status_code, error_envelope(exc.status_code, code, str(exc.detail)))
+        return _error(code_for_status(exc.status_code), str(exc.detail), status=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -188,14 +193,14 @@ def create_app(service: TaskService) -> FastAPI:
         for err in exc.errors():  # never echo the input: it may hold a secret
             loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "path"))
             parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-        return _json(400, error_envelope(400, "invalid_request", "; ".join(parts)))
+        return _error("invalid_request", "; ".join(parts))
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         import logging
 
         logging.getLogger(__name__).exception("unhandled error on %s", request.url.path)
-        return _json(500, error_envelope(500, "internal_error", "internal error"))
+        return _error("internal_error", "internal error")
 
     @app.post("/api/v1/task", response_model=Envelope, responses=ERRORS,
               openapi_extra=_body_schema(TaskRequest), summary="Create a task")
@@ -211,7 +216,7 @@ def create_app(service: TaskService) -> FastAPI:
         _check_key(request, cfg.api_key)
         data = service.get(task_id)
         if data is None:
-            raise ApiError(404, "task_not_found", f"no task with id {task_id}")
+            raise ApiError("task_not_found", f"no task with id {task_id}")
         return _json(200, envelope(200, data, "success"))
 
     @app.delete("/api/v1/task/{task_id}", response_model=Envelope, responses=ERRORS,
@@ -251,23 +256,23 @@ def create_app(service: TaskService) -> FastAPI:
 def _parse_update(raw: Any) -> AccountUpdate:
     """Validate an account update without ever echoing a secret value."""
     if not isinstance(raw, Mapping):
-        raise ApiError(400, "invalid_request", "expected a JSON object with status, setting "
+        raise ApiError("invalid_request", "expected a JSON object with status, setting "
                        "and/or discord_token")
     unknown = sorted(set(raw) - {"status", "setting", "discord_token"})
     if unknown:
-        raise ApiError(400, "invalid_request", f"unknown field(s) {', '.join(unknown)}; "
+        raise ApiError("invalid_request", f"unknown field(s) {', '.join(unknown)}; "
                        "allowed: status, setting, discord_token")
     status, setting, token = raw.get("status"), raw.get("setting"), raw.get("discord_token")
     if status is not None and status not in {s.value for s in Status}:
-        raise ApiError(400, "invalid_request", "status: expected one of "
+        raise ApiError("invalid_request", "status: expected one of "
                        f"{', '.join(s.value for s in Status)}")
     if setting is not None and setting not in {s.value for s in Setting}:
-        raise ApiError(400, "invalid_request", "setting: expected one of "
+        raise ApiError("invalid_request", "setting: expected one of "
                        f"{', '.join(s.value for s in Setting)}")
     if token is not None and (not isinstance(token, str) or not token.strip()):
-        raise ApiError(400, "invalid_request", "discord_token: expected a non-empty string")
+        raise ApiError("invalid_request", "discord_token: expected a non-empty string")
     if status is None and setting is None and token is None:
-        raise ApiError(400, "invalid_request", "nothing to change: give status, setting "
+        raise ApiError("invalid_request", "nothing to change: give status, setting "
                        "and/or discord_token")
     return AccountUpdate(status=Status(status) if status else None,
                          setting=Setting(setting) if setting else None, discord_token=token)

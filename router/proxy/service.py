@@ -21,8 +21,8 @@ from typing import Any
 
 from router.accounts import MS_PER_SECOND, Account, Setting, Status
 from router.decision import Decision, Notification, Outcome
-from router.errors import NotInFlight
-from router.proxy.envelope import HTTP_STATUS, envelope, error_envelope, route_error
+from router.errors import NotInFlight, PoolSaturated, http_status
+from router.proxy.envelope import envelope, error_envelope, route_error, task_error
 from router.proxy.queue import LocalQueue, TaskQueue
 from router.proxy.tasks import Task, account_view, task_data
 from router.proxy.upstream import Upstream
@@ -189,12 +189,12 @@ class TaskService:
             self._register(task)
             self._start(task)
             return 200, envelope(200, task_data(task), "success")
-        if d.error.code == "pool_saturated":
+        if d.error.code == PoolSaturated.code:
             if self.queue.length() >= self.config.queue_limit:
                 self._count("rejected_queue_full")
-                return 503, error_envelope(503, "queue_full",
-                                           f"the proxy queue is full ({self.config.queue_limit} "
-                                           "tasks waiting); retry later")
+                return _answer(error_envelope("queue_full",
+                                              f"the proxy queue is full ({self.config.queue_limit} "
+                                              "tasks waiting); retry later"))
             self._count("queued")
             task.queued = True
             self._save(task)
@@ -203,9 +203,8 @@ class TaskService:
         self._count(f"rejected_{d.error.code}")
         task.status = "failed"
         task.error = route_error(d.error)
-        return HTTP_STATUS.get(d.error.code, 400), envelope(
-            HTTP_STATUS.get(d.error.code, 400), task_data(task),
-            f"{d.error.code}: {d.error.message}")
+        status = http_status(d.error.code)
+        return status, envelope(status, task_data(task), f"{d.error.code}: {d.error.message}")
 
     def _register(self, task: Task) -> None:
         self.tasks[task.task_id] = task
@@ -255,8 +254,7 @@ class TaskService:
                 self._count("completed")
             else:
                 task.status = "failed"
-                task.error = {"code": 500, "raw_message": "upstream_failed",
-                              "message": res.error or "the upstream failed", "detail": None}
+                task.error = task_error("upstream_failed", res.error or "the upstream failed")
                 self._count("failed")
             if d.account_id is not None:  # P1 public tasks are not ours to charge
                 try:
@@ -275,8 +273,7 @@ class TaskService:
         except Exception:
             log.exception("task %s crashed in the proxy", task.task_id)
             task.status = "failed"
-            task.error = {"code": 500, "raw_message": "proxy_error",
-                          "message": "internal error while running the task", "detail": None}
+            task.error = task_error("proxy_error", "internal error while running the task")
             with contextlib.suppress(Exception):
                 self.store.fail(task.task_id, time.time())
             self._finished_task(task)
@@ -325,7 +322,7 @@ class TaskService:
                     self._count("routed")
                     self._register(task)
                     self._start(task)
-                elif d.error.code == "pool_saturated":
+                elif d.error.code == PoolSaturated.code:
                     self.queue.put_back(task_id)
                     saturated = True
                 else:
@@ -376,9 +373,8 @@ class TaskService:
         return released
 
     def _lease_expired(self, task_id: str) -> None:
-        error = {"code": 500, "raw_message": "lease_expired",
-                 "message": "the proxy process running this task stopped; its reservation "
-                            "expired and nothing was charged; submit it again", "detail": None}
+        error = task_error("lease_expired", "the proxy process running this task stopped; its "
+                           "reservation expired and nothing was charged; submit it again")
         task = self.tasks.get(task_id)
         if task is not None:
             log.warning("task %s lost its reservation (lease expired)", task_id)
@@ -412,19 +408,19 @@ class TaskService:
             else:
                 data = self.get(task_id)
                 if data is None:
-                    return 404, error_envelope(404, "task_not_found",
-                                               f"no task with id {task_id}")
+                    return _answer(error_envelope("task_not_found",
+                                                  f"no task with id {task_id}"))
                 if data.get("status") != "pending":
-                    return 400, error_envelope(
-                        400, "not_pending", "only pending tasks can be cancelled; task "
-                        f"{task_id} is {data.get('status')}")
-                return 409, error_envelope(409, "not_owned",
-                                           f"task {task_id} is being started by another proxy "
-                                           "process; retry the cancel in a moment")
+                    return _answer(error_envelope(
+                        "not_pending", "only pending tasks can be cancelled; task "
+                        f"{task_id} is {data.get('status')}"))
+                return _answer(error_envelope("not_owned",
+                                              f"task {task_id} is being started by another "
+                                              "proxy process; retry the cancel in a moment"))
         elif task.status != "pending":
-            return 400, error_envelope(400, "not_pending",
-                                       f"only pending tasks can be cancelled; task {task_id} "
-                                       f"is {task.status}")
+            return _answer(error_envelope("not_pending",
+                                          f"only pending tasks can be cancelled; task {task_id} "
+                                          f"is {task.status}"))
         else:
             try:
                 self.store.cancel(task_id, time.time())
@@ -432,8 +428,7 @@ class TaskService:
                 log.warning("cancel %s: %s", task_id, exc.message)
         task.queued = False
         task.status = "failed"
-        task.error = {"code": 499, "raw_message": "cancelled",
-                      "message": "cancelled by the user before it started", "detail": None}
+        task.error = task_error("cancelled", "cancelled by the user before it started")
         self._count("cancelled")
         self._finished_task(task)
         return 200, envelope(200, task_data(task), "success")
@@ -476,6 +471,10 @@ class TaskService:
         notes, _renewals = self.store.drain()
         for note in notes:
             self._notify(*_describe(note, self.store))
+
+
+def _answer(content: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    return int(content["code"]), content
 
 
 def _describe(note: Notification, store: Store) -> tuple[str, float, str, dict[str, Any]]:
