@@ -11,7 +11,9 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import time
+from types import FrameType
 
 from router.cli import EXTRA_COMMANDS
 from router.errors import InputError
@@ -83,7 +85,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         if args.redis == EMBEDDED:
             start_embedded(args, stack)
+            # uvicorn re-raises SIGTERM once it has shut down; as an exception it
+            # unwinds this stack, so the private redis-server and its directory go too
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
         return _serve(args, api_key)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _serve(args: argparse.Namespace, api_key: str) -> int:
