@@ -102,7 +102,7 @@ def _task_routes(app: FastAPI, service: TaskService) -> None:
              summary="Get a task")
     async def get_task(task_id: str, request: Request) -> JSONResponse:
         check_key(request, cfg.api_key)
-        data = service.get(task_id)
+        data = await service.get_async(task_id)
         if data is None:
             raise ApiError("task_not_found", f"no task with id {task_id}")
         return _json(200, envelope(200, data, "success"))

@@ -7,6 +7,7 @@ for the Redis store). Finished tasks are kept in memory up to a limit.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -47,9 +48,21 @@ class TaskRecords:
         task = self.live.get(task_id)
         if task is not None:
             return task_data(task)
-        raw = next((data for tid, data in reversed(self._writes.pending) if tid == task_id),
-                   None) or self.store.get_record(task_id)
+        raw = self._unflushed(task_id) or self.store.get_record(task_id)
         return None if raw is None else dict(json.loads(raw))
+
+    async def fetch(self, task_id: str) -> dict[str, Any] | None:
+        """``get`` with the store's read in a worker thread, off the event loop."""
+        task = self.live.get(task_id)
+        if task is not None:
+            return task_data(task)
+        raw = self._unflushed(task_id) or await asyncio.to_thread(self.store.get_record,
+                                                                  task_id)
+        return None if raw is None else dict(json.loads(raw))
+
+    def _unflushed(self, task_id: str) -> str | None:
+        return next((data for tid, data in reversed(self._writes.pending) if tid == task_id),
+                    None)
 
     def finished(self, task: Task) -> None:
         """Remember a finished task; past the limit, forget the older half."""

@@ -202,6 +202,10 @@ class TaskService:
     def get(self, task_id: str) -> dict[str, Any] | None:
         return self.records.get(task_id)
 
+    async def get_async(self, task_id: str) -> dict[str, Any] | None:
+        """GET /api/v1/task/{id}: a record of another process is read off the event loop."""
+        return await self.records.fetch(task_id)
+
     def cancel(self, task_id: str) -> Answer:
         """DELETE /api/v1/task/{id}: only pending tasks (waiting in line, or routed
         and not yet started)."""
