@@ -135,3 +135,18 @@ def test_post_without_a_loop_flushes_now_and_raises_there() -> None:
     failing: TurnBatcher[int, int] = TurnBatcher(Recorder(raise_all=True))
     with pytest.raises(ConnectionError):
         failing.post(1)
+
+
+def test_a_flush_error_of_posted_items_goes_to_whoever_flushes() -> None:
+    batcher: TurnBatcher[int, int] = TurnBatcher(Recorder(raise_all=True))
+
+    async def main() -> None:
+        waiting = asyncio.ensure_future(batcher.call(1))
+        await asyncio.sleep(0)  # the call joins this turn's batch
+        batcher.post(2)
+        with pytest.raises(ConnectionError):
+            batcher.flush()  # early, by hand: the posted item's error is raised here
+        with pytest.raises(ConnectionError):
+            await waiting  # and the waiting caller gets it too
+
+    asyncio.run(main())

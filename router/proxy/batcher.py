@@ -6,7 +6,8 @@ one ``flush`` function at the end of the turn, in the order they were made: one
 round trip to Redis for all of them instead of one each. ``flush`` returns one
 result per item, in order; a result that is an ``Exception`` is raised to that
 item's caller only, and an exception raised by ``flush`` itself reaches every
-caller of the batch.
+caller of the batch (for items posted without waiting: to whoever called
+``flush``, the event loop when it ran at the end of the turn).
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class TurnBatcher(Generic[T, R]):
             loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Hand the gathered items to ``flush`` and settle every waiter."""
+        """Hand the gathered items to ``flush`` and settle every waiter (at the end
+        of the turn, or earlier when called directly)."""
         self._scheduled = False
         items, waiters = self._items, self._waiters
         self._items, self._waiters = [], []
@@ -82,11 +84,11 @@ class TurnBatcher(Generic[T, R]):
                 raise RuntimeError(f"{self.name}: {len(results)} results for "
                                    f"{len(items)} items")
         except Exception as exc:  # e.g. Redis unreachable: every caller gets it
-            if any(w is None for w in waiters):
-                log.exception("%s: flushing %d items failed", self.name, len(items))
             for fut in waiters:
                 if fut is not None and not fut.done():
                     fut.set_exception(exc)
+            if any(w is None for w in waiters):
+                raise  # posted items: to whoever flushes (the event loop logs it)
             return
         for fut, res in zip(waiters, results, strict=True):
             if fut is None:

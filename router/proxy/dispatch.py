@@ -43,13 +43,28 @@ class Dispatcher:
         self.routed = routed
         self.rejected = rejected
         self._wake = asyncio.Event()
+        self._joining: list[tuple[str, str]] = []  # (task id, payload) to push, in order
 
     def full(self) -> bool:
-        return self.queue.length() >= self.limit
+        return self.queue.length() + len(self._joining) >= self.limit
 
     def enqueue(self, task: Task, now: float) -> None:
+        """Queue a saturated task; it joins the line at ``join``."""
         task.queued = True
-        self.queue.push(task.task_id, json.dumps({"body": task.body, "created_at": now}))
+        self._joining.append((task.task_id,
+                              json.dumps({"body": task.body, "created_at": now})))
+
+    @property
+    def joining(self) -> bool:
+        return bool(self._joining)
+
+    def join(self) -> None:
+        """Push the queued tasks into the (shared) line, in order. The caller writes
+        their records first: once in line, another process may route, run and
+        finish a task, and its newer record must not be overwritten by ours."""
+        joining, self._joining = self._joining, []
+        for task_id, payload in joining:
+            self.queue.push(task_id, payload)
 
     def remove(self, task_id: str) -> Task | None:
         """Take a waiting task out of the line (cancel); None when it is not waiting."""

@@ -35,6 +35,10 @@ class TaskRecords:
         """Write the task's record (at the end of this event-loop turn)."""
         self._writes.post((task.task_id, json.dumps(task_data(task))))
 
+    def flush(self) -> None:
+        """Write this turn's records now rather than at the end of the turn."""
+        self._writes.flush()
+
     def register(self, task: Task) -> None:
         """A task this process routed: kept in memory, and its record written."""
         self.live[task.task_id] = task

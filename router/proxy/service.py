@@ -119,7 +119,9 @@ class TaskService:
         """POST /api/v1/task, one at a time: route now, queue when saturated (R5)."""
         now = time.time()
         task = Task(str(uuid.uuid4()), body, now)
-        return self._accept(task, self._route(task, now), now)
+        answer = self._accept(task, self._route(task, now), now)
+        self._let_queued_in()
+        return answer
 
     async def submit_async(self, body: Any) -> Answer:
         """POST /api/v1/task under load: submits that arrive in the same turn of
@@ -133,7 +135,16 @@ class TaskService:
         decisions = self.store.submit_many([(t.task_id, t.body, None) for t in tasks], now)
         self.route_latency.observe(time.perf_counter() - t0, len(tasks))
         self.counters.count("batches")
-        return [self._accept(t, d, now) for t, d in zip(tasks, decisions, strict=True)]
+        answers: list[Answer | Exception] = [
+            self._accept(t, d, now) for t, d in zip(tasks, decisions, strict=True)]
+        self._let_queued_in()
+        return answers
+
+    def _let_queued_in(self) -> None:
+        """Queued tasks join the shared line once their records are written."""
+        if self.line.joining:
+            self.records.flush()
+            self.line.join()
 
     def _accept(self, task: Task, d: Decision, now: float) -> Answer:
         if d.error is None:
