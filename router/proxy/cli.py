@@ -12,8 +12,8 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import time
+from types import FrameType
 
 from router.command import Command
 from router.errors import InputError
@@ -83,13 +83,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InputError(f"expected a speed-up > 0, got {args.speedup}", field="--speedup")
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # uvicorn stops on SIGTERM, then raises the signal again: exit through Python
-    # then, so that the embedded server is stopped and its directory removed.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    # uvicorn re-raises SIGTERM once it has shut down; as an exception it unwinds
+    # this stack, so an embedded redis-server and its directory go too
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with contextlib.ExitStack() as stack:
         if args.redis == EMBEDDED:
             start_embedded(args, stack)
         return _serve(args, api_key)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _serve(args: argparse.Namespace, api_key: str) -> int:
