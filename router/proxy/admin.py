@@ -7,9 +7,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from router.accounts import Setting, Status
+from router.proxy.edge import ApiError
 from router.proxy.notices import Notifier
 from router.proxy.tasks import account_view
 from router.stores.base import Store
+from router.stores.secrets import ENV_SECRET_KEY
 
 
 class AccountAdmin:
@@ -25,6 +27,10 @@ class AccountAdmin:
 
     def set_account(self, account_id: str, status: Status | None, setting: Setting | None,
                     secrets: Mapping[str, str]) -> dict[str, Any]:
+        if secrets and not self.store.keeps_secrets():  # checked before any change
+            raise ApiError("invalid_request", "this proxy keeps no secrets: its Redis would "
+                           f"hold them readable; start every process with ${ENV_SECRET_KEY} "
+                           "set (`byoa accounts new-key` makes one)")
         now = time.time()
         if status is not None:
             acc = self.store.set_status(account_id, status, now)

@@ -19,6 +19,7 @@ from router.command import Command
 from router.errors import InputError
 from router.loading import load_accounts
 from router.stores.base import Store
+from router.stores.secrets import ENV_SECRET_KEY, box_from_env
 from router.stores.url import redact_url
 
 ENV_KEY = "BYOA_API_KEY"
@@ -63,8 +64,12 @@ def build_store(args: argparse.Namespace) -> Store:
         except redis.RedisError as exc:
             raise InputError(f"cannot reach Redis at {redact_url(args.redis)}: {exc}",
                              field="--redis") from None
+        box = box_from_env()
+        if box is None:
+            print(f"byoa serve: no ${ENV_SECRET_KEY}: account secrets (discord_token) will "
+                  "be refused rather than kept readable in Redis", flush=True)
         return RedisStore(client, prefix=args.prefix, lease_seconds=args.lease,
-                          explain=args.explain)
+                          explain=args.explain, secret_box=box)
     if args.accounts:
         from router.stores.memory import MemoryStore
 

@@ -82,6 +82,10 @@ class AccountStore(Protocol):
 class RecordStore(Protocol):
     """The proxy's task records and the accounts' secrets."""
 
+    def keeps_secrets(self) -> bool:
+        """Whether ``set_secret`` can keep a secret safely here (sealed at rest)."""
+        ...
+
     def set_secret(self, account_id: str, name: str, value: str) -> None:
         """Store a write-only account secret (e.g. a Discord token)."""
         ...

@@ -26,6 +26,9 @@ class MemoryRecords:
         self._secrets: dict[str, dict[str, str]] = {}
         self._records: dict[str, str] = {}
 
+    def keeps_secrets(self) -> bool:
+        return True  # in this process's memory only, never written anywhere
+
     def set_secret(self, account_id: str, name: str, value: str) -> None:
         if not self.known(account_id):
             raise UnknownAccount(f"no account {account_id!r} in the pool", "L5")
@@ -105,6 +108,9 @@ class MemoryStore:
 
     def maintain(self, now: float) -> list[str]:
         return []
+
+    def keeps_secrets(self) -> bool:
+        return self.records.keeps_secrets()
 
     def set_secret(self, account_id: str, name: str, value: str) -> None:
         self.records.set_secret(account_id, name, value)

@@ -1,7 +1,8 @@
 """``RedisRecords``: the proxy's task records and the accounts' secrets in Redis.
 
 Records (``P:rec:<task>``) expire after ``done_ttl`` seconds; secrets live in
-the account's ``...:secret`` hash and are never read back, only their names.
+the account's ``...:secret`` hash, sealed (``router.stores.secrets``), and are never
+read back by the proxy, only their names.
 """
 
 from __future__ import annotations
@@ -12,22 +13,29 @@ import redis
 
 from router.errors import UnknownAccount
 from router.stores.redis_keys import Keys
+from router.stores.secrets import ENV_SECRET_KEY, SecretBox
 
 
 class RedisRecords:
     """``RecordStore`` on Redis; ``known`` says whether an account exists."""
 
     def __init__(self, client: redis.Redis, keys: Keys, *, done_ttl: int,
-                 known: Callable[[str], bool]) -> None:
+                 known: Callable[[str], bool], box: SecretBox | None = None) -> None:
         self.r = client
+        self.box = box
         self.keys = keys
         self.done_ttl = done_ttl
         self.known = known
 
+    def keeps_secrets(self) -> bool:
+        return self.box is not None
+
     def set_secret(self, account_id: str, name: str, value: str) -> None:
+        if self.box is None:
+            raise RuntimeError(f"no ${ENV_SECRET_KEY}: secrets are not kept in plain text")
         if not self.known(account_id):
             raise UnknownAccount(f"no account {account_id!r} in the pool", "L5")
-        self.r.hset(self.keys.secret(account_id), name, value)
+        self.r.hset(self.keys.secret(account_id), name, self.box.seal(value))
 
     def secret_names(self, account_id: str) -> list[str]:
         return sorted(str(k) for k in self.r.hkeys(self.keys.secret(account_id)))

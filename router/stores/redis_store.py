@@ -46,6 +46,7 @@ from router.stores.redis_mirror import Mirror
 from router.stores.redis_pool import PoolEvents
 from router.stores.redis_records import RedisRecords
 from router.stores.redis_reserve import Reserver
+from router.stores.secrets import SecretBox
 
 __all__ = ["DEFAULT_URL", "Keys", "RedisStore", "connect", "load_into_redis"]
 
@@ -58,7 +59,8 @@ class RedisStore:
     def __init__(self, client: redis.Redis, *, prefix: str = "byoa", owner: str | None = None,
                  lease_seconds: float = 30.0, refresh_interval: float = 0.05,
                  done_ttl: int = DAY_S, explain: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 secret_box: SecretBox | None = None) -> None:
         self.r = client
         self.keys = keys = Keys(prefix)
         self.owner = owner or uuid.uuid4().hex[:12]
@@ -72,7 +74,8 @@ class RedisStore:
         self.leases = Leases(client, keys, mine, lease_seconds=lease_seconds,
                              done_ttl=done_ttl, clock=clock)
         self.records = RedisRecords(client, keys, done_ttl=done_ttl,
-                                    known=lambda acc_id: acc_id in self.ledger.accounts)
+                                    known=lambda acc_id: acc_id in self.ledger.accounts,
+                                    box=secret_box)
         self._apply = client.register_script(scripts.APPLY)
 
     @classmethod
@@ -183,6 +186,9 @@ class RedisStore:
         return released
 
     # ------------------------------------------------- task records, secrets
+    def keeps_secrets(self) -> bool:
+        return self.records.keeps_secrets()
+
     def set_secret(self, account_id: str, name: str, value: str) -> None:
         self.records.set_secret(account_id, name, value)
 
