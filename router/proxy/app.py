@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -57,6 +58,10 @@ def _error(code: str, message: str, *, status: int | None = None) -> JSONRespons
     return _json(int(content["code"]), content)
 
 
+#: Seconds a client is asked to wait after a 503 ``store_unavailable``.
+RETRY_AFTER_S = 1
+
+
 def _error_handlers(app: FastAPI) -> None:
     """Every error as GoAPI's envelope, its status from the error table."""
 
@@ -79,6 +84,14 @@ def _error_handlers(app: FastAPI) -> None:
             loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "path"))
             parts.append(f"{loc}: {err.get('msg', 'invalid')}")
         return _error("invalid_request", "; ".join(parts))
+
+    @app.exception_handler(redis.RedisError)
+    async def _store_error(request: Request, exc: redis.RedisError) -> JSONResponse:
+        log.warning("the shared store failed on %s: %s", request.url.path, exc)
+        answer = _error("store_unavailable", "the shared store (Redis) did not answer in "
+                        "time; nothing was accepted, retry shortly")
+        answer.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return answer
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

@@ -19,6 +19,7 @@ from router.command import Command
 from router.errors import InputError
 from router.loading import load_accounts
 from router.stores.base import Store
+from router.stores.redis_keys import DEFAULT_TIMEOUT
 from router.stores.secrets import ENV_SECRET_KEY, box_from_env
 from router.stores.url import redact_url
 
@@ -58,7 +59,7 @@ def build_store(args: argparse.Namespace) -> Store:
 
         from router.stores.redis_store import RedisStore, connect
 
-        client = connect(args.redis)
+        client = connect(args.redis, timeout=args.redis_timeout)
         try:
             client.ping()
         except redis.RedisError as exc:
@@ -86,6 +87,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          field="--api-key")
     if args.speedup <= 0:
         raise InputError(f"expected a speed-up > 0, got {args.speedup}", field="--speedup")
+    if args.redis_timeout <= 0:
+        raise InputError(f"expected seconds > 0, got {args.redis_timeout}",
+                         field="--redis-timeout")
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # uvicorn re-raises SIGTERM once it has shut down; as an exception it unwinds
@@ -141,6 +145,9 @@ def setup(p: argparse.ArgumentParser) -> None:
                    "'embedded' starts a private redis-server for this process's lifetime "
                    "(loads --accounts into it and prints its URL for others to join)")
     p.add_argument("--prefix", default="byoa", help="Redis key prefix (default byoa)")
+    p.add_argument("--redis-timeout", type=float, default=DEFAULT_TIMEOUT,
+                   help="seconds a Redis command may take before the request gets 503 "
+                   f"store_unavailable with Retry-After (default {DEFAULT_TIMEOUT:g})")
     p.add_argument("--accounts", help="accounts file for a single in-memory process "
                    "(or to load into --redis embedded)")
     p.add_argument("--api-key", help=f"the x-api-key clients must send (default ${ENV_KEY})")

@@ -16,6 +16,8 @@ import logging
 import time
 from collections.abc import Callable
 
+import redis
+
 from router.decision import Decision
 from router.errors import PoolSaturated
 from router.proxy.metrics import Counters
@@ -122,6 +124,10 @@ class Dispatcher:
             wake.clear()
             try:
                 self.dispatch()
+            except redis.RedisError as exc:  # a stalled or restarting store: wait for it
+                log.warning("dispatching queued tasks: the store did not answer (%s); "
+                            "retrying", exc)
+                await asyncio.sleep(interval)
             except Exception:
                 log.exception("dispatching queued tasks failed; retrying")
                 await asyncio.sleep(interval)

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from router.accounts import Setting, Status
 from router.decision import Decision
 from router.errors import NotInFlight, PoolSaturated, http_status
@@ -105,6 +107,8 @@ class TaskService:
             await asyncio.sleep(self.config.maintain_interval)
             try:
                 self.maintain()
+            except redis.RedisError as exc:  # a stalled or restarting store: wait for it
+                log.warning("store maintenance: the store did not answer (%s); retrying", exc)
             except Exception:
                 log.exception("store maintenance failed; retrying")
 

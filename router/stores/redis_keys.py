@@ -41,9 +41,16 @@ class Keys:
         return f"{self.prefix}:rec:{task_id}"
 
 
-def connect(url: str) -> redis.Redis:
-    """A client with string responses (what the store expects)."""
-    return redis.Redis.from_url(url, decode_responses=True)
+#: Seconds a Redis command may take before the caller gets an error (``byoa serve``
+#: answers 503 ``store_unavailable`` with ``Retry-After`` instead of waiting).
+DEFAULT_TIMEOUT = 2.0
+
+
+def connect(url: str, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
+    """A client with string responses (what the store expects) whose connects and
+    commands give up after ``timeout`` seconds."""
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=timeout,
+                                socket_connect_timeout=timeout)
 
 
 def pairs(flat: list[Any]) -> dict[str, str]:
