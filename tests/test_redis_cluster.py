@@ -26,3 +26,11 @@ def test_a_three_master_cluster_starts_and_spreads_keys() -> None:
             assert client.get("k42") == "42"
         finally:
             client.close()
+
+
+def test_cluster_ports_leave_room_for_the_cluster_bus() -> None:
+    """A node also listens on port + 10000; a port above 55535 cannot have one."""
+    from router.stores.embedded import CLUSTER_BUS_OFFSET, free_cluster_port
+
+    ports = [free_cluster_port() for _ in range(200)]
+    assert max(ports) + CLUSTER_BUS_OFFSET <= 65_535

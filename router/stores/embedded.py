@@ -187,6 +187,25 @@ def redis_cli_for(binary: RedisBinary) -> str:
     return found
 
 
+#: Redis Cluster also listens on port + 10000 (the cluster bus), so a node's port
+#: must leave room for it.
+CLUSTER_BUS_OFFSET = 10_000
+
+
+def free_cluster_port() -> int:
+    """A loopback port that is free, and whose cluster bus port (+10000) is free too."""
+    while True:
+        port = free_port()
+        if port + CLUSTER_BUS_OFFSET > 65_535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port + CLUSTER_BUS_OFFSET))
+            except OSError:
+                continue
+        return port
+
+
 def _cluster_ok(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
@@ -207,7 +226,8 @@ def embedded_cluster(masters: int = 3, binary: RedisBinary | None = None,
     cluster_args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                     "--cluster-node-timeout", "2000")
     with ExitStack() as stack:
-        urls = [stack.enter_context(embedded_redis(exe, extra_args=cluster_args))
+        urls = [stack.enter_context(embedded_redis(exe, port=free_cluster_port(),
+                                                   extra_args=cluster_args))
                 for _ in range(masters)]
         ports = [int(u.rsplit(":", 1)[1].split("/")[0]) for u in urls]
         created = subprocess.run(
