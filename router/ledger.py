@@ -92,7 +92,7 @@ class Ledger:
                 self.by_bot[acc.bot_id] = acc
         self.ids_sorted: list[str] = sorted(self.accounts)
         self.candidates: Candidates = (
-            IndexedCandidates(self.policy.strategy) if indexed
+            IndexedCandidates(self.policy.strategy, self.ids_sorted) if indexed
             else ScanCandidates(self.policy.strategy)
         )
         self.state = StrategyState(random.Random(self.policy.seed))
