@@ -45,6 +45,7 @@ from router.strategies import (
     fill_first_key,
     least_loaded_key,
     pick,
+    two_distinct,
     weight_units,
     weighted_target,
 )
@@ -401,7 +402,7 @@ class IndexedCandidates:
         # S p2c, as strategies.pick_p2c
         if n == 1:
             return accounts[ids[tree.counts.search(0)]]
-        i, j = state.rng.sample(range(n), 2)
+        i, j = two_distinct(state, n)
         a = accounts[ids[tree.counts.search(i)]]
         b = accounts[ids[tree.counts.search(j)]]
         return min(a, b, key=least_loaded_key)

@@ -118,13 +118,33 @@ def pick_weighted(cands: Sequence[Account], state: StrategyState) -> Account | N
     raise AssertionError("weighted_target is below the total")  # pragma: no cover
 
 
+def two_distinct(state: StrategyState, n: int) -> tuple[int, int]:
+    """Two distinct positions in ``range(n)`` (n >= 2): exactly
+    ``rng.sample(range(n), 2)``, draw for draw, without building the sample's
+    bookkeeping (for n > 21 ``sample`` draws ``randbelow(n)`` until it has two
+    distinct values; a test holds the two to the same answers)."""
+    rng = state.rng
+    if n <= 21:
+        i, j = rng.sample(range(n), 2)
+        return i, j
+    bits = n.bit_length()
+    getrandbits = rng.getrandbits
+    i = getrandbits(bits)
+    while i >= n:
+        i = getrandbits(bits)
+    j = getrandbits(bits)
+    while j >= n or j == i:
+        j = getrandbits(bits)
+    return i, j
+
+
 def pick_p2c(cands: Sequence[Account], state: StrategyState) -> Account | None:
     """Power of two choices: two distinct random accounts, the less loaded wins."""
     if not cands:
         return None
     if len(cands) == 1:
         return cands[0]
-    i, j = state.rng.sample(range(len(cands)), 2)
+    i, j = two_distinct(state, len(cands))
     return min(cands[i], cands[j], key=least_loaded_key)
 
 
