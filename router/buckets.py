@@ -47,20 +47,23 @@ class LoadBuckets:
         old = where.get(acc_id)
         if old == load:
             return
+        members_of = self._members
         if old is not None:
-            was = self._members[old]
-            was.discard(acc_id)
+            was = members_of[old]
+            was.remove(acc_id)
             if not was:
-                del self._members[old], self._heaps[old]
+                del members_of[old], self._heaps[old]
                 self._parked.pop(old, None)
                 self.loads.pop(bisect_left(self.loads, old))
-            del where[acc_id]
-        if load is None:
+            if load is None:
+                del where[acc_id]
+                return
+        elif load is None:
             return
         where[acc_id] = load
-        members = self._members.get(load)
+        members = members_of.get(load)
         if members is None:
-            self._members[load] = {acc_id}
+            members_of[load] = {acc_id}
             self._heaps[load] = [acc_id]
             insort(self.loads, load)
             return
@@ -97,13 +100,14 @@ class LoadBuckets:
                     heappush(heap, acc_id)
             last: str | None = None
             while heap:
-                acc_id = heappop(heap)
+                acc_id = heap[0]  # peek: the common case takes it and leaves it there
                 if acc_id not in members or acc_id == last:
+                    heappop(heap)
                     continue  # stale, or a duplicate of one just parked
                 until = blocked_until(acc_id)
                 if until is None:
-                    heappush(heap, acc_id)
                     return acc_id
+                heappop(heap)
                 if parked is None:
                     parked = self._parked[load] = []
                 heappush(parked, (until, acc_id))
