@@ -183,11 +183,12 @@ class ExpiringIndex:
     or no unreserved fast time score 0 and are kept apart, by id.
     """
 
-    __slots__ = ("_classes", "_order", "_where", "_zero")
+    __slots__ = ("_classes", "_first", "_order", "_where", "_zero")
 
     def __init__(self) -> None:
         self._classes: dict[int, SortedList[tuple[float, str]]] = {}
         self._order: list[int] = []  # the non-empty classes, highest first
+        self._first: dict[int, float] = {}  # class -> its earliest renewal
         self._where: dict[str, tuple[int, float]] = {}  # id -> (class, renewal); class 0: zero
         self._zero: SortedList[str] = SortedList()
 
@@ -215,8 +216,10 @@ class ExpiringIndex:
                 sl = self._classes[cls]
                 sl.remove((at, acc_id))
                 if not sl:
-                    del self._classes[cls]
+                    del self._classes[cls], self._first[cls]
                     self._order.remove(cls)
+                else:
+                    self._first[cls] = sl[0][0]
             del where[acc_id]
         if new is None:
             return
@@ -227,8 +230,11 @@ class ExpiringIndex:
             return
         if cls not in self._classes:
             self._classes[cls] = SortedList()
+            self._first[cls] = at
             self._order.append(cls)
             self._order.sort(reverse=True)
+        elif at < self._first[cls]:
+            self._first[cls] = at
         self._classes[cls].add((at, acc_id))
 
     def best(self, now: float, score: Callable[[str], float]) -> str | None:
@@ -236,9 +242,16 @@ class ExpiringIndex:
         id; ``score`` must be ``strategies.expiring_first_score`` of that account."""
         best_id: str | None = None
         best = -1.0
-        classes = self._classes
+        classes, first = self._classes, self._first
         for cls in self._order:
             cap = float(1 << cls)  # every u in the class is below it
+            if cap < best:
+                break  # left >= 1 s: no score in this class or a lower one reaches best
+            left = first[cls] - now
+            if left < 1.0:
+                left = 1.0
+            if cap / left < best:
+                continue  # not even the class's first renewal can reach best
             for at, acc_id in classes[cls]:
                 left = at - now
                 if left < 1.0:

@@ -370,7 +370,14 @@ class IndexedCandidates:
         if self._win_heap and (self._win_heap[0][0] <= now or now < self._win_now):
             self._advance_windows(now)
         if self._least_loaded or (self._expiring and path == "relax"):
-            return self._pick_least_loaded(path, now)
+            accounts = self._accounts
+
+            def blocked_until(acc_id: str) -> float | None:
+                return unavailable_until(accounts[acc_id], now)
+
+            # load >= 1: that account and every later one is full
+            acc_id = self._buckets[path].first(1.0, now, blocked_until)
+            return None if acc_id is None else accounts[acc_id]
         if strategy is Strategy.FILL_FIRST:
             for acc in self._ordered(path):
                 if is_available(acc, now):
@@ -406,16 +413,6 @@ class IndexedCandidates:
         a = accounts[ids[tree.counts.search(i)]]
         b = accounts[ids[tree.counts.search(j)]]
         return min(a, b, key=least_loaded_key)
-
-    def _pick_least_loaded(self, path: Path, now: float) -> Account | None:
-        accounts = self._accounts
-
-        def blocked_until(acc_id: str) -> float | None:
-            return unavailable_until(accounts[acc_id], now)
-
-        # load >= 1: that account and every later one is full
-        acc_id = self._buckets[path].first(1.0, now, blocked_until)
-        return None if acc_id is None else accounts[acc_id]
 
     def _pick_round_robin(self, path: Path, now: float, state: StrategyState) -> Account | None:
         sl = self._sets[path]
