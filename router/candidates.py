@@ -1,11 +1,16 @@
 """Candidate sets: which accounts are fast- and relax-eligible, kept ordered.
 
-Two implementations answer the same question:
+Two implementations answer the same questions:
 
-* ``IndexedCandidates`` keeps each eligible set ordered for the strategy
-  (``LoadBuckets`` for least_loaded, a ``SortedList`` otherwise) and updates one
-  account in O(log n) after every change, so a least_loaded, fill_first or
-  round_robin pick touches only the first few accounts.
+* ``IndexedCandidates`` keeps each eligible set ordered for the strategy and
+  updates one account in O(log n) after every change, so no pick scans the
+  pool: ``LoadBuckets`` for least_loaded (and expiring_first's relax path), a
+  ``SortedList`` for fill_first and round_robin, ``Fenwick`` trees over the
+  *available* accounts (id order) for weighted and p2c, an ``ExpiringIndex``
+  for expiring_first's fast path. Inactive windows (T1) are followed by a
+  clock of window transitions, so "available now" is known without a scan.
+  Explanations (X1) come from counts and per-account rules kept up to date
+  once the first explanation is asked for.
 * ``ScanCandidates`` recomputes everything by a linear scan: the deliberately
   naive reference the tests and benchmarks compare against.
 
@@ -15,14 +20,18 @@ Both call the same predicates (``router.rules``) and pick functions
 
 from __future__ import annotations
 
+import heapq
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal, Protocol
 
 from sortedcontainers import SortedList
 
 from router.accounts import Account
-from router.buckets import LoadBuckets
+from router.buckets import ExpiringIndex, Fenwick, LoadBuckets
 from router.rules import (
+    Reason,
+    availability_reason,
     eligible_paths,
     fast_reason,
     is_available,
@@ -32,11 +41,18 @@ from router.rules import (
 from router.strategies import (
     Strategy,
     StrategyState,
+    expiring_first_score,
     fill_first_key,
+    least_loaded_key,
     pick,
+    two_distinct,
+    weight_units,
+    weighted_target,
 )
 
 Path = Literal["fast", "relax"]
+PATHS: tuple[Path, Path] = ("fast", "relax")
+_DAY = 86_400.0
 
 
 class Candidates(Protocol):
@@ -48,21 +64,156 @@ class Candidates(Protocol):
 
     def pick(self, path: Path, now: float, state: StrategyState) -> Account | None: ...
 
+    def explain(self, path: Path, now: float,
+                chosen: str | None) -> tuple[str, dict[str, str]]: ...
+
+    def summary(self, path: Path, now: float) -> str: ...
+
 
 def _key_fn(strategy: Strategy) -> Callable[[Account], Any]:
-    """Sort key of the SortedList strategies (least_loaded uses ``LoadBuckets``)."""
+    """Sort key of the SortedList strategies (fill_first, round_robin)."""
     if strategy is Strategy.FILL_FIRST:
         return fill_first_key
     return lambda acc: (acc.id,)
 
 
-class IndexedCandidates:
-    """Eligible sets kept sorted for the strategy, updated incrementally."""
+def _summary(path: Path, n: int, eligible: int, counts: Iterable[tuple[Reason, int]]) -> str:
+    """X1's summary line: "k/n path-eligible: counts by reason" (reasons in the
+    order their first account comes in id order)."""
+    parts = ", ".join(f"{c} {r.label} ({r.rule})" for r, c in counts)
+    head = f"{eligible}/{n} {path}-eligible"
+    return f"{head}: {parts}" if parts else head
 
-    def __init__(self, strategy: Strategy) -> None:
+
+def next_window_change(window_start: int, window_end: int, inside: bool, now: float) -> float:
+    """T1: the first instant after ``now`` at which ``contains`` changes, exact:
+    ``now % 86400`` is exact for floats, and so are midnight plus whole seconds."""
+    s = now % _DAY
+    midnight = now - s
+    b = window_end if inside else window_start
+    return midnight + b if b > s else midnight + _DAY + b
+
+
+class _AvailableTree:
+    """The available eligible accounts of one path, as positions in id order:
+    a count tree (p2c, uniform draws) and a weight-unit tree (weighted)."""
+
+    __slots__ = ("counts", "units", "weights")
+
+    def __init__(self, n: int, weighted: bool) -> None:
+        self.units: dict[str, int] = {}  # available id -> its weight units
+        self.counts = Fenwick([0] * n)
+        self.weights = Fenwick([0] * n) if weighted else None
+
+    def rebuild(self, pos: dict[str, int], n: int) -> None:
+        counts, weights = [0] * n, [0] * n
+        for acc_id, units in self.units.items():
+            counts[pos[acc_id]] = 1
+            weights[pos[acc_id]] = units
+        self.counts = Fenwick(counts)
+        if self.weights is not None:
+            self.weights = Fenwick(weights)
+
+
+class _Explainer:
+    """X1 kept up to date: per path, each account's first excluding rule (the
+    ``rejections`` map, kept in id order) and the counts by eligibility reason
+    with the lowest id holding each reason (for the summary's order)."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.reason: dict[Path, dict[str, Reason | None]] = {p: {} for p in PATHS}
+        self.rule: dict[Path, dict[str, str | None]] = {p: {} for p in PATHS}
+        self.holders: dict[Path, dict[Reason, set[str]]] = {p: {} for p in PATHS}
+        self.heads: dict[Path, dict[Reason, list[str]]] = {p: {} for p in PATHS}
+        self.rejected: dict[Path, dict[str, str] | None] = {p: None for p in PATHS}
+
+    def build(self, accounts: dict[str, Account], backups_active: bool,
+              in_window: set[str]) -> None:
+        self.ids = sorted(accounts)
+        for p in PATHS:
+            self.reason[p], self.rule[p] = {}, {}
+            self.holders[p], self.heads[p], self.rejected[p] = {}, {}, None
+        for acc_id in self.ids:
+            self.update(accounts[acc_id], backups_active, acc_id in in_window)
+
+    def update(self, acc: Account, backups_active: bool, in_window: bool) -> None:
+        acc_id = acc.id
+        full = acc.in_flight >= acc.max_in_flight
+        for p in PATHS:
+            r = fast_reason(acc, backups_active) if p == "fast" else relax_reason(
+                acc, backups_active)
+            reasons = self.reason[p]
+            old = reasons.get(acc_id)
+            if old != r or acc_id not in reasons:
+                reasons[acc_id] = r
+                holders = self.holders[p]
+                if old is not None:
+                    holders[old].discard(acc_id)
+                if r is not None:
+                    members = holders.get(r)
+                    if members is None:
+                        members = holders[r] = set()
+                        self.heads[p][r] = []
+                    members.add(acc_id)
+                    heap = self.heads[p][r]
+                    heapq.heappush(heap, acc_id)
+                    if len(heap) > 2 * len(members) + 32:
+                        heap[:] = sorted(members)
+            rule = r.rule if r is not None else "T1" if in_window else "R1" if full else None
+            rules = self.rule[p]
+            old_rule = rules.get(acc_id, None)
+            if old_rule != rule or acc_id not in rules:
+                rules[acc_id] = rule
+                rejected = self.rejected[p]
+                if rejected is not None:
+                    if old_rule is not None and rule is not None:
+                        rejected[acc_id] = rule  # same place in id order
+                    else:
+                        self.rejected[p] = None  # membership moved: rebuilt when next asked
+
+    def counts(self, p: Path) -> list[tuple[Reason, int]]:
+        out: list[tuple[str, Reason, int]] = []
+        for r, members in self.holders[p].items():
+            if not members:
+                continue
+            heap = self.heads[p][r]
+            while heap[0] not in members:
+                heapq.heappop(heap)
+            out.append((heap[0], r, len(members)))
+        out.sort(key=lambda t: t[0])
+        return [(r, c) for _head, r, c in out]
+
+    def summary(self, p: Path) -> str:
+        counts = self.counts(p)
+        n = len(self.ids)
+        return _summary(p, n, n - sum(c for _r, c in counts), counts)
+
+    def rejections(self, p: Path, chosen: str | None) -> dict[str, str]:
+        rejected = self.rejected[p]
+        if rejected is None:
+            rules = self.rule[p]
+            rejected = self.rejected[p] = {i: r for i in self.ids if (r := rules[i]) is not None}
+        out = rejected.copy()
+        if chosen is not None:
+            out.pop(chosen, None)
+        return out
+
+
+class IndexedCandidates:
+    """Eligible sets kept ordered for the strategy, updated incrementally.
+
+    ``ids``: every account id the pool will hold (positions of the weighted and
+    p2c trees); an id that arrives later rebuilds the trees at the next pick.
+    """
+
+    def __init__(self, strategy: Strategy, ids: Iterable[str] = ()) -> None:
         self.strategy = strategy
         self._key = _key_fn(strategy)
         self._least_loaded = strategy is Strategy.LEAST_LOADED
+        self._sorted = strategy in (Strategy.FILL_FIRST, Strategy.ROUND_ROBIN)
+        self._tree = strategy in (Strategy.WEIGHTED, Strategy.P2C)
+        self._expiring = strategy is Strategy.EXPIRING_FIRST
         self._buckets: dict[Path, LoadBuckets] = {"fast": LoadBuckets(), "relax": LoadBuckets()}
         self._fast_b, self._relax_b = self._buckets["fast"], self._buckets["relax"]
         self._fast: SortedList[Any] = SortedList()
@@ -71,20 +222,70 @@ class IndexedCandidates:
         self._relax_keys: dict[str, Any] = {}
         self._sets: dict[Path, SortedList[Any]] = {"fast": self._fast, "relax": self._relax}
         self._accounts: dict[str, Account] = {}
+        self._backups_active = False
+        # weighted, p2c: trees over positions in id order
+        self._ids: list[str] = sorted(set(ids))
+        self._pos: dict[str, int] = {i: k for k, i in enumerate(self._ids)}
+        self._stale = False
+        weighted = strategy is Strategy.WEIGHTED
+        self._trees: dict[Path, _AvailableTree] = {
+            p: _AvailableTree(len(self._ids), weighted) for p in PATHS}
+        self._expiring_fast = ExpiringIndex()
+        self._eligible: dict[str, tuple[bool, bool]] = {}  # weighted, p2c, expiring_first
+        self._n_fast = self._n_relax = 0
+        # T1: which windowed accounts are inside their window, as of _win_now
+        self._windowed: dict[str, Account] = {}
+        self._in_window: set[str] = set()
+        self._win_heap: list[tuple[float, str]] = []  # (next change, id), one per account
+        self._win_now = float("-inf")
+        self._explainer: _Explainer | None = None
 
+    # ---------------------------------------------------------------- updates
     def update(self, acc: Account, backups_active: bool) -> None:
         """Re-file ``acc`` after any change to its state (O(log n))."""
         acc_id = acc.id
-        self._accounts[acc_id] = acc
+        self._backups_active = backups_active
+        if self._accounts.get(acc_id) is not acc:
+            self._accounts[acc_id] = acc
+            self._first_sight(acc)
         fast_ok, relax_ok = eligible_paths(acc, backups_active)
         if self._least_loaded:
             load = acc.load
             self._fast_b.set(acc_id, load if fast_ok else None)
             self._relax_b.set(acc_id, load if relax_ok else None)
-            return
-        key = self._key(acc)
-        self._refile(self._fast, self._fast_keys, acc_id, key, fast_ok)
-        self._refile(self._relax, self._relax_keys, acc_id, key, relax_ok)
+        elif self._sorted:
+            key = self._key(acc)
+            self._refile(self._fast, self._fast_keys, acc_id, key, fast_ok)
+            self._refile(self._relax, self._relax_keys, acc_id, key, relax_ok)
+        else:
+            was = self._eligible.get(acc_id)
+            if was != (fast_ok, relax_ok):
+                self._eligible[acc_id] = (fast_ok, relax_ok)
+                fast_was, relax_was = was or (False, False)
+                self._n_fast += fast_ok - fast_was
+                self._n_relax += relax_ok - relax_was
+            room = acc.in_flight < acc.max_in_flight and acc_id not in self._in_window
+            if self._tree:
+                units = weight_units(acc)
+                self._set_available("fast", acc_id, units if fast_ok and room else None)
+                self._set_available("relax", acc_id, units if relax_ok and room else None)
+            else:
+                self._expiring_fast.set(acc_id, acc.fast_ms - acc.reserved_ms
+                                        if fast_ok and room else None, acc.next_renewal_at)
+                self._relax_b.set(acc_id, acc.load if relax_ok else None)
+        if self._explainer is not None:
+            self._explainer.update(acc, backups_active, acc_id in self._in_window)
+
+    def _first_sight(self, acc: Account) -> None:
+        acc_id = acc.id
+        if acc_id not in self._pos:
+            self._stale = True
+        w = acc.inactive_window
+        if w is not None and w.start_s != w.end_s and acc_id not in self._windowed:
+            self._windowed[acc_id] = acc
+            heapq.heappush(self._win_heap, (float("-inf"), acc_id))  # placed at the next pick
+        if self._explainer is not None:
+            self._explainer = None  # a new account: rebuilt on the next explanation
 
     @staticmethod
     def _refile(sl: SortedList[Any], keys: dict[str, Any], acc_id: str, key: Any,
@@ -99,10 +300,65 @@ class IndexedCandidates:
             sl.add(key)
             keys[acc_id] = key
 
+    def _set_available(self, path: Path, acc_id: str, units: int | None) -> None:
+        tree = self._trees[path]
+        old = tree.units.get(acc_id)
+        if old == units:
+            return
+        if units is None:
+            del tree.units[acc_id]
+        else:
+            tree.units[acc_id] = units
+        if self._stale:
+            return  # the trees are rebuilt before the next pick
+        pos = self._pos[acc_id]
+        if old is None:
+            tree.counts.add(pos, 1)
+        elif units is None:
+            tree.counts.add(pos, -1)
+        if tree.weights is not None:
+            tree.weights.add(pos, (units or 0) - (old or 0))
+
+    def _advance_windows(self, now: float) -> None:
+        """T1: bring every windowed account's in-window flag to ``now`` and re-file
+        the accounts whose flag changed (each has one pending change instant)."""
+        heap = self._win_heap
+        if now < self._win_now:  # time went back: re-place every windowed account
+            heap[:] = [(float("-inf"), i) for i in sorted(self._windowed)]
+        self._win_now = now
+        changed: list[Account] = []
+        while heap and heap[0][0] <= now:
+            acc_id = heap[0][1]
+            acc = self._windowed[acc_id]
+            w = acc.inactive_window
+            assert w is not None
+            inside = w.contains(now)
+            heapq.heapreplace(heap, (next_window_change(w.start_s, w.end_s, inside, now),
+                                     acc_id))
+            if inside != (acc_id in self._in_window):
+                if inside:
+                    self._in_window.add(acc_id)
+                else:
+                    self._in_window.discard(acc_id)
+                changed.append(acc)
+        for acc in changed:
+            self.update(acc, self._backups_active)
+
+    def _rebuild_trees(self) -> None:
+        self._ids = sorted(self._accounts)
+        self._pos = {i: k for k, i in enumerate(self._ids)}
+        for tree in self._trees.values():
+            tree.rebuild(self._pos, len(self._ids))
+        self._stale = False
+
+    # ------------------------------------------------------------------ reads
     def eligible_count(self, path: Path) -> int:
         if self._least_loaded:
             return len(self._buckets[path])
-        return len(self._sets[path])
+        if self._sorted:
+            return len(self._sets[path])
+        # weighted, p2c and expiring_first file only available accounts: counted apart
+        return self._n_fast if path == "fast" else self._n_relax
 
     def _ordered(self, path: Path) -> Iterator[Account]:
         accounts = self._accounts
@@ -111,7 +367,9 @@ class IndexedCandidates:
 
     def pick(self, path: Path, now: float, state: StrategyState) -> Account | None:
         strategy = self.strategy
-        if strategy is Strategy.LEAST_LOADED:
+        if self._win_heap and (self._win_heap[0][0] <= now or now < self._win_now):
+            self._advance_windows(now)
+        if self._least_loaded or (self._expiring and path == "relax"):
             accounts = self._accounts
 
             def blocked_until(acc_id: str) -> float | None:
@@ -127,8 +385,34 @@ class IndexedCandidates:
             return None
         if strategy is Strategy.ROUND_ROBIN:
             return self._pick_round_robin(path, now, state)
-        cands = [a for a in self._ordered(path) if is_available(a, now)]
-        return pick(strategy, cands, state, now, path == "fast")
+        if self._expiring:
+            accounts = self._accounts
+
+            def score(acc_id: str) -> float:
+                return expiring_first_score(accounts[acc_id], now)
+
+            best = self._expiring_fast.best(now, score)
+            return None if best is None else accounts[best]
+        if self._stale:
+            self._rebuild_trees()
+        tree = self._trees[path]
+        n = tree.counts.total
+        if n == 0:
+            return None
+        ids, accounts = self._ids, self._accounts
+        if strategy is Strategy.WEIGHTED:  # S weighted, as strategies.pick_weighted
+            weights = tree.weights
+            assert weights is not None
+            if weights.total <= 0:
+                return accounts[ids[tree.counts.search(state.rng.randrange(n))]]
+            return accounts[ids[weights.search(weighted_target(state, weights.total))]]
+        # S p2c, as strategies.pick_p2c
+        if n == 1:
+            return accounts[ids[tree.counts.search(0)]]
+        i, j = two_distinct(state, n)
+        a = accounts[ids[tree.counts.search(i)]]
+        b = accounts[ids[tree.counts.search(j)]]
+        return min(a, b, key=least_loaded_key)
 
     def _pick_round_robin(self, path: Path, now: float, state: StrategyState) -> Account | None:
         sl = self._sets[path]
@@ -139,6 +423,28 @@ class IndexedCandidates:
             if is_available(acc, now):
                 return acc
         return None
+
+    # ----------------------------------------------------------- explanations
+    def _explaining(self, now: float) -> _Explainer:
+        if self._win_heap and (self._win_heap[0][0] <= now or now < self._win_now):
+            self._advance_windows(now)
+        ex = self._explainer
+        if ex is None:
+            ex = self._explainer = _Explainer()
+            ex.build(self._accounts, self._backups_active, self._in_window)
+        return ex
+
+    def explain(self, path: Path, now: float,
+                chosen: str | None) -> tuple[str, dict[str, str]]:
+        """X1: the summary line and, for every account but ``chosen``, the first
+        rule that excluded it; from state kept up to date, not a scan (the map
+        is copied: O(n) at C speed)."""
+        ex = self._explaining(now)
+        return ex.summary(path), ex.rejections(path, chosen)
+
+    def summary(self, path: Path, now: float) -> str:
+        """X1's summary line alone, from counts kept up to date."""
+        return self._explaining(now).summary(path)
 
 
 class ScanCandidates:
@@ -166,3 +472,29 @@ class ScanCandidates:
     def pick(self, path: Path, now: float, state: StrategyState) -> Account | None:
         cands = [a for a in self._eligible(path) if is_available(a, now)]
         return pick(self.strategy, cands, state, now, path == "fast")
+
+    def explain(self, path: Path, now: float,
+                chosen: str | None) -> tuple[str, dict[str, str]]:
+        """X1 in one pass over the accounts: the summary ("k/n path-eligible:
+        counts by reason") and, for every account but ``chosen``, the first rule
+        that excluded it (eligibility, then availability)."""
+        check = fast_reason if path == "fast" else relax_reason
+        backups_active, accounts = self._backups_active, self._accounts
+        rejections: dict[str, str] = {}
+        counts: Counter[Reason] = Counter()
+        eligible = 0
+        for acc_id in sorted(accounts):
+            acc = accounts[acc_id]
+            r = check(acc, backups_active)
+            if r is None:
+                eligible += 1
+                if acc_id != chosen:
+                    r = availability_reason(acc, now)
+            else:
+                counts[r] += 1
+            if r is not None and acc_id != chosen:
+                rejections[acc_id] = r.rule
+        return _summary(path, len(accounts), eligible, counts.items()), rejections
+
+    def summary(self, path: Path, now: float) -> str:
+        return self.explain(path, now, None)[0]

@@ -7,15 +7,13 @@ Only the strategy's own state (round-robin pointer, seeded RNG) advances.
 
 from __future__ import annotations
 
-from collections import Counter
-
 from router.accounts import PLAN_HAS_RELAX, Account, Mode, Setting, Status
 from router.candidates import Path
 from router.decision import Decision
 from router.errors import make_error
 from router.ledger import Ledger
 from router.requests import ParsedRequest
-from router.rules import Reason, availability_reason, fast_reason, is_available, relax_reason
+from router.rules import fast_reason, is_available
 
 
 def route(ledger: Ledger, req: ParsedRequest, task_id: str, now: float,
@@ -23,7 +21,7 @@ def route(ledger: Ledger, req: ParsedRequest, task_id: str, now: float,
     """Decide where ``req`` runs. Order of checks per E0.
 
     ``explain=False`` skips the per-account ``rejections`` and the summary line
-    (the O(n) part of X1); every other field is identical.
+    (X1); every other field is identical.
     """
     d = Decision(task_id, task_type=req.task_type)
     est = ledger.policy.estimate_ms(req.task_type) if estimate_ms is None else estimate_ms
@@ -98,7 +96,7 @@ def _route_free(ledger: Ledger, d: Decision, now: float, est: int, explain: bool
                      "(no room or inside an inactive window) (R5); retry when one frees")
     if explain:
         tail = ("no account can run relax (R4)" if path == "relax"
-                else _scan(ledger, "relax", now, None)[0])
+                else cands.summary("relax", now))
         _explain(ledger, d, path, now, tail)
     return _fail(d, "no_relax_capacity", "R4",
                  "no account can run relax: only Basic-plan accounts (no relax) or none active "
@@ -241,34 +239,8 @@ def _fail(d: Decision, code: str, rule: str, message: str) -> Decision:
     return d
 
 
-def _scan(ledger: Ledger, path: Path, now: float,
-          chosen: str | None) -> tuple[str, dict[str, str]]:
-    """X1 in one pass over the accounts: the summary head ("k/n path-eligible:
-    counts by reason") and, for every account but ``chosen``, the first rule that
-    excluded it (eligibility, then availability). O(n) by nature, hence
-    ``explain=False`` on hot paths."""
-    check = fast_reason if path == "fast" else relax_reason
-    backups_active, accounts = ledger.backups_active, ledger.accounts
-    rejections: dict[str, str] = {}
-    counts: Counter[Reason] = Counter()
-    eligible = 0
-    for acc_id in ledger.ids_sorted:
-        acc = accounts[acc_id]
-        r = check(acc, backups_active)
-        if r is None:
-            eligible += 1
-            if acc_id != chosen:
-                r = availability_reason(acc, now)
-        else:
-            counts[r] += 1
-        if r is not None and acc_id != chosen:
-            rejections[acc_id] = r.rule
-    parts = ", ".join(f"{c} {r.label} ({r.rule})" for r, c in counts.items())
-    head = f"{eligible}/{len(ledger.ids_sorted)} {path}-eligible"
-    return (f"{head}: {parts}" if parts else head), rejections
-
-
 def _explain(ledger: Ledger, d: Decision, path: Path, now: float, tail: str) -> None:
-    """X1: per-account first excluding rule, plus the one-line summary."""
-    summary, d.rejections = _scan(ledger, path, now, d.account_id)
+    """X1: per-account first excluding rule, plus the one-line summary (kept up
+    to date by the candidate index, not a scan of the pool)."""
+    summary, d.rejections = ledger.candidates.explain(path, now, d.account_id)
     d.explanation = f"{summary}; {tail}"

@@ -21,6 +21,8 @@ from router.timeutil import parse_time
 
 
 def _ts(at: float | str) -> float:
+    if type(at) is float:
+        return at
     return parse_time(at) if isinstance(at, str) else float(at)
 
 
@@ -71,23 +73,31 @@ class Pool:
     def submit(self, task_id: str, body: Any, at: float | str, *,
                estimated_gpu_seconds: float | None = None) -> Decision:
         """Route ``body`` and, if accepted, reserve its slot and fast time."""
-        now = _ts(at)
-        self.ledger.advance(now)
-        d = self._decide(body, task_id, now, estimated_gpu_seconds)
+        now = at if type(at) is float else _ts(at)
+        ledger = self.ledger
+        ledger.advance(now)
+        try:
+            req = parse_request(body)
+        except InvalidRequest as exc:
+            d = Decision(task_id, error=exc.as_error())
+        else:
+            est = None if estimated_gpu_seconds is None else seconds_to_ms(estimated_gpu_seconds)
+            d = route(ledger, req, task_id, now, est, explain=self.explain)
         self.submitted.add(task_id)
         if d.error is None:
-            self.ledger.reserve(d, now)
-        self.ledger.evaluate_pool(now)
+            ledger.reserve(d, now)
+        ledger.evaluate_pool(now)
         return d
 
     def complete(self, task_id: str, gpu_seconds: float, at: float | str) -> Outcome:
         """L1-L3: charge a finished task (raises ``NotInFlight``)."""
-        now = _ts(at)
-        self.ledger.advance(now)
+        now = at if type(at) is float else _ts(at)
+        ledger = self.ledger
+        ledger.advance(now)
         try:
-            return self.ledger.complete(task_id, seconds_to_ms(gpu_seconds), now)
+            return ledger.complete(task_id, seconds_to_ms(gpu_seconds), now)
         finally:
-            self.ledger.evaluate_pool(now)
+            ledger.evaluate_pool(now)
 
     def fail(self, task_id: str, at: float | str) -> Outcome:
         now = _ts(at)

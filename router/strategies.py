@@ -1,9 +1,13 @@
 """S: strategies order eligible accounts; they never change eligibility.
 
 Every strategy is deterministic for a given seed (D1). The pick functions here
-take the *available* eligible accounts in id order; the indexed candidate sets
-in ``router.candidates`` reach the same answer without a full scan where the
-strategy allows it (least_loaded, fill_first, round_robin).
+take the *available* eligible accounts in id order: they are the reference. The
+indexed candidate sets in ``router.candidates`` reach the same answer, account
+for account and draw for draw, without a full scan (every strategy is indexed).
+
+``weighted`` draws in whole weight units (millionths of a weight, exact
+integers) so that a prefix-sum tree and this linear scan compute exactly the
+same thing: float sums in a different order could round differently.
 """
 
 from __future__ import annotations
@@ -71,20 +75,67 @@ def pick_round_robin(cands: Sequence[Account], state: StrategyState) -> Account 
     return cands[0]
 
 
+#: ``weighted`` counts weights in millionths (S): exact integers, so the indexed
+#: prefix-sum tree and the linear reference agree to the last unit.
+WEIGHT_UNITS_PER_WEIGHT = 1_000_000
+_MAX_WEIGHT_UNITS = 10**30  # an infinite weight (the file allows any weight >= 0)
+
+
+def weight_units(acc: Account) -> int:
+    """S weighted: the account's weight in whole millionths (nearest)."""
+    w = acc.weight
+    if not w > 0:
+        return 0
+    if w >= 1e24:
+        return _MAX_WEIGHT_UNITS
+    return round(w * WEIGHT_UNITS_PER_WEIGHT)
+
+
+def weighted_target(state: StrategyState, total_units: int) -> int:
+    """One draw in ``[0, total_units)``: ``rng.random()`` is ``k / 2**53`` exactly,
+    so ``k * total >> 53`` is that fraction of the total, in exact integers."""
+    k = int(state.rng.random() * 9_007_199_254_740_992)  # 2**53: exact
+    return (k * total_units) >> 53
+
+
 def pick_weighted(cands: Sequence[Account], state: StrategyState) -> Account | None:
-    """Random choice with probability proportional to weight (all-zero: uniform)."""
+    """Random choice with probability proportional to weight (all-zero: uniform).
+
+    The draw is ``weighted_target`` over the total of ``weight_units``; the first
+    account (id order) whose running total exceeds it wins.
+    """
     if not cands:
         return None
-    total = sum(a.weight for a in cands)
+    total = sum(weight_units(a) for a in cands)
     if total <= 0:
         return cands[state.rng.randrange(len(cands))]
-    x = state.rng.random() * total
-    acc_sum = 0.0
+    target = weighted_target(state, total)
+    acc_sum = 0
     for acc in cands:
-        acc_sum += acc.weight
-        if x < acc_sum:
+        acc_sum += weight_units(acc)
+        if target < acc_sum:
             return acc
-    return cands[-1]
+    raise AssertionError("weighted_target is below the total")  # pragma: no cover
+
+
+def two_distinct(state: StrategyState, n: int) -> tuple[int, int]:
+    """Two distinct positions in ``range(n)`` (n >= 2): exactly
+    ``rng.sample(range(n), 2)``, draw for draw, without building the sample's
+    bookkeeping (for n > 21 ``sample`` draws ``randbelow(n)`` until it has two
+    distinct values; a test holds the two to the same answers)."""
+    rng = state.rng
+    if n <= 21:
+        i, j = rng.sample(range(n), 2)
+        return i, j
+    bits = n.bit_length()
+    getrandbits = rng.getrandbits
+    i = getrandbits(bits)
+    while i >= n:
+        i = getrandbits(bits)
+    j = getrandbits(bits)
+    while j >= n or j == i:
+        j = getrandbits(bits)
+    return i, j
 
 
 def pick_p2c(cands: Sequence[Account], state: StrategyState) -> Account | None:
@@ -93,7 +144,7 @@ def pick_p2c(cands: Sequence[Account], state: StrategyState) -> Account | None:
         return None
     if len(cands) == 1:
         return cands[0]
-    i, j = state.rng.sample(range(len(cands)), 2)
+    i, j = two_distinct(state, len(cands))
     return min(cands[i], cands[j], key=least_loaded_key)
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import math
+import random
+from itertools import accumulate
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.accounts import Account
-from router.buckets import LoadBuckets
+from router.accounts import Account, InactiveWindow
+from router.buckets import ExpiringIndex, Fenwick, LoadBuckets
+from router.candidates import next_window_change
 from router.rules import eligible_paths, fast_reason, relax_reason
-from router.testing import accounts
+from router.strategies import StrategyState, two_distinct
+from router.testing import START, accounts
 
 LOADS = st.sampled_from([0.0, 1 / 13, 2 / 26, 1 / 22, 0.5, 12 / 13, 1.0, float("inf")])
 IDS = st.sampled_from(["a", "b", "c", "aa", "b1", "z", "-"])
@@ -52,3 +58,77 @@ def test_load_buckets_give_sorted_load_id_order(steps: list[tuple[str, float | N
                            if blocked_until(i) is None), None)
         expected = first_free[1] if first_free is not None and first_free[0] < below else None
         assert buckets.first(below, now, blocked_until) == expected
+
+
+# ------------------------------------------------- weighted, p2c, expiring_first
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=40),
+       st.lists(st.tuples(st.integers(0, 39), st.integers(0, 50)), max_size=40), st.data())
+def test_fenwick_search_is_the_first_running_total_above_the_target(
+        values: list[int], moves: list[tuple[int, int]], data: st.DataObject) -> None:
+    """S weighted/p2c: after any changes, Fenwick.search(t) is the first position
+    whose running total exceeds t, exactly as a left-to-right scan finds it."""
+    tree = Fenwick(list(values))
+    for pos, value in moves:
+        pos %= len(values)
+        tree.add(pos, value - values[pos])
+        values[pos] = value
+    assert tree.total == sum(values)
+    if tree.total:
+        target = data.draw(st.integers(0, tree.total - 1))
+        running = list(accumulate(values))
+        assert tree.search(target) == next(i for i, s in enumerate(running) if s > target)
+
+
+@given(st.integers(2, 200), st.integers(0, 2**32))
+def test_two_distinct_is_random_sample_draw_for_draw(n: int, seed: int) -> None:
+    """S p2c: the two picks are exactly ``rng.sample(range(n), 2)``, and the
+    generator is left in the same state."""
+    ours, theirs = random.Random(seed), random.Random(seed)
+    assert two_distinct(StrategyState(ours), n) == tuple(theirs.sample(range(n), 2))
+    assert ours.random() == theirs.random()
+
+
+FILINGS = st.lists(st.tuples(IDS, st.one_of(st.none(), st.integers(-5, 5_000)),
+                             st.one_of(st.none(), st.integers(0, 40).map(float))),
+                   max_size=60)
+
+
+@settings(max_examples=5 * settings.default.max_examples)
+@given(FILINGS, st.sampled_from([0.0, 3.5, 10.0, 39.5, 45.0]))
+def test_expiring_index_best_is_the_highest_score_lowest_id(
+        filings: list[tuple[str, int | None, float | None]], now: float) -> None:
+    """S expiring_first: ExpiringIndex.best is the id with the highest
+    ``u / max(renew - now, 1)`` (0 without a renewal or fast time), ties to the
+    lowest id, as ``pick_expiring_first`` scans it."""
+    index, model = ExpiringIndex(), dict[str, tuple[int, float | None]]()
+    for acc_id, u, renew in filings:
+        index.set(acc_id, u, renew)
+        if u is None:
+            model.pop(acc_id, None)
+        else:
+            model[acc_id] = (u, renew)
+    assert len(index) == len(model)
+
+    def score(acc_id: str) -> float:
+        u, renew = model[acc_id]
+        return 0.0 if renew is None else max(u, 0) / max(renew - now, 1.0)
+
+    expected = min(model, key=lambda i: (-score(i), i)) if model else None
+    assert index.best(now, score) == expected
+
+
+@given(st.integers(0, 95), st.integers(0, 95), st.integers(0, 4 * 86_400 * 4),
+       st.sampled_from([0.0, 0.25, 0.5]))
+def test_next_window_change_is_the_next_instant_the_window_flips(
+        q_start: int, q_end: int, quarter_s: int, frac: float) -> None:
+    """T1: the window's in/out state holds until next_window_change, and flips there."""
+    window = InactiveWindow(q_start * 900, q_end * 900)
+    now = START + quarter_s / 4 + frac
+    if window.start_s == window.end_s:
+        return
+    inside = window.contains(now)
+    at = next_window_change(window.start_s, window.end_s, inside, now)
+    assert now < at <= now + 86_400
+    assert window.contains(at) != inside
+    assert window.contains(math.nextafter(at, -math.inf)) == inside
+    assert window.contains((now + at) / 2) == inside
