@@ -27,13 +27,13 @@ import numpy.typing as npt
 import simpy
 from simpy.events import Event, Timeout
 
-from router.accounts import Account, Status
+from router.accounts import TASK_TYPES, Account, Status
 from router.errors import NotInFlight, RouterError
 from router.ledger import Policy
 from router.pool import Pool
 from simulations.midjourney import RELAX, AccountExec, ExecParams
 from simulations.scenario import ExecutionModel
-from simulations.workload import MODE_CODE, TASK_TYPES, Workload
+from simulations.workload import MODE_CODE, Workload
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from router.accounts import MS_PER_HOUR, PLAN_PRICE_USD, PeriodRecord, Setting
+from router.accounts import MS_PER_HOUR, PLAN_PRICE_USD, TASK_TYPES, PeriodRecord, Setting
+from simulations.facts import BILLING_MONTH_DAYS
 from simulations.harness import (
     COMPLETED,
     ERROR_CODES,
@@ -36,12 +37,11 @@ from simulations.harness import (
     WAITING,
     SimResult,
 )
-from simulations.workload import MODES, TASK_TYPES
+from simulations.workload import MODES
 
 CAUSES = ("relax_set_by_user", "flipped_not_restored", "no_demand")
 #: Task types whose completion delivers an image (a grid or an upscale).
 IMAGE_TYPES = frozenset(TASK_TYPES) - {"describe", "seed"}
-DAYS_PER_BILLING_MONTH = 30.0
 
 
 def waste_cause(p: PeriodRecord) -> str:
@@ -172,7 +172,7 @@ def summary(r: SimResult, *, name: str = "", variant: str = "") -> dict[str, Any
     images = int(((st == COMPLETED) & is_image).sum())
     days = (opt.horizon_end - opt.start) / 86_400.0
     fleet_month = sum(PLAN_PRICE_USD[a.plan] for a in r.accounts)
-    cost = fleet_month * days / DAYS_PER_BILLING_MONTH
+    cost = fleet_month * days / BILLING_MONTH_DAYS
     span = max(r.queue_t1 - r.queue_t0, 1e-9)
     q_waits = r.queued_s[~np.isnan(r.q_enter)]
     lam = r.queue_entries / span

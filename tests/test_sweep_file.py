@@ -9,6 +9,7 @@ import pytest
 
 from router import InputError
 from router.accounts import Plan, Setting
+from simulations.scenario import GeneratorModel
 from simulations.sweep import derive_seed, expand
 from simulations.sweepfile import load_sweep, parse_sweep
 
@@ -56,8 +57,8 @@ def test_sweep_file_expands_fleets_x_policies_x_workloads_x_seeds() -> None:
     small = grid.fleets[0]
     assert small.count(Plan.STANDARD, Setting.FAST) == 2
     assert small.count(Plan.PRO, Setting.RELAX) == 1
-    assert grid.policies[1].restore_fast_on_renewal is True
-    assert grid.workloads[0].generator_params == {"rate_per_hour": 5}
+    assert grid.policies[1].policy.restore_fast_on_renewal is True
+    assert grid.workloads[0].generator == GeneratorModel(rate_per_hour=5)
 
 
 def test_sweep_seeds_are_spawned_from_one_root_seed_sequence() -> None:
