@@ -25,7 +25,7 @@ import simpy
 from simpy.events import Event, Timeout
 
 from router.accounts import TASK_TYPES, Account, Status
-from router.errors import NotInFlight, RouterError
+from router.errors import ERROR_TYPES, NotInFlight, RouterError
 from router.ledger import Policy
 from router.pool import Pool
 from simulations.central_queue import CentralQueue
@@ -39,11 +39,8 @@ log = logging.getLogger(__name__)
 PENDING, REJECTED, COMPLETED, FAILED, RUNNING, QUEUED, CANCELLED, PUBLIC, WAITING = range(9)
 STATUS_NAMES = ("not_arrived", "rejected", "completed", "failed", "unfinished", "queued",
                 "cancelled", "public", "waiting_parent")
-ERROR_CODES: tuple[str, ...] = (
-    "", "invalid_request", "no_relax_capacity", "pool_saturated", "parent_not_found",
-    "pinned_account_unavailable", "pinned_account_cannot_run", "account_not_found",
-    "no_active_account",
-)
+#: Error codes as small integers (``SimResult.error``): 0 none, then ``router.errors``'.
+ERROR_CODES: tuple[str, ...] = ("", *ERROR_TYPES)
 ERROR_INDEX = {c: i for i, c in enumerate(ERROR_CODES)}
 _FINAL = frozenset({REJECTED, COMPLETED, FAILED, CANCELLED, PUBLIC})
 
@@ -52,19 +49,20 @@ F64 = npt.NDArray[np.float64]
 
 @dataclass(slots=True)
 class RunOptions:
-    """When the run starts and stops, and how it is observed."""
+    """When the run starts and stops, and how it is observed, in seconds (built by
+    ``simulations.spec.RunSpec.options`` from the scenario's documented defaults)."""
 
     start: float
     horizon_end: float
-    drain: bool = True
-    drain_limit_s: float = 30 * 86_400.0
-    sample_s: float = 3600.0
-    retry_s: float = 60.0
-    ban_rate: float = 0.0  # per job
-    ban_s: float = 86_400.0
-    captcha_rate: float = 0.0
-    captcha_s: float = 1800.0
+    drain: bool
+    sample_s: float
+    retry_s: float
+    ban_rate: float  # per job
+    ban_s: float
+    captcha_rate: float  # per job
+    captcha_s: float
     progress: Callable[[float], None] | None = None  # fraction of the horizon done
+    drain_limit_s: float = 30 * 86_400.0  # draining stops this long after the horizon
 
 
 @dataclass(slots=True)

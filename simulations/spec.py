@@ -20,6 +20,7 @@ from typing import Any
 
 from router.accounts import EXTRA_FAST_HOUR_PRICE_USD, PLAN_PRICE_USD, Account, Plan, Setting
 from router.ledger import Policy
+from router.timeutil import DAY
 from simulations.facts import default_start
 from simulations.harness import RunOptions
 from simulations.scenario import ExecutionModel, GeneratorModel, SimulationModel
@@ -167,7 +168,7 @@ class RunSpec:
         """The harness's run options: horizon, sampling, re-route tick, incidents."""
         sim, ex = self.simulation, self.execution
         return RunOptions(
-            start=self.start, horizon_end=self.start + sim.days * 86_400.0, drain=sim.drain,
+            start=self.start, horizon_end=self.start + sim.days * DAY, drain=sim.drain,
             sample_s=sim.sample_minutes * 60.0, retry_s=sim.retry_seconds,
             ban_rate=ex.ban_per_1000_jobs / 1000.0, ban_s=ex.ban_hours * 3600.0,
             captcha_rate=ex.captcha_per_1000_jobs / 1000.0, captcha_s=ex.captcha_minutes * 60.0,
