@@ -1,30 +1,22 @@
-"""Shared helpers for reading user files at the boundary: one wording for every
-validation message (``file:line: field: what was expected``), one way to read."""
+"""Validation at the boundary: one wording for every validation message
+(``file:line: field: what was expected``). Files are read by ``router.io.files``
+(re-exported here as ``read_text`` for the file formats)."""
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from router.errors import InputError
+from router.io.files import read_text
 from router.locate import PathKey, format_path, nearest_line, toml_lines
 
 M = TypeVar("M", bound=BaseModel)
 
-
-def read_text(path: str | Path) -> str:
-    """Read a UTF-8 text file; a missing or unreadable file is an ``InputError``."""
-    p = Path(path)
-    try:
-        return p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the file: {exc}", source=str(p)) from None
+__all__ = ["describe_error", "parse_toml_model", "read_text", "validation_error"]
 
 
 def describe_error(err: Mapping[str, Any], unknown_field: str) -> str:

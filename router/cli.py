@@ -1,5 +1,9 @@
 """``byoa``: the command-line entry point (docs/formats.md, "Commands").
 
+The subcommands are the ``byoa.commands`` entry points (pyproject.toml): one table,
+name -> ``module:Command``. ``route`` and ``replay`` are defined here; the others
+live with their packages and are loaded from that table, never imported by name.
+
 Exit codes: 0 when the whole input was processed (error lines included),
 1 on a runtime failure, 2 on bad input that stops the run, with a message on
 stderr naming the file, line and field. Never a traceback for a user mistake.
@@ -12,34 +16,31 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, TextIO
+from collections.abc import Sequence
+from importlib import metadata
+from typing import IO, Any
 
+from router.command import GROUP, Command
 from router.errors import InputError
 from router.events import read_events
+from router.io.files import atomic_output, check_output, max_input_bytes, read_text
 from router.loading import load_accounts
 from router.pool import Pool
 from router.replay import decision_fields, replay_events, write_records
 from router.timeutil import parse_time
 
-#: Subcommands that live in other packages register here: name -> (help, setup).
-EXTRA_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
-
 
 def _read_request(spec: str) -> Any:
     """``--request``: a file path, ``-`` for standard input, or inline JSON."""
     if spec == "-":
-        text, source = sys.stdin.read(), "<stdin>"
+        text, source = sys.stdin.read(max_input_bytes() + 1), "<stdin>"
+        if len(text) > max_input_bytes():
+            raise InputError(f"more than the input limit of {max_input_bytes():,} bytes",
+                             source=source)
     elif spec.lstrip().startswith("{"):
         text, source = spec, "--request"
     else:
-        try:
-            text, source = Path(spec).read_text(encoding="utf-8"), spec
-        except FileNotFoundError:
-            raise InputError("no such file", source=spec) from None
-        except OSError as exc:
-            raise InputError(f"cannot read the file: {exc}", source=spec) from None
+        text, source = read_text(spec), spec
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -87,14 +88,16 @@ def _explain_text(f: dict[str, Any]) -> str:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    if args.out:
+        check_output(args.out, (args.accounts, args.events))
     accounts, policy = load_accounts(args.accounts)
     pool = Pool(accounts, policy)
     events = read_events(args.events)
     records = replay_events(pool, events, source=str(args.events))
     with contextlib.ExitStack() as stack:
-        out: TextIO = sys.stdout
+        out: IO[str] = sys.stdout
         if args.out:
-            out = stack.enter_context(open(args.out, "w", encoding="utf-8"))
+            out = stack.enter_context(atomic_output(args.out, (args.accounts, args.events)))
         if args.explain:
             for rec in records:
                 out.write(_record_text(rec) + "\n")
@@ -139,13 +142,7 @@ def _record_text(rec: dict[str, Any]) -> str:
     return line
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="byoa",
-        description="Route Midjourney work across your own connected accounts (GoAPI BYOA rules).",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("route", help="one decision for one GoAPI request body")
+def _setup_route(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accounts", required=True, help="accounts file (.json, .toml, .yaml)")
     p.add_argument("--request", required=True,
                    help="request body: a JSON file, '-' for stdin, or inline JSON")
@@ -153,58 +150,69 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task-id", default="task-1", help="task id to report (default task-1)")
     p.add_argument("--explain", action="store_true", help="print the decision for people")
     p.set_defaults(func=cmd_route)
-    p = sub.add_parser("replay", help="an event script through the router and ledger")
+
+
+def _setup_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accounts", required=True, help="accounts file (.json, .toml, .yaml)")
     p.add_argument("--events", required=True, help="event script, JSON Lines (.gz ok)")
     p.add_argument("--out", help="write the output here instead of stdout")
     p.add_argument("--explain", action="store_true",
                    help="print the decisions for people instead of JSON Lines")
     p.set_defaults(func=cmd_replay)
-    for name, (help_text, setup) in EXTRA_COMMANDS.items():
-        setup(sub.add_parser(name, help=help_text))
-    return parser
 
 
-#: Optional command modules: module -> (commands it registers, extra that brings them).
-_EXTRA_MODULES: dict[str, tuple[tuple[str, ...], str]] = {
-    "simulations.cli": (("simulate",), "sim"),
-    "simulations.capacity_cli": (("sweep", "plan"), "sim,dask"),
-    "router.stores.cli": (("accounts",), "redis"),
-    "router.proxy.cli": (("serve",), "proxy"),
-}
+ROUTE = Command("one decision for one GoAPI request body", _setup_route, order=10)
+REPLAY = Command("an event script through the router and ledger", _setup_replay, order=20)
 
 
-def _missing_extra(command: str, extra: str, missing: str | None) -> None:
-    """Register ``command`` as a stub that says which extra to install."""
+def _needs_extra(name: str, extras: list[str], missing: str | None, order: int) -> Command:
+    """A stand-in for a command whose optional dependencies are not installed: it
+    says which extra brings them."""
+    extra = ",".join(extras)
 
     def setup(parser: argparse.ArgumentParser) -> None:
         def run(args: argparse.Namespace) -> int:
-            print(f"byoa {command}: needs the optional dependencies of byoa-router[{extra}] "
+            print(f"byoa {name}: needs the optional dependencies of byoa-router[{extra}] "
                   f"(missing module: {missing}); install them with "
                   f"pip install 'byoa-router[{extra}]'", file=sys.stderr)
             return 1
 
         parser.set_defaults(func=run, stub=True)
 
-    EXTRA_COMMANDS.setdefault(command, (f"(needs the '{extra}' extra)", setup))
+    return Command(f"(needs the '{extra}' extra)", setup, order)
 
 
-def _load_extras() -> None:
-    """Import optional command modules (they register in EXTRA_COMMANDS)."""
-    import importlib
+def load_command(ep: metadata.EntryPoint) -> Command:
+    """The command an entry point names, or a stand-in when its extra is missing."""
+    try:
+        command = ep.load()
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name.split(".")[0] in ("router", "simulations"):
+            raise
+        return _needs_extra(ep.name, list(ep.extras), exc.name, order=1000)
+    if not isinstance(command, Command):
+        raise TypeError(f"entry point {ep.name} = {ep.value} is not a router.command.Command")
+    return command
 
-    for module, (commands, extra) in _EXTRA_MODULES.items():
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and exc.name.split(".")[0] in ("router", "simulations"):
-                raise
-            for command in commands:
-                _missing_extra(command, extra, exc.name)
+
+def commands() -> dict[str, Command]:
+    """Every ``byoa`` subcommand, in help order."""
+    found = {ep.name: load_command(ep) for ep in metadata.entry_points(group=GROUP)}
+    return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="byoa",
+        description="Route Midjourney work across your own connected accounts (GoAPI BYOA rules).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in commands().items():
+        command.setup(sub.add_parser(name, help=command.help))
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _load_extras()
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "stub", False):
@@ -223,8 +231,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the importable ``router.cli`` (where extra commands register), not this
-    # ``__main__`` copy of it, so ``python -m router.cli serve`` works too.
-    from router.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

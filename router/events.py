@@ -8,8 +8,6 @@ Problems *inside* a request body are the router's business (M0/M1 error lines).
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import math
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ from typing import Any
 
 from router.accounts import Setting, Status
 from router.errors import InputError
+from router.io.files import open_text
 from router.timeutil import format_time, parse_time
 
 _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -49,19 +48,6 @@ class Event:
     @property
     def account_id(self) -> str:
         return str(self.raw["account_id"])
-
-
-def open_text(path: str | Path) -> io.TextIOBase:
-    """Open a text file, transparently gunzipping ``.gz`` files."""
-    p = Path(path)
-    try:
-        if p.suffix == ".gz":
-            return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8")
-        return open(p, encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(p)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read the file: {exc}", source=str(p)) from None
 
 
 def _is_number(v: object) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any, TextIO
+from typing import IO, Any
 
 from router.accounts import MS_PER_HOUR, MS_PER_SECOND
 from router.decision import Decision, Notification, Renewal
@@ -126,7 +126,7 @@ def _apply(pool: Pool, ev: Event, seen_tasks: set[str], source: str) -> dict[str
     return record
 
 
-def write_records(records: Iterable[dict[str, Any]], out: TextIO) -> int:
+def write_records(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
     """Write JSON Lines; return how many lines were written."""
     n = 0
     for rec in records:

@@ -1,4 +1,4 @@
-"""``byoa sweep`` and ``byoa plan`` (registered in ``router.cli.EXTRA_COMMANDS``)."""
+"""``byoa sweep`` and ``byoa plan`` (listed in pyproject.toml's ``byoa.commands``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from router.accounts import EXTRA_FAST_HOUR_PRICE_USD, PLAN_PRICE_USD, Plan
-from router.cli import EXTRA_COMMANDS
+from router.command import Command
 from router.errors import InputError
 from router.ledger import Policy
 from router.strategies import Strategy
@@ -224,7 +224,7 @@ def _setup_plan(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_plan)
 
 
-EXTRA_COMMANDS["sweep"] = ("run a grid of simulations (fleets x policies x workloads x seeds)",
-                           _setup_sweep)
-EXTRA_COMMANDS["plan"] = ("recommend the cheapest fleet that meets targets for a workload",
-                          _setup_plan)
+SWEEP = Command("run a grid of simulations (fleets x policies x workloads x seeds)",
+                _setup_sweep, order=40)
+PLAN = Command("recommend the cheapest fleet that meets targets for a workload", _setup_plan,
+               order=50)

@@ -1,4 +1,4 @@
-"""``byoa simulate``: registered in ``router.cli.EXTRA_COMMANDS``.
+"""``byoa simulate`` (listed in pyproject.toml's ``byoa.commands`` entry points).
 
     byoa simulate SCENARIO.toml [--out DIR]
     byoa simulate --accounts accounts.json --trace trace.jsonl.gz --days 7 [--out DIR]
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from router.cli import EXTRA_COMMANDS
+from router.command import Command
 from router.errors import InputError
 from router.loading import load_accounts
 from simulations.run import Progress, Run, load_workload, run, scenario_specs, write_outputs
@@ -173,4 +173,4 @@ def setup(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=cmd_simulate)
 
 
-EXTRA_COMMANDS["simulate"] = ("the SimPy harness on a scenario or a trace", setup)
+COMMAND = Command("the SimPy harness on a scenario or a trace", setup, order=30)

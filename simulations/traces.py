@@ -34,8 +34,6 @@ finishes (a follow-up needs its parent's result), so they are released at
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import logging
 import math
 from dataclasses import dataclass, field
@@ -48,6 +46,7 @@ import numpy as np
 from router.accounts import CHILD_TASK_TYPES, ROOT_TASK_TYPES
 from router.errors import InputError
 from router.events import read_events
+from router.io.files import check_input, open_text
 from router.timeutil import parse_time
 from simulations.scenario import ExecutionModel
 from simulations.workload import TYPE_CODE, Workload, children_csr, draw_gpu, streams
@@ -216,21 +215,10 @@ def _check_columns(names: list[str], source: str) -> None:
                          source=source, line=1, field=unknown[0])
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    try:
-        if path.suffix == ".gz":
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-        return open(path, encoding="utf-8", newline="")
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(path)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read the file: {exc}", source=str(path)) from None
-
-
 def _read_csv(path: Path) -> _Rows:
     rows = _Rows()
     source = str(path)
-    with _open_text(path) as fh:
+    with open_text(path, newline="") as fh:
         try:
             reader = csv.reader(fh)
             header = next(reader, None)
@@ -254,11 +242,9 @@ def _read_csv(path: Path) -> _Rows:
 def _read_parquet(path: Path) -> _Rows:
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-    source = str(path)
+    source = str(check_input(path))
     try:
         table = pq.read_table(path)
-    except FileNotFoundError:
-        raise InputError("no such file", source=source) from None
     except Exception as exc:  # pyarrow raises several types for unreadable files
         raise InputError(f"cannot read the Parquet file: {exc}", source=source) from None
     names = list(table.column_names)

@@ -11,9 +11,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 
-from router.stores.embedded import RedisBinary, embedded_redis, find_redis_server, free_port
+from router.stores.embedded import (
+    RedisBinary,
+    embedded_cluster,
+    embedded_redis,
+    find_redis_server,
+    free_port,
+)
 
-__all__ = ["free_port", "redis_binary", "redis_server"]
+__all__ = ["free_port", "redis_binary", "redis_cluster", "redis_server"]
 
 
 @cache
@@ -26,3 +32,10 @@ def redis_server() -> Iterator[str]:
     """Start ``redis-server`` and yield its URL (``redis://127.0.0.1:PORT/0``)."""
     with embedded_redis(redis_binary()) as url:
         yield url
+
+
+@contextmanager
+def redis_cluster(masters: int = 3) -> Iterator[list[str]]:
+    """A real Redis Cluster of ``masters`` servers on loopback ports; yields their URLs."""
+    with embedded_cluster(masters, redis_binary()) as urls:
+        yield urls

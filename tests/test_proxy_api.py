@@ -84,7 +84,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory, notify: Receiver) -> Iterato
     d = tmp_path_factory.mktemp("proxy")
     (d / "accounts.json").write_text(json.dumps(ACCOUNTS))
     p = start_proxy(["--accounts", str(d / "accounts.json"), "--speedup", "600",
-                     "--start-delay", "0.5", "--webhook-backoff", "0.05",
+                     "--start-delay", "2", "--webhook-backoff", "0.05",
                      "--notify-url", notify.url + "/notify", "--log-level", "info"], str(d))
     yield p
     p.stop()
@@ -147,6 +147,42 @@ def test_bad_json_is_400_naming_line_and_column(proxy: Proxy) -> None:
     assert r.status_code == 400 and "empty" in r.json()["message"]
 
 
+def _ledger(p: Proxy) -> list[dict[str, Any]]:
+    r = httpx.get(f"{p.url}/api/v1/accounts", headers=H, timeout=10)
+    accounts: list[dict[str, Any]] = r.json()["data"]["accounts"]
+    return accounts
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b'{"model":"midjourney","task_type":"imagine","input":{"prompt":"a cat --fast",'
+     b'"seed":NaN}}', "request body is not valid JSON: NaN is not a JSON number"),
+    (b'{"model":"midjourney","task_type":"imagine","input":{"prompt":"a cat \\ud800 --fast"}}',
+     "input.prompt: contains a lone surrogate (\\ud800), which is not text"),
+    (b'{"model":"\\ud800","task_type":"imagine","input":{"prompt":"a cat"}}',
+     "model: contains a lone surrogate (\\ud800), which is not text"),
+    (b'{"model":"midjourney","task_type":"imagine","input":{"prompt":"a cat","bot_id":'
+     + b"7" * 5000 + b"}}", "request body has an integer of 5000 digits; at most 20 are accepted"),
+    (b"[" * 950 + b"]" * 950, "request body is nested more than 32 levels deep"),
+])
+def test_values_that_cannot_be_echoed_are_400_and_charge_nothing(
+        proxy: Proxy, raw: bytes, message: str) -> None:
+    """A body the proxy could route but not answer for is refused before routing."""
+    before = _ledger(proxy)
+    r = httpx.post(f"{proxy.url}/api/v1/task", content=raw,
+                   headers={**H, "content-type": "application/json"}, timeout=10)
+    assert r.status_code == 400, r.text
+    assert r.json()["message"] == message
+    assert r.json()["data"]["error"]["raw_message"] == "invalid_json"
+    assert _ledger(proxy) == before
+
+
+@pytest.mark.parametrize("body", [{"status": []}, {"setting": {"a": 1}}, {"status": 3}])
+def test_account_updates_with_the_wrong_type_are_400(proxy: Proxy, body: Any) -> None:
+    r = httpx.post(f"{proxy.url}/api/v1/accounts/a1", json=body, headers=H, timeout=10)
+    assert r.status_code == 400, r.text
+    assert r.json()["message"].startswith(("status: expected one of", "setting: expected one of"))
+
+
 def test_oversized_body_is_413(proxy: Proxy) -> None:
     big = {"model": "midjourney", "task_type": "imagine", "input": {"prompt": "x" * 70_000}}
     r = post(proxy, big)
@@ -198,7 +234,7 @@ def test_only_pending_tasks_can_be_cancelled(proxy: Proxy) -> None:
     assert queued["meta"]["queued"]
     r = httpx.delete(f"{proxy.url}/api/v1/task/{queued['task_id']}", headers=H)
     assert r.status_code == 200 and r.json()["data"]["error"]["raw_message"] == "cancelled"
-    r = httpx.delete(f"{proxy.url}/api/v1/task/{first}", headers=H)  # routed, not started
+    r = httpx.delete(f"{proxy.url}/api/v1/task/{first}", headers=H)  # routed, not started (2 s)
     assert r.status_code == 200
     second = post(proxy, body).json()["data"]["task_id"]
     wait_for(lambda: done(proxy, second))

@@ -258,14 +258,21 @@ def check_ledger_totals(r: redis.Redis, accounts_file: Path,
         assert r.zcard(f"byoa:{{acc:{acc}}}:leases") == 0, acc
 
 
-def wait_final(r: redis.Redis, ids: list[str], timeout: float = 30.0) -> dict[str, Any]:
+def wait_final(r: redis.Redis, ids: list[str], timeout: float = 120.0,
+               all_must_end: bool = True) -> dict[str, Any]:
+    """The records once every one is final (a liveness bound, generous for a loaded
+    machine); with ``all_must_end=False``, whatever they are at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         recs = records(r, ids)
-        if all(recs[t]["status"] in ("completed", "failed") for t in ids):
+        open_ = [t for t in ids if recs[t]["status"] not in ("completed", "failed")]
+        if not open_:
             return recs
         if time.monotonic() > deadline:
-            return recs
+            if not all_must_end:
+                return recs
+            raise AssertionError(f"{len(open_)} of {len(ids)} tasks not final after "
+                                 f"{timeout:.0f} s, e.g. {open_[0]}: {recs[open_[0]]['status']}")
         time.sleep(0.2)
 
 
@@ -326,7 +333,8 @@ def test_sigkill_one_proxy_under_load_survivor_serves_and_leases_return(
         time.sleep(2.5)  # one lease: the dead process's reservations expire
         wait_idle(r)
         ids = list(load_run.accepted)
-        recs = wait_final(r, ids)
+        # a task whose charge landed just before the kill never gets its record written
+        recs = wait_final(r, ids, timeout=30.0, all_must_end=False)
         # the survivor keeps serving after the kill
         after = httpx.post(f"{survivor.url}/api/v1/task", headers=H, json=body_for(0, []))
         assert after.status_code == 200

@@ -105,7 +105,7 @@ def test_finder_says_what_to_install_when_nothing_is_found(
     with pytest.raises(InputError) as err:
         find_redis_server()
     assert str(err.value) == (
-        f"no usable redis-server found (tried: {tmp_path / 'usr-bin' / 'redis-server'} "
+        f"--redis: no usable redis-server found (tried: {tmp_path / 'usr-bin' / 'redis-server'} "
         f"(system, on PATH) is 5.0.7, older than 6.2): {INSTALL_HINT}")
 
 

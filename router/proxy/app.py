@@ -9,7 +9,6 @@ the request bodies. The ``x-api-key`` header is compared in constant time.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router.accounts import Setting, Status
 from router.errors import RouterError
+from router.proxy.body import BodyError, decode_body
 from router.proxy.envelope import envelope, error_envelope
 from router.proxy.metrics import render_metrics
 from router.proxy.service import TaskService
@@ -137,16 +137,10 @@ async def _read_json(request: Request, limit: int) -> Any:
             raise ApiError(413, "body_too_large",
                            f"request body is larger than the limit of {limit} bytes")
         chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        raise ApiError(400, "invalid_json", "request body is empty; expected a JSON object")
     try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid_json", "request body is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc.msg} "
-                       f"(line {exc.lineno}, column {exc.colno})") from None
+        return decode_body(b"".join(chunks))
+    except BodyError as exc:
+        raise ApiError(400, "invalid_json", str(exc)) from None
 
 
 def _json(status: int, content: dict[str, Any]) -> JSONResponse:
@@ -258,10 +252,12 @@ def _parse_update(raw: Any) -> AccountUpdate:
         raise ApiError(400, "invalid_request", f"unknown field(s) {', '.join(unknown)}; "
                        "allowed: status, setting, discord_token")
     status, setting, token = raw.get("status"), raw.get("setting"), raw.get("discord_token")
-    if status is not None and status not in {s.value for s in Status}:
+    if status is not None and (not isinstance(status, str)
+                               or status not in {s.value for s in Status}):
         raise ApiError(400, "invalid_request", "status: expected one of "
                        f"{', '.join(s.value for s in Status)}")
-    if setting is not None and setting not in {s.value for s in Setting}:
+    if setting is not None and (not isinstance(setting, str)
+                                or setting not in {s.value for s in Setting}):
         raise ApiError(400, "invalid_request", "setting: expected one of "
                        f"{', '.join(s.value for s in Setting)}")
     if token is not None and (not isinstance(token, str) or not token.strip()):

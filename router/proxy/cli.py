@@ -11,12 +11,15 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
+import sys
 import time
 
-from router.cli import EXTRA_COMMANDS
+from router.command import Command
 from router.errors import InputError
 from router.loading import load_accounts
 from router.stores.base import Store
+from router.stores.url import redact_url
 
 ENV_KEY = "BYOA_API_KEY"
 EMBEDDED = "embedded"
@@ -58,7 +61,7 @@ def build_store(args: argparse.Namespace) -> Store:
         try:
             client.ping()
         except redis.RedisError as exc:
-            raise InputError(f"cannot reach Redis at {args.redis}: {exc}",
+            raise InputError(f"cannot reach Redis at {redact_url(args.redis)}: {exc}",
                              field="--redis") from None
         return RedisStore(client, prefix=args.prefix, lease_seconds=args.lease,
                           explain=args.explain)
@@ -80,6 +83,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InputError(f"expected a speed-up > 0, got {args.speedup}", field="--speedup")
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # uvicorn stops on SIGTERM, then raises the signal again: exit through Python
+    # then, so that the embedded server is stopped and its directory removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     with contextlib.ExitStack() as stack:
         if args.redis == EMBEDDED:
             start_embedded(args, stack)
@@ -109,10 +115,13 @@ def _serve(args: argparse.Namespace, api_key: str) -> int:
     upstream = SimulatedUpstream(speedup=args.speedup, seed=args.seed, fail_rate=args.fail_rate)
     app = create_app(TaskService(store, upstream, config, queue))
     print(f"byoa serve: http://{args.host}:{args.port} "
-          f"({'redis ' + args.redis if args.redis else 'in-memory ' + args.accounts})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
-                access_log=args.access_log)
-    store.close()
+          f"({'redis ' + redact_url(args.redis) if args.redis else 'in-memory ' + args.accounts})",
+          flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
+                    access_log=args.access_log)
+    finally:
+        store.close()
     return 0
 
 
@@ -148,4 +157,5 @@ def setup(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-EXTRA_COMMANDS["serve"] = ("the reference proxy: GoAPI-shaped HTTP API with the router", setup)
+COMMAND = Command("the reference proxy: GoAPI-shaped HTTP API with the router", setup,
+                  order=70)

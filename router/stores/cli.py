@@ -10,10 +10,11 @@ import time
 import redis
 
 from router.accounts import MS_PER_HOUR, MS_PER_SECOND, Setting, Status
-from router.cli import EXTRA_COMMANDS
+from router.command import Command
 from router.errors import InputError, UnknownAccount
 from router.loading import load_accounts
 from router.stores.redis_store import RedisStore, connect, load_into_redis
+from router.stores.url import redact_url
 
 ENV_URL = "BYOA_REDIS_URL"
 
@@ -23,7 +24,8 @@ def _client(args: argparse.Namespace) -> redis.Redis:
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise InputError(f"cannot reach Redis at {args.redis}: {exc}", field="--redis") from None
+        raise InputError(f"cannot reach Redis at {redact_url(args.redis)}: {exc}",
+                         field="--redis") from None
     return client
 
 
@@ -31,7 +33,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     accounts, policy = load_accounts(args.file)
     n = load_into_redis(_client(args), accounts, policy, time.time(), prefix=args.prefix,
                         replace=args.replace)
-    print(f"loaded {n} accounts from {args.file} into {args.redis} (prefix {args.prefix!r})")
+    print(f"loaded {n} accounts from {args.file} into {redact_url(args.redis)} "
+          f"(prefix {args.prefix!r})")
     return 0
 
 
@@ -106,4 +109,4 @@ def setup(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_set)
 
 
-EXTRA_COMMANDS["accounts"] = ("account state shared in Redis: load, list, set", setup)
+COMMAND = Command("account state shared in Redis: load, list, set", setup, order=60)

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,3 +172,54 @@ def embedded_redis(binary: RedisBinary | None = None, *, port: int | None = None
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def redis_cli_for(binary: RedisBinary) -> str:
+    """The ``redis-cli`` that ships beside ``binary`` (the wheel has both), or the
+    one on ``PATH``."""
+    beside = Path(binary.path).with_name("redis-cli")
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("redis-cli")
+    if not found:
+        raise InputError(f"no redis-cli beside {binary.path} or on PATH: {INSTALL_HINT}",
+                         field="--redis")
+    return found
+
+
+def _cluster_ok(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"CLUSTER INFO\r\n")
+            return b"cluster_state:ok" in s.recv(4096)
+    except OSError:
+        return False
+
+
+@contextmanager
+def embedded_cluster(masters: int = 3, binary: RedisBinary | None = None,
+                     timeout: float = 30.0) -> Iterator[list[str]]:
+    """Start a Redis Cluster of ``masters`` private servers on loopback ports (no
+    replicas), join them with ``redis-cli --cluster create`` and yield their URLs;
+    stop them all on exit."""
+    exe = binary or find_redis_server()
+    cli = redis_cli_for(exe)
+    cluster_args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", "2000")
+    with ExitStack() as stack:
+        urls = [stack.enter_context(embedded_redis(exe, extra_args=cluster_args))
+                for _ in range(masters)]
+        ports = [int(u.rsplit(":", 1)[1].split("/")[0]) for u in urls]
+        created = subprocess.run(
+            [cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+             "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True, text=True, timeout=timeout, check=False)
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout}"
+                               f"{created.stderr}")
+        deadline = time.monotonic() + timeout
+        while not all(_cluster_ok(p) for p in ports):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cluster on ports {ports} did not reach state ok")
+            time.sleep(0.05)
+        yield [f"redis://127.0.0.1:{p}" for p in ports]

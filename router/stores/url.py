@@ -1,0 +1,23 @@
+"""Redis URLs as people may see them: the password never printed.
+
+``redis://user:secret@host:6379/0`` is shown as ``redis://user:***@host:6379/0`` in
+banners, messages and logs; the real URL is used only to connect.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password (and a lone user name used as one) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if "@" not in parts.netloc:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, sep, _password = userinfo.partition(":")
+    shown = f"{user}:***" if sep else "***"
+    return urlunsplit(parts._replace(netloc=f"{shown}@{host}"))
