@@ -26,7 +26,7 @@ trace = "../data/mj2022-week1.events.jsonl.gz"   # relative to this file
 repeat = true        # repeat the trace to cover `days` (a week into a billing month)
 # or a generator table, passed to the simulator's workload generator:
 # [workload.generator]
-# jobs_per_day = 500
+# rate_per_hour = 20            # any key of a scenario's [workload.generator]
 ```
 
 Every problem is reported with the file, line, field and what was expected
