@@ -2,6 +2,16 @@
 
 The router decides (``router.engine`` through a ``router.stores.Store``); this
 package only speaks HTTP, runs tasks on an ``Upstream`` and delivers webhooks.
+
+* ``app``: the FastAPI routes and error handlers; ``edge``: API key, bodies,
+  account updates; ``schema``: the OpenAPI models; ``envelope``: GoAPI's envelope.
+* ``service.TaskService``: a task's life cycle, with one helper per job:
+  ``records`` (task records), ``dispatch`` (the waiting line, R5), ``runner``
+  (running and charging), ``notices`` (webhooks), ``admin`` (account endpoints),
+  ``metrics`` (counters, latency histogram, ``GET /metrics``).
+* ``batcher.TurnBatcher``: the calls of one event-loop turn in one store round trip.
+* ``queue``, ``upstream``, ``webhooks``, ``tasks``: the line, the upstream, deliveries,
+  a task's GoAPI shape. Error codes and their HTTP statuses: ``router.errors``.
 """
 
 from router.proxy.app import create_app

@@ -12,13 +12,15 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import time
+from types import FrameType
 
 from router.command import Command
 from router.errors import InputError
 from router.loading import load_accounts
 from router.stores.base import Store
+from router.stores.redis_keys import DEFAULT_TIMEOUT
+from router.stores.secrets import ENV_SECRET_KEY, box_from_env
 from router.stores.url import redact_url
 
 ENV_KEY = "BYOA_API_KEY"
@@ -57,14 +59,18 @@ def build_store(args: argparse.Namespace) -> Store:
 
         from router.stores.redis_store import RedisStore, connect
 
-        client = connect(args.redis)
+        client = connect(args.redis, timeout=args.redis_timeout)
         try:
             client.ping()
         except redis.RedisError as exc:
             raise InputError(f"cannot reach Redis at {redact_url(args.redis)}: {exc}",
                              field="--redis") from None
+        box = box_from_env()
+        if box is None:
+            print(f"byoa serve: no ${ENV_SECRET_KEY}: account secrets (discord_token) will "
+                  "be refused rather than kept readable in Redis", flush=True)
         return RedisStore(client, prefix=args.prefix, lease_seconds=args.lease,
-                          explain=args.explain)
+                          explain=args.explain, secret_box=box)
     if args.accounts:
         from router.stores.memory import MemoryStore
 
@@ -81,15 +87,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          field="--api-key")
     if args.speedup <= 0:
         raise InputError(f"expected a speed-up > 0, got {args.speedup}", field="--speedup")
+    if args.redis_timeout <= 0:
+        raise InputError(f"expected seconds > 0, got {args.redis_timeout}",
+                         field="--redis-timeout")
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # uvicorn stops on SIGTERM, then raises the signal again: exit through Python
-    # then, so that the embedded server is stopped and its directory removed.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    # uvicorn re-raises SIGTERM once it has shut down; as an exception it unwinds
+    # this stack, so an embedded redis-server and its directory go too
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with contextlib.ExitStack() as stack:
         if args.redis == EMBEDDED:
             start_embedded(args, stack)
         return _serve(args, api_key)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _serve(args: argparse.Namespace, api_key: str) -> int:
@@ -132,6 +145,9 @@ def setup(p: argparse.ArgumentParser) -> None:
                    "'embedded' starts a private redis-server for this process's lifetime "
                    "(loads --accounts into it and prints its URL for others to join)")
     p.add_argument("--prefix", default="byoa", help="Redis key prefix (default byoa)")
+    p.add_argument("--redis-timeout", type=float, default=DEFAULT_TIMEOUT,
+                   help="seconds a Redis command may take before the request gets 503 "
+                   f"store_unavailable with Retry-After (default {DEFAULT_TIMEOUT:g})")
     p.add_argument("--accounts", help="accounts file for a single in-memory process "
                    "(or to load into --redis embedded)")
     p.add_argument("--api-key", help=f"the x-api-key clients must send (default ${ENV_KEY})")

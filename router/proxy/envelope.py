@@ -2,29 +2,15 @@
 
 Router errors (E1) keep their stable code in ``data.error.raw_message`` and in
 ``data.error.detail.error_code``; ``data.error.code`` and the top-level ``code``
-carry the HTTP status, as GoAPI's do.
+carry the HTTP status, as GoAPI's do. Every status comes from the error table
+(``router.errors.ERROR_CODES``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from router.errors import RouteError
-
-#: HTTP status per router error code (E1); pool_saturated never reaches a client
-#: (the proxy queues the task instead, R5).
-HTTP_STATUS: dict[str, int] = {
-    "invalid_request": 400,
-    "no_relax_capacity": 409,
-    "pool_saturated": 503,
-    "parent_not_found": 404,
-    "pinned_account_unavailable": 409,
-    "pinned_account_cannot_run": 409,
-    "account_not_found": 404,
-    "no_active_account": 503,
-    "not_in_flight": 409,
-    "unknown_account": 404,
-}
+from router.errors import RouteError, http_status
 
 
 def empty_error() -> dict[str, Any]:
@@ -34,20 +20,26 @@ def empty_error() -> dict[str, Any]:
 def route_error(err: RouteError) -> dict[str, Any]:
     """``data.error`` for a router rejection."""
     return {
-        "code": HTTP_STATUS.get(err.code, 400),
+        "code": http_status(err.code),
         "raw_message": err.code,
         "message": err.message,
         "detail": {"error_code": err.code, "rule": err.rule, "retryable": err.retryable},
     }
 
 
+def task_error(code: str, message: str) -> dict[str, Any]:
+    """``data.error`` of an accepted task that ended without a result."""
+    return {"code": http_status(code), "raw_message": code, "message": message, "detail": None}
+
+
 def envelope(code: int, data: Any, message: str) -> dict[str, Any]:
     return {"code": code, "data": data, "message": message}
 
 
-def error_envelope(status: int, error_code: str, message: str) -> dict[str, Any]:
+def error_envelope(error_code: str, message: str, *, status: int | None = None) -> dict[str, Any]:
     """An HTTP-level error (auth, body, unknown task): the envelope with
-    ``data.error`` filled and no task."""
-    return envelope(status, {"error": {"code": status, "raw_message": error_code,
-                                       "message": message, "detail": None}},
+    ``data.error`` filled and no task; ``status`` overrides the table's."""
+    code = http_status(error_code) if status is None else status
+    return envelope(code, {"error": {"code": code, "raw_message": error_code,
+                                     "message": message, "detail": None}},
                     message)

@@ -1,4 +1,5 @@
-"""``GET /metrics``: Prometheus text exposition, written by hand (no extra dependency).
+"""The proxy's counters and route-latency histogram, and ``GET /metrics``:
+Prometheus text exposition, written by hand (no extra dependency).
 
 Accounts appear by id only; secrets never appear.
 """
@@ -12,34 +13,71 @@ from router.accounts import MS_PER_SECOND
 if TYPE_CHECKING:
     from router.proxy.service import TaskService
 
+ROUTE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class Counters:
+    """Events of this process by name (``routed``, ``queued``, ``rejected_<code>``...)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, int] = {}
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.values[name] = self.values.get(name, 0) + n
+
+    def get(self, name: str) -> int:
+        return self.values.get(name, 0)
+
+
+class Histogram:
+    """A cumulative-bucket histogram of durations in seconds."""
+
+    def __init__(self, buckets: tuple[float, ...] = ROUTE_BUCKETS) -> None:
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, seconds: float, n: int = 1) -> None:
+        """``n`` observations of ``seconds`` each."""
+        self.sum += seconds * n
+        for i, bound in enumerate(self.buckets):
+            if seconds <= bound:
+                self.counts[i] += n
+                return
+        self.counts[-1] += n
+
+    def lines(self, name: str) -> list[str]:
+        out: list[str] = []
+        cum = 0
+        for bound, n in zip(self.buckets, self.counts, strict=False):
+            cum += n
+            out.append(f'{name}_bucket{{le="{bound}"}} {cum}')
+        cum += self.counts[-1]
+        out.append(f'{name}_bucket{{le="+Inf"}} {cum}')
+        out.append(f"{name}_sum {self.sum}")
+        out.append(f"{name}_count {cum}")
+        return out
+
 
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 def render_metrics(service: TaskService) -> str:
-    from router.proxy.service import ROUTE_BUCKETS
-
     lines: list[str] = []
 
     def metric(name: str, kind: str, help_text: str) -> None:
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {kind}")
 
+    counters = service.counters.values
     metric("byoa_tasks_total", "counter", "Tasks by what happened to them in this process.")
-    for key in sorted(service.counters):
-        lines.append(f'byoa_tasks_total{{event="{_label(key)}"}} {service.counters[key]}')
+    for key in sorted(counters):
+        lines.append(f'byoa_tasks_total{{event="{_label(key)}"}} {counters[key]}')
     metric("byoa_queue_length", "gauge", "Tasks waiting for capacity (pool_saturated, R5).")
     lines.append(f"byoa_queue_length {service.queue.length()}")
     metric("byoa_route_seconds", "histogram", "Time to route and reserve one submit.")
-    cum = 0
-    for bound, n in zip(ROUTE_BUCKETS, service.route_hist, strict=False):
-        cum += n
-        lines.append(f'byoa_route_seconds_bucket{{le="{bound}"}} {cum}')
-    cum += service.route_hist[-1]
-    lines.append(f'byoa_route_seconds_bucket{{le="+Inf"}} {cum}')
-    lines.append(f"byoa_route_seconds_sum {service.route_sum}")
-    lines.append(f"byoa_route_seconds_count {cum}")
+    lines += service.route_latency.lines("byoa_route_seconds")
     accounts = service.store.accounts()
     gauges = (
         ("byoa_account_in_flight", "Tasks in flight on the account.",
@@ -57,9 +95,10 @@ def render_metrics(service: TaskService) -> str:
         metric(name, "gauge", help_text)
         for acc in accounts:
             lines.append(f'{name}{{account="{_label(acc.id)}"}} {fn(acc)}')
-    if service.webhooks is not None:
+    webhooks = service.notifier.webhooks
+    if webhooks is not None:
         metric("byoa_webhooks_total", "counter", "Webhook deliveries by result.")
-        for result, n in (("sent", service.webhooks.sent), ("failed", service.webhooks.failed),
-                          ("retried", service.webhooks.retries)):
+        for result, n in (("sent", webhooks.sent), ("failed", webhooks.failed),
+                          ("retried", webhooks.retries)):
             lines.append(f'byoa_webhooks_total{{result="{result}"}} {n}')
     return "\n".join(lines) + "\n"

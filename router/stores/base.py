@@ -1,9 +1,15 @@
-"""The store protocol: what an embedding (the proxy) needs from account state.
+"""The store protocols: what an embedding (the proxy) needs from a store.
 
-Every method takes ``now`` (epoch seconds, the routing clock, L6) where the
-rules need time. Completion, failure and cancellation raise
-``router.errors.NotInFlight`` for a task that is not in flight, so a duplicate
-delivery changes nothing (it charges once, L1).
+``Store`` has two parts:
+
+* ``AccountStore``: account state and the rules that change it (route and
+  reserve, complete, fail, cancel, renew, flip, user changes, leases). Every
+  method takes ``now`` (epoch seconds, the routing clock, L6) where the rules
+  need time. Completion, failure and cancellation raise
+  ``router.errors.NotInFlight`` for a task that is not in flight, so a
+  duplicate delivery changes nothing (it charges once, L1).
+* ``RecordStore``: what the proxy keeps beside it, for every process to read:
+  its task records (JSON) and the accounts' write-only secrets.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from router.errors import NotInFlight
 from router.ledger import Policy
 
 
-class Store(Protocol):
+class AccountStore(Protocol):
     """Shared or local account state with atomic reservations."""
 
     @property
@@ -70,6 +76,16 @@ class Store(Protocol):
         """Renew this process's leases and expire dead ones; the expired task ids."""
         ...
 
+    def close(self) -> None: ...
+
+
+class RecordStore(Protocol):
+    """The proxy's task records and the accounts' secrets."""
+
+    def keeps_secrets(self) -> bool:
+        """Whether ``set_secret`` can keep a secret safely here (sealed at rest)."""
+        ...
+
     def set_secret(self, account_id: str, name: str, value: str) -> None:
         """Store a write-only account secret (e.g. a Discord token)."""
         ...
@@ -88,4 +104,6 @@ class Store(Protocol):
 
     def get_record(self, task_id: str) -> str | None: ...
 
-    def close(self) -> None: ...
+
+class Store(AccountStore, RecordStore, Protocol):
+    """Both parts: what ``byoa serve`` runs on (``MemoryStore``, ``RedisStore``)."""

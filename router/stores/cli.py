@@ -14,6 +14,7 @@ from router.command import Command
 from router.errors import InputError, UnknownAccount
 from router.loading import load_accounts
 from router.stores.redis_store import RedisStore, connect, load_into_redis
+from router.stores.secrets import ENV_SECRET_KEY, new_key
 from router.stores.url import redact_url
 
 ENV_URL = "BYOA_REDIS_URL"
@@ -83,6 +84,11 @@ def cmd_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_key(args: argparse.Namespace) -> int:
+    print(new_key())
+    return 0
+
+
 def setup(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="accounts_command", required=True, metavar="ACTION")
 
@@ -107,6 +113,9 @@ def setup(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--setting", choices=[s.value for s in Setting])
     common(p)
     p.set_defaults(func=cmd_set)
+    p = sub.add_parser("new-key", help=f"print a fresh key for ${ENV_SECRET_KEY} (seals "
+                       "account secrets in Redis)")
+    p.set_defaults(func=cmd_new_key)
 
 
 COMMAND = Command("account state shared in Redis: load, list, set", setup, order=60)

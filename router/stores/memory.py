@@ -1,4 +1,5 @@
-"""``MemoryStore``: the in-process default, a thin wrapper over ``router.Pool``.
+"""``MemoryStore``: the in-process default, a thin wrapper over ``router.Pool``,
+with ``MemoryRecords`` for the proxy's task records and secrets.
 
 A single process needs no leases: when it dies, its state dies with it, so
 ``maintain`` has nothing to expire.
@@ -7,7 +8,7 @@ A single process needs no leases: when it dies, its state dies with it, so
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from router.accounts import Account, Setting, Status
@@ -17,14 +18,42 @@ from router.ledger import Policy
 from router.pool import Pool
 
 
+class MemoryRecords:
+    """``RecordStore`` in this process; ``known`` says whether an account exists."""
+
+    def __init__(self, known: Callable[[str], bool]) -> None:
+        self.known = known
+        self._secrets: dict[str, dict[str, str]] = {}
+        self._records: dict[str, str] = {}
+
+    def keeps_secrets(self) -> bool:
+        return True  # in this process's memory only, never written anywhere
+
+    def set_secret(self, account_id: str, name: str, value: str) -> None:
+        if not self.known(account_id):
+            raise UnknownAccount(f"no account {account_id!r} in the pool", "L5")
+        self._secrets.setdefault(account_id, {})[name] = value
+
+    def secret_names(self, account_id: str) -> list[str]:
+        return sorted(self._secrets.get(account_id, {}))
+
+    def put_record(self, task_id: str, data: str) -> None:
+        self._records[task_id] = data
+
+    def put_records(self, records: dict[str, str]) -> None:
+        self._records.update(records)
+
+    def get_record(self, task_id: str) -> str | None:
+        return self._records.get(task_id)
+
+
 class MemoryStore:
     """All state in this process; every call goes straight to the ``Pool``."""
 
     def __init__(self, accounts: Iterable[Account], policy: Policy | None = None, *,
                  start_at: float | None = None, explain: bool = True) -> None:
         self.pool = Pool(accounts, policy, explain=explain)
-        self._secrets: dict[str, dict[str, str]] = {}
-        self._records: dict[str, str] = {}
+        self.records = MemoryRecords(lambda acc_id: acc_id in self.pool.accounts)
         if start_at is not None:
             self.pool.advance(start_at)
 
@@ -80,22 +109,23 @@ class MemoryStore:
     def maintain(self, now: float) -> list[str]:
         return []
 
+    def keeps_secrets(self) -> bool:
+        return self.records.keeps_secrets()
+
     def set_secret(self, account_id: str, name: str, value: str) -> None:
-        if account_id not in self.pool.accounts:
-            raise UnknownAccount(f"no account {account_id!r} in the pool", "L5")
-        self._secrets.setdefault(account_id, {})[name] = value
+        self.records.set_secret(account_id, name, value)
 
     def secret_names(self, account_id: str) -> list[str]:
-        return sorted(self._secrets.get(account_id, {}))
+        return self.records.secret_names(account_id)
 
     def put_record(self, task_id: str, data: str) -> None:
-        self._records[task_id] = data
+        self.records.put_record(task_id, data)
 
     def put_records(self, records: dict[str, str]) -> None:
-        self._records.update(records)
+        self.records.put_records(records)
 
     def get_record(self, task_id: str) -> str | None:
-        return self._records.get(task_id)
+        return self.records.get_record(task_id)
 
     def close(self) -> None:
         return None

@@ -1,0 +1,101 @@
+"""``TurnBatcher``: the calls made during one turn of the event loop, handled together.
+
+Requests that arrive in the same turn (a burst of submits, completions finishing
+together, task records written while routing them) are gathered and handed to
+one ``flush`` function at the end of the turn, in the order they were made: one
+round trip to Redis for all of them instead of one each. ``flush`` returns one
+result per item, in order; a result that is an ``Exception`` is raised to that
+item's caller only, and an exception raised by ``flush`` itself reaches every
+caller of the batch (for items posted without waiting: to whoever called
+``flush``, the event loop when it ran at the end of the turn).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class TurnBatcher(Generic[T, R]):
+    """Gathers items until the end of the current event-loop turn, then flushes once."""
+
+    def __init__(self, flush: Callable[[list[T]], Sequence[R | Exception]], *,
+                 name: str = "batch") -> None:
+        self._flush_items = flush
+        self.name = name
+        self._items: list[T] = []
+        self._waiters: list[asyncio.Future[R] | None] = []
+        self._scheduled = False
+        self.flushes = 0  # batches handed to ``flush`` so far
+
+    async def call(self, item: T) -> R:
+        """Add ``item`` to this turn's batch and wait for its result."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[R] = loop.create_future()
+        self._add(item, fut, loop)
+        return await fut
+
+    def post(self, item: T) -> None:
+        """Add ``item`` without waiting for its result (a failure is logged).
+
+        With no running event loop (a direct call), the item is flushed now and
+        a failure is raised here.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flushes += 1
+            self._flush_items([item])
+            return
+        self._add(item, None, loop)
+
+    @property
+    def pending(self) -> list[T]:
+        """Items waiting for the end of this turn, in order."""
+        return list(self._items)
+
+    def _add(self, item: T, fut: asyncio.Future[R] | None,
+             loop: asyncio.AbstractEventLoop) -> None:
+        self._items.append(item)
+        self._waiters.append(fut)
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Hand the gathered items to ``flush`` and settle every waiter (at the end
+        of the turn, or earlier when called directly)."""
+        self._scheduled = False
+        items, waiters = self._items, self._waiters
+        self._items, self._waiters = [], []
+        if not items:
+            return
+        self.flushes += 1
+        try:
+            results = self._flush_items(items)
+            if len(results) != len(items):
+                raise RuntimeError(f"{self.name}: {len(results)} results for "
+                                   f"{len(items)} items")
+        except Exception as exc:  # e.g. Redis unreachable: every caller gets it
+            for fut in waiters:
+                if fut is not None and not fut.done():
+                    fut.set_exception(exc)
+            if any(w is None for w in waiters):
+                raise  # posted items: to whoever flushes (the event loop logs it)
+            return
+        for fut, res in zip(waiters, results, strict=True):
+            if fut is None:
+                if isinstance(res, Exception):
+                    log.warning("%s: %s", self.name, res)
+            elif not fut.done():
+                if isinstance(res, Exception):
+                    fut.set_exception(res)
+                else:
+                    fut.set_result(res)

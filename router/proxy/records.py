@@ -1,0 +1,95 @@
+"""``TaskRecords``: the tasks this process routed, and every task's record.
+
+A record (the task's GoAPI ``data`` as JSON) is written to the store for every
+process to read; the writes of one event-loop turn go together (one pipeline
+for the Redis store). Finished tasks are kept in memory up to a limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from router.proxy.batcher import TurnBatcher
+from router.proxy.tasks import Task, task_data
+from router.stores.base import RecordStore
+
+
+class TaskRecords:
+    """Live tasks by id, and the record writes of this event-loop turn."""
+
+    def __init__(self, store: RecordStore, keep_finished: int) -> None:
+        self.store = store
+        self.keep_finished = keep_finished
+        self.live: dict[str, Task] = {}  # tasks this process routed
+        self._finished: list[str] = []
+        self._writes: TurnBatcher[tuple[str, str], None] = TurnBatcher(
+            self._write, name="task records")
+
+    def _write(self, items: list[tuple[str, str]]) -> list[Exception | None]:
+        self.store.put_records(dict(items))  # a later write of one task wins
+        return [None] * len(items)
+
+    def save(self, task: Task) -> None:
+        """Write the task's record (at the end of this event-loop turn)."""
+        self._writes.post((task.task_id, json.dumps(task_data(task))))
+
+    def flush(self) -> None:
+        """Write this turn's records now rather than at the end of the turn."""
+        self._writes.flush()
+
+    def register(self, task: Task) -> None:
+        """A task this process routed: kept in memory, and its record written."""
+        self.live[task.task_id] = task
+        self.save(task)
+
+    def local(self, task_id: str) -> Task | None:
+        return self.live.get(task_id)
+
+    def get(self, task_id: str) -> dict[str, Any] | None:
+        """The task's ``data``: ours, a write not yet flushed, or the store's record."""
+        task = self.live.get(task_id)
+        if task is not None:
+            return task_data(task)
+        raw = self._unflushed(task_id) or self.store.get_record(task_id)
+        return None if raw is None else dict(json.loads(raw))
+
+    async def fetch(self, task_id: str) -> dict[str, Any] | None:
+        """``get`` with the store's read in a worker thread, off the event loop."""
+        task = self.live.get(task_id)
+        if task is not None:
+            return task_data(task)
+        raw = self._unflushed(task_id) or await asyncio.to_thread(self.store.get_record,
+                                                                  task_id)
+        return None if raw is None else dict(json.loads(raw))
+
+    def _unflushed(self, task_id: str) -> str | None:
+        return next((data for tid, data in reversed(self._writes.pending) if tid == task_id),
+                    None)
+
+    def finished(self, task: Task) -> None:
+        """Remember a finished task; past the limit, forget the older half."""
+        self._finished.append(task.task_id)
+        if len(self._finished) > self.keep_finished:
+            drop = self._finished[: len(self._finished) // 2]
+            del self._finished[: len(drop)]
+            for task_id in drop:
+                self.live.pop(task_id, None)
+
+    def fail_unfinished(self, task_id: str, error: dict[str, Any]) -> bool:
+        """Mark a pending or processing task ``failed`` with ``error``, whichever
+        process routed it; True when it was ours."""
+        task = self.live.get(task_id)
+        if task is not None:
+            task.status, task.error = "failed", error
+            self.save(task)
+            return True
+        raw = self.store.get_record(task_id)
+        if raw is None:
+            return False
+        data = json.loads(raw)
+        if data.get("status") in ("pending", "processing"):
+            data["status"], data["error"] = "failed", error
+            self.store.put_record(task_id, json.dumps(data))
+        return False

@@ -1,0 +1,110 @@
+"""``TaskRunner``: runs routed tasks on the upstream and settles their charge.
+
+A routed task stays ``pending`` for the start delay (cancellable), then runs
+``processing`` on the upstream and ends ``completed`` or ``failed``. A task on
+one of our accounts is then completed (charged once, L1-L3) or failed (room
+back, nothing charged) in the store; completions that finish in the same
+event-loop turn are charged together (``Store.complete_many``), each exactly as
+``complete`` would. Public-pool tasks (P1) are not ours to charge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from router.accounts import MS_PER_SECOND
+from router.decision import Outcome
+from router.errors import NotInFlight
+from router.proxy.batcher import TurnBatcher
+from router.proxy.envelope import task_error
+from router.proxy.metrics import Counters
+from router.proxy.tasks import Task
+from router.proxy.upstream import Upstream, UpstreamResult
+from router.stores.base import AccountStore
+
+log = logging.getLogger(__name__)
+
+
+class TaskRunner:
+    """One asyncio task per routed task; ``finished`` is called when it ends."""
+
+    def __init__(self, store: AccountStore, upstream: Upstream, counters: Counters, *,
+                 start_delay: float, finished: Callable[[Task], None]) -> None:
+        self.store = store
+        self.upstream = upstream
+        self.counters = counters
+        self.start_delay = start_delay
+        self.finished = finished
+        self._running: set[asyncio.Task[None]] = set()
+        self._completions: TurnBatcher[tuple[str, float], Outcome] = TurnBatcher(
+            self._complete_many, name="completions")
+
+    def start(self, task: Task) -> None:
+        runner = asyncio.get_running_loop().create_task(self._run(task))
+        self._running.add(runner)
+        runner.add_done_callback(self._running.discard)
+
+    async def stop(self) -> None:
+        running = list(self._running)
+        for t in running:
+            t.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+    def _complete_many(self, items: list[tuple[str, float]]) -> list[Outcome | Exception]:
+        return list(self.store.complete_many(items, time.time()))
+
+    async def _run(self, task: Task) -> None:
+        d = task.decision
+        assert d is not None and d.effective_mode is not None
+        try:
+            if self.start_delay > 0:
+                await asyncio.sleep(self.start_delay)
+            if task.status != "pending":
+                return  # cancelled while pending
+            task.status = "processing"
+            task.started_at = time.time()
+            res = await self.upstream.run(task.task_id, task.task_type, d.effective_mode,
+                                          d.account_id or "public", task.body)
+            now = time.time()
+            self._record_result(task, res, now)
+            if d.account_id is not None:  # P1 public tasks are not ours to charge
+                await self._settle(task, res, now)
+            self.finished(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("task %s crashed in the proxy", task.task_id)
+            task.status = "failed"
+            task.error = task_error("proxy_error", "internal error while running the task")
+            with contextlib.suppress(Exception):
+                self.store.fail(task.task_id, time.time())
+            self.finished(task)
+
+    def _record_result(self, task: Task, res: UpstreamResult, now: float) -> None:
+        task.ended_at = now
+        if res.ok:
+            task.gpu_seconds = res.gpu_seconds
+            task.output = res.output
+            task.status = "completed"
+            self.counters.count("completed")
+        else:
+            task.status = "failed"
+            task.error = task_error("upstream_failed", res.error or "the upstream failed")
+            self.counters.count("failed")
+
+    async def _settle(self, task: Task, res: UpstreamResult, now: float) -> None:
+        """Charge a completed task (L1) or release a failed one's reservation."""
+        try:
+            if res.ok:
+                out = await self._completions.call((task.task_id, res.gpu_seconds))
+                task.charged_seconds = out.charged_ms / MS_PER_SECOND
+            else:
+                self.store.fail(task.task_id, now)
+        except NotInFlight as exc:
+            self.counters.count("finish_not_in_flight")
+            task.note = f"not charged: {exc.message}"
+            log.warning("task %s: %s", task.task_id, exc.message)

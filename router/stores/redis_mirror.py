@@ -1,0 +1,101 @@
+"""``Mirror``: this process's copy of the pool, an ordinary ``Ledger`` filled from Redis.
+
+Routing and the ledger's rules run on the mirror exactly as in one process. The
+mirror may be a few milliseconds stale; every write to Redis re-checks what it
+relies on (a reservation script, or a compare-and-set on the account's
+``lver``, the version each mirror account was read at).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import redis
+
+from router.errors import InputError
+from router.ledger import Ledger
+from router.stores.codec import account_from_hash, apply_hash, policy_from_json
+from router.stores.redis_keys import Keys
+
+
+class Mirror:
+    """The ledger mirror, the account ids in file order and each account's ``lver``."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, refresh_interval: float,
+                 clock: Callable[[], float]) -> None:
+        self.r = client
+        self.keys = keys
+        self.refresh_interval = refresh_interval
+        self.clock = clock
+        self.lver: dict[str, str] = {}
+        self.ids: list[str] = []
+        self.next_due = float("inf")  # the earliest renewal (L4) of any account
+        self.refreshed_at = 0.0
+        self.ledger = self._read()
+
+    def _read(self) -> Ledger:
+        ids = [str(i) for i in self.r.lrange(self.keys.accounts, 0, -1)]
+        raw_policy = self.r.get(self.keys.policy)
+        if not ids or raw_policy is None:
+            raise InputError(f"no accounts in Redis under the prefix {self.keys.prefix!r}; "
+                             "load them first with `byoa accounts load accounts.json`")
+        pipe = self.r.pipeline(transaction=False)
+        for acc_id in ids:
+            pipe.hgetall(self.keys.acc(acc_id))
+        pipe.get(self.keys.backups)
+        res = pipe.execute()
+        accounts = [account_from_hash(h) for h in res[:-1]]
+        self.lver = {str(h["id"]): str(h["lver"]) for h in res[:-1]}
+        self.ids = ids
+        ledger = Ledger(accounts, policy_from_json(str(raw_policy)))
+        ledger.started = True
+        ledger.backups_active = bool(res[-1])
+        for acc in accounts:
+            ledger.touch(acc)
+        self.refreshed_at = self.clock()
+        self._update_next_due(ledger)
+        return ledger
+
+    def _update_next_due(self, ledger: Ledger) -> None:
+        dues = [a.next_renewal_at for a in ledger.accounts.values()
+                if a.next_renewal_at is not None]
+        self.next_due = min(dues) if dues else float("inf")
+
+    def update_next_due(self) -> None:
+        self._update_next_due(self.ledger)
+
+    def refresh(self) -> None:
+        """Re-read every account (one pipelined round trip); the whole pool when
+        the list of accounts changed."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.lrange(self.keys.accounts, 0, -1)
+        pipe.get(self.keys.backups)
+        for acc_id in self.ids:
+            pipe.hgetall(self.keys.acc(acc_id))
+        res = pipe.execute()
+        if [str(i) for i in res[0]] != self.ids:
+            self.ledger = self._read()
+            return
+        if res[1] and not self.ledger.backups_active:
+            self.ledger.backups_active = True
+        for acc_id, h in zip(self.ids, res[2:], strict=True):
+            self.write(acc_id, h)
+        self.refreshed_at = self.clock()
+        self.update_next_due()
+
+    def maybe_refresh(self) -> None:
+        if self.clock() - self.refreshed_at >= self.refresh_interval:
+            self.refresh()
+
+    def write(self, acc_id: str, h: dict[str, str]) -> None:
+        """Overwrite the mirror's account with a hash read from Redis."""
+        acc = self.ledger.accounts[acc_id]
+        apply_hash(acc, h)
+        self.lver[acc_id] = h["lver"]
+        self.ledger.touch(acc)
+
+    def refresh_account(self, acc_id: str) -> dict[str, str]:
+        """Re-read one account; the hash as read."""
+        h = {str(k): str(v) for k, v in self.r.hgetall(self.keys.acc(acc_id)).items()}
+        self.write(acc_id, h)
+        return h

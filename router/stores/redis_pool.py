@@ -1,0 +1,79 @@
+"""``PoolEvents``: the time-driven and pool-wide rules, each applied once across processes.
+
+Due renewals (L6/L4) run the ledger's own rule on the freshly read account and
+are written with a compare-and-set on its ``lver``: however many processes see
+the moment, one renewal happens. Backup activation (B1) and
+``no_active_mj_bot`` are claimed with ``SET NX``, so one process announces them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from router.stores import scripts
+from router.stores.codec import ledger_fields, period_to_json
+from router.stores.redis_keys import Keys, flatten
+from router.stores.redis_mirror import Mirror
+
+log = logging.getLogger(__name__)
+
+
+class PoolEvents:
+    """Renewals and pool-wide notifications on the mirror, written once."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, mirror: Mirror) -> None:
+        self.r = client
+        self.keys = keys
+        self.mirror = mirror
+        self._apply = client.register_script(scripts.APPLY)
+        self._saw_no_active = False
+
+    def evaluate(self, now: float) -> None:
+        """B1 and ``no_active_mj_bot`` by the ledger's rule, claimed once with SET NX."""
+        ledger = self.mirror.ledger
+        n = len(ledger.notifications)
+        ledger.evaluate_pool(now)
+        fresh = ledger.notifications[n:]
+        del ledger.notifications[n:]
+        for note in fresh:
+            key = self.keys.backups if note.type == "backups_activated" else self.keys.no_active
+            if self.r.set(key, "1", nx=True):
+                ledger.notifications.append(note)
+            if note.type == "no_active_mj_bot":
+                self._saw_no_active = True
+        if self._saw_no_active and ledger.active_count > 0:
+            self._saw_no_active = False
+            self.r.delete(self.keys.no_active)
+
+    def advance(self, now: float) -> None:
+        """L6/L4: due renewals, each applied once across processes (CAS), then B1."""
+        if now >= self.mirror.next_due:
+            while True:
+                due = [(a.next_renewal_at, a.id) for a in self.mirror.ledger.accounts.values()
+                       if a.next_renewal_at is not None and a.next_renewal_at <= now]
+                if not due:
+                    break
+                self._renew_one(min(due)[1], now)
+            self.mirror.update_next_due()
+        self.evaluate(now)
+
+    def _renew_one(self, acc_id: str, now: float) -> None:
+        while True:
+            h = self.mirror.refresh_account(acc_id)
+            ledger = self.mirror.ledger
+            acc = ledger.accounts[acc_id]
+            if acc.next_renewal_at is None or acc.next_renewal_at > now:
+                return  # another process renewed it
+            hist_before, ren_before = len(acc.history), len(ledger.renewals)
+            ledger._renew(acc, acc.next_renewal_at)  # the L4 rule itself
+            entries = [period_to_json(p) for p in acc.history[hist_before:]]
+            ok = self._apply(keys=[self.keys.acc(acc_id), self.keys.hist(acc_id)],
+                             args=[h["lver"], len(entries), *entries,
+                                   *flatten(ledger_fields(acc))])
+            del acc.history[hist_before:]
+            if int(ok) == 1:
+                return
+            del ledger.renewals[ren_before:]
+            log.debug("renewal of %s raced with another process; re-reading", acc_id)

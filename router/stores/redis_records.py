@@ -1,0 +1,54 @@
+"""``RedisRecords``: the proxy's task records and the accounts' secrets in Redis.
+
+Records (``P:rec:<task>``) expire after ``done_ttl`` seconds; secrets live in
+the account's ``...:secret`` hash, sealed (``router.stores.secrets``), and are never
+read back by the proxy, only their names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import redis
+
+from router.errors import UnknownAccount
+from router.stores.redis_keys import Keys
+from router.stores.secrets import ENV_SECRET_KEY, SecretBox
+
+
+class RedisRecords:
+    """``RecordStore`` on Redis; ``known`` says whether an account exists."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, done_ttl: int,
+                 known: Callable[[str], bool], box: SecretBox | None = None) -> None:
+        self.r = client
+        self.box = box
+        self.keys = keys
+        self.done_ttl = done_ttl
+        self.known = known
+
+    def keeps_secrets(self) -> bool:
+        return self.box is not None
+
+    def set_secret(self, account_id: str, name: str, value: str) -> None:
+        if self.box is None:
+            raise RuntimeError(f"no ${ENV_SECRET_KEY}: secrets are not kept in plain text")
+        if not self.known(account_id):
+            raise UnknownAccount(f"no account {account_id!r} in the pool", "L5")
+        self.r.hset(self.keys.secret(account_id), name, self.box.seal(value))
+
+    def secret_names(self, account_id: str) -> list[str]:
+        return sorted(str(k) for k in self.r.hkeys(self.keys.secret(account_id)))
+
+    def put_record(self, task_id: str, data: str) -> None:
+        self.r.set(self.keys.record(task_id), data, ex=self.done_ttl)
+
+    def put_records(self, records: dict[str, str]) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for task_id, data in records.items():
+            pipe.set(self.keys.record(task_id), data, ex=self.done_ttl)
+        pipe.execute()
+
+    def get_record(self, task_id: str) -> str | None:
+        raw = self.r.get(self.keys.record(task_id))
+        return None if raw is None else str(raw)

@@ -1,0 +1,195 @@
+"""``Reserver``: route on the mirror, reserve in Redis atomically.
+
+Each task is routed on the mirror by ``router.engine.route`` as if the ones
+before it in the batch were already reserved (exactly what one process would
+decide); then all reservations go to Redis in one pipeline, and each
+reservation script (``scripts.RESERVE``) re-checks its account (status, room,
+and for fast/turbo the setting and unreserved fast time, R1/R2). A task that
+lost a race refreshes that account from the script's answer and is routed
+again in the next round, which is the router trying the next account in its
+order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from router.accounts import Mode, seconds_to_ms
+from router.decision import Decision
+from router.engine import route
+from router.errors import InvalidRequest, PoolSaturated
+from router.ledger import InFlight, Parent
+from router.requests import ParsedRequest, parse_request
+from router.stores import scripts
+from router.stores.redis_keys import Keys, pairs
+from router.stores.redis_mirror import Mirror
+from router.stores.redis_pool import PoolEvents
+
+#: A task still to reserve: (index in the batch, task id, request, estimate in ms).
+Pending = tuple[int, str, ParsedRequest, int | None]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One ``submit_many``: a decision per item, and the parent records written."""
+
+    out: list[Decision | None]
+    wrote: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Round:
+    """What one round sent: (index, task id, decision) per reservation script."""
+
+    sent: list[tuple[int, str, Decision]] = field(default_factory=list)
+    later: list[Pending] = field(default_factory=list)  # waits for the next round
+
+
+class Reserver:
+    """``submit_many`` for the Redis store."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, mirror: Mirror, pool: PoolEvents,
+                 mine: dict[str, InFlight], *, owner: str, lease_seconds: float,
+                 done_ttl: int, explain: bool, clock: Callable[[], float]) -> None:
+        self.r = client
+        self.keys = keys
+        self.mirror = mirror
+        self.pool = pool
+        self.mine = mine  # tasks this process reserved (shared with the finisher)
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.done_ttl = done_ttl
+        self.explain = explain
+        self.clock = clock
+        self._reserve = client.register_script(scripts.RESERVE)
+        self.lost_races = 0
+
+    def submit_many(self, items: list[tuple[str, Any, float | None]],
+                    now: float) -> list[Decision]:
+        """Route several submits in order and reserve them, one round trip per round.
+
+        A child whose parent is in the same round ends the round: it and the
+        tasks after it go in the next one, so a single process decides exactly
+        as submits one by one.
+        """
+        self.mirror.maybe_refresh()
+        self.pool.advance(now)
+        batch = _Batch([None] * len(items))
+        todo = self._parse(items, batch)
+        for _round in range(2 * len(self.mirror.ids) + 4):
+            if not todo:
+                break
+            todo = self._round(todo, now, batch)
+        for i, task_id, _req, _est in todo:
+            batch.out[i] = Decision(task_id, error=PoolSaturated(
+                "every choice was taken by another process while reserving (R5); retry "
+                "when an account frees", "R5").as_error())
+        rejected = [d.task_id for d in batch.out if d is not None and d.error is not None
+                    and d.task_id in batch.wrote]
+        if rejected:
+            self.r.delete(*[self.keys.parent(t) for t in rejected])
+        self.pool.evaluate(now)
+        return [d for d in batch.out if d is not None]
+
+    def _parse(self, items: list[tuple[str, Any, float | None]], batch: _Batch) -> list[Pending]:
+        todo: list[Pending] = []
+        for i, (task_id, body, est_s) in enumerate(items):
+            try:
+                req = parse_request(body)
+            except InvalidRequest as exc:
+                batch.out[i] = Decision(task_id, error=exc.as_error())
+                continue
+            if req.is_child and req.origin_task_id:
+                self._load_parent(req.origin_task_id)
+            todo.append((i, task_id, req, None if est_s is None else seconds_to_ms(est_s)))
+        return todo
+
+    def _load_parent(self, origin: str) -> None:
+        """A parent routed by another process (M5/R7), into the mirror."""
+        ledger = self.mirror.ledger
+        if origin in ledger.parents:
+            return
+        raw = self.r.get(self.keys.parent(origin))
+        if raw is None:
+            return
+        acc_id, _, mode = str(raw).partition("|")
+        if acc_id and acc_id not in ledger.accounts:
+            return
+        ledger.parents[origin] = Parent(acc_id == "", acc_id or None, Mode(mode))
+
+    def _round(self, todo: list[Pending], now: float, batch: _Batch) -> list[Pending]:
+        """Route and send one round; what is left for the next one, in order."""
+        pipe = self.r.pipeline(transaction=False)
+        sent = self._send(todo, now, batch, pipe)
+        results = pipe.execute() if len(pipe) else []
+        answers = [r for r in results if isinstance(r, list)]  # the scripts' answers
+        retry = self._settle(todo, sent.sent, answers, batch)
+        return sorted(retry + sent.later)
+
+    def _send(self, todo: list[Pending], now: float, batch: _Batch,
+              pipe: redis.client.Pipeline) -> _Round:
+        """Route each task on the mirror and queue its writes on ``pipe``."""
+        keys, ledger = self.keys, self.mirror.ledger
+        rnd = _Round()
+        in_round: set[str] = set()
+        for k, (i, task_id, req, est) in enumerate(todo):
+            if req.is_child and req.origin_task_id in in_round:
+                rnd.later = todo[k:]  # keep the order: the rest waits for the next round
+                break
+            d = route(ledger, req, task_id, now, est, explain=self.explain)
+            if d.error is not None:
+                batch.out[i] = d
+                continue
+            assert d.requested_mode is not None and d.effective_mode is not None
+            if d.account_id is None:  # P1: remembered as a parent only
+                pipe.set(keys.parent(task_id), f"|{d.requested_mode.value}", ex=self.done_ttl)
+                ledger.reserve(d, now)
+                batch.out[i] = d
+                continue
+            acc_id = d.account_id
+            pipe.set(keys.parent(task_id), f"{acc_id}|{d.requested_mode.value}",
+                     ex=self.done_ttl)
+            self._reserve(keys=[keys.acc(acc_id), keys.leases(acc_id),
+                                keys.task(acc_id, task_id)],
+                          args=[task_id, d.effective_mode.value, d.reserved_ms,
+                                repr(self.clock() + self.lease_seconds), self.owner,
+                                repr(now)], client=pipe)
+            ledger.reserve(d, now)  # optimistic: the next task sees this one
+            batch.wrote.add(task_id)
+            in_round.add(task_id)
+            rnd.sent.append((i, task_id, d))
+        return rnd
+
+    def _settle(self, todo: list[Pending], sent: list[tuple[int, str, Decision]],
+                answers: list[Any], batch: _Batch) -> list[Pending]:
+        """Apply the scripts' answers to the mirror; the tasks that lost a race."""
+        ledger = self.mirror.ledger
+        retry: list[Pending] = []
+        touched: set[str] = set()
+        by_index = {item[0]: item for item in todo}
+        for (i, task_id, d), res in zip(sent, answers, strict=True):
+            acc = ledger.accounts[d.account_id or ""]
+            touched.add(acc.id)
+            task = ledger.tasks.pop(task_id)
+            if int(res[0]) == 1:  # the state right after this script
+                acc.in_flight, acc.reserved_ms = int(res[1]), int(res[2])
+                self.mine[task_id] = task
+                batch.out[i] = d
+                continue
+            ledger.parents.pop(task_id, None)
+            if str(res[1]) == "duplicate":
+                acc.in_flight -= 1
+                acc.reserved_ms -= d.reserved_ms
+                batch.out[i] = Decision(task_id, error=InvalidRequest(
+                    f"task id {task_id!r} was already submitted", "M0").as_error())
+                continue
+            self.lost_races += 1
+            self.mirror.write(acc.id, pairs(res[2:]))
+            retry.append(by_index[i])
+        for acc_id in touched:
+            ledger.touch(ledger.accounts[acc_id])
+        return retry

@@ -1,0 +1,69 @@
+"""``TaskRecords``: the writes of one event-loop turn go to the store together, and a
+read finds a task whether it is ours, written this turn or written by another process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from router.proxy.records import TaskRecords
+from router.proxy.tasks import Task
+from router.stores.memory import MemoryRecords
+
+
+class CountingRecords(MemoryRecords):
+    def __init__(self) -> None:
+        super().__init__(lambda acc_id: True)
+        self.batches: list[dict[str, str]] = []
+
+    def put_records(self, records: dict[str, str]) -> None:
+        self.batches.append(dict(records))
+        super().put_records(records)
+
+
+def test_writes_of_one_turn_go_together_and_the_last_one_wins() -> None:
+    store = CountingRecords()
+    records = TaskRecords(store, keep_finished=10)
+
+    async def main() -> None:
+        task = Task("t1", {"task_type": "imagine"}, 1.0)
+        records.save(task)
+        task.status = "failed"
+        records.save(task)
+        records.save(Task("t2", {}, 2.0))
+        got = records.get("t1")  # not flushed yet: read from this turn's writes
+        assert got is not None and got["status"] == "failed" and store.batches == []
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert len(store.batches) == 1 and sorted(store.batches[0]) == ["t1", "t2"]
+    assert json.loads(store.batches[0]["t1"])["status"] == "failed"
+
+
+def test_fetch_reads_another_process_record_off_the_loop() -> None:
+    store = CountingRecords()
+    store.put_record("elsewhere", json.dumps({"task_id": "elsewhere", "status": "pending"}))
+    records = TaskRecords(store, keep_finished=10)
+    ours = Task("mine", {}, 1.0)
+    records.register(ours)  # no loop: written now
+    assert store.get_record("mine") is not None
+
+    async def main() -> tuple[object, object, object]:
+        return (await records.fetch("elsewhere"), await records.fetch("mine"),
+                await records.fetch("nobody"))
+
+    other, mine, nobody = asyncio.run(main())
+    assert other == {"task_id": "elsewhere", "status": "pending"}
+    assert isinstance(mine, dict) and mine["task_id"] == "mine"
+    assert nobody is None
+
+
+def test_finished_tasks_past_the_limit_are_forgotten_locally_not_in_the_store() -> None:
+    store = CountingRecords()
+    records = TaskRecords(store, keep_finished=4)
+    for i in range(5):
+        task = Task(f"t{i}", {}, float(i))
+        records.register(task)
+        records.finished(task)
+    assert sorted(records.live) == ["t2", "t3", "t4"]
+    assert records.get("t0") is not None  # still readable from the store
