@@ -25,7 +25,8 @@ import simpy
 from simpy.events import Event, Timeout
 
 from router.accounts import TASK_TYPES, Account, Status
-from router.errors import ERROR_TYPES, NotInFlight, RouterError
+from router.errors import ERROR_CODES as ERROR_TABLE
+from router.errors import NotInFlight, RouterError, UnknownAccount
 from router.ledger import Policy
 from router.pool import Pool
 from simulations.central_queue import CentralQueue
@@ -39,8 +40,11 @@ log = logging.getLogger(__name__)
 PENDING, REJECTED, COMPLETED, FAILED, RUNNING, QUEUED, CANCELLED, PUBLIC, WAITING = range(9)
 STATUS_NAMES = ("not_arrived", "rejected", "completed", "failed", "unfinished", "queued",
                 "cancelled", "public", "waiting_parent")
-#: Error codes as small integers (``SimResult.error``): 0 none, then ``router.errors``'.
-ERROR_CODES: tuple[str, ...] = ("", *ERROR_TYPES)
+#: The codes a decision can carry, as small integers (``SimResult.error``; 0: none): the
+#: routing codes of ``router.errors.ERROR_CODES`` but those of event lines only (L1, L5).
+_EVENT_LINE_CODES = frozenset({NotInFlight.code, UnknownAccount.code})
+ERROR_CODES: tuple[str, ...] = ("", *(c for c, e in ERROR_TABLE.items()
+                                      if e.router and c not in _EVENT_LINE_CODES))
 ERROR_INDEX = {c: i for i, c in enumerate(ERROR_CODES)}
 _FINAL = frozenset({REJECTED, COMPLETED, FAILED, CANCELLED, PUBLIC})
 
