@@ -8,7 +8,7 @@ Each measurement runs in a fresh child process so that its peak memory
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) is its own. Reported: medians
 over ``--repeat`` runs of wall time (workload generation excluded from the
 loops, shown separately), peak RSS, and the ratio harness / bare loop.
-Targets (issue 3): <= 60 s, <= 2 GiB, <= 3x the bare loop.
+Targets: <= 60 s, <= 2 GiB, <= 3x the bare loop.
 
 Two baselines, both fed the same arrivals, durations (GPU time, turbo /4),
 failures and follow-up think times, with no Pool and no ledger:
@@ -40,11 +40,14 @@ import numpy as np
 import simpy
 from simpy.events import Event, Timeout
 
+from router.accounts import Account
+from router.ledger import Policy
 from router.timeutil import parse_time
-from simulations.fleet import build_accounts, build_policy
+from simulations.facts import DEFAULT_FAILURE_RATE
+from simulations.fleet import scenario_accounts
 from simulations.harness import RunOptions, Simulation
-from simulations.run import options
 from simulations.scenario import ScenarioModel, parse_scenario
+from simulations.spec import RunSpec
 from simulations.workload import Workload, generate
 
 START = "2026-01-01T00:00:00Z"
@@ -93,7 +96,13 @@ def make_workload(sc: ScenarioModel) -> Workload:
     gen = sc.workload.generator
     assert gen is not None
     return generate(gen, sc.execution, parse_time(START), sc.simulation.days,
-                    sc.simulation.seed, 0.02)
+                    sc.simulation.seed, DEFAULT_FAILURE_RATE)
+
+
+def fleet(sc: ScenarioModel) -> tuple[list[Account], Policy]:
+    """The scenario's accounts and its router policy (no variants here)."""
+    ((_variant, policy),) = sc.policies()
+    return scenario_accounts(sc, "bench", None, parse_time(START)), policy
 
 
 class BareLoop:
@@ -181,8 +190,8 @@ def router_only(wl: Workload, sc: ScenarioModel, opt: RunOptions) -> int:
     """Every task through the Pool (submit, then complete or fail), no simulation."""
     from router.pool import Pool
 
-    accs = build_accounts(sc, "bench", None, opt.start)
-    pool = Pool(accs, build_policy(sc.policy), explain=False)
+    accs, policy = fleet(sc)
+    pool = Pool(accs, policy, explain=False)
     step = (opt.horizon_end - opt.start) / max(wl.n, 1) / 2
     gpu, fail = wl.gpu.tolist(), wl.fail.tolist()
     t = opt.start
@@ -206,13 +215,14 @@ def _measure(kind: str, roots: int, accounts: int, days: float, q: Any) -> None:
     t0 = time.perf_counter()
     wl = make_workload(sc)
     gen_s = time.perf_counter() - t0
-    opt = options(sc, parse_time(START))
+    accs, policy = fleet(sc)
+    opt = RunSpec("bench", accs, policy, wl, parse_time(START), sc.simulation,
+                  sc.execution).options()
     t1 = time.perf_counter()
     if kind == "router":
         tasks = router_only(wl, sc, opt)
     elif kind == "harness":
-        accs = build_accounts(sc, "bench", None, parse_time(START))
-        sim = Simulation(accs, build_policy(sc.policy), wl, sc.execution, opt, seed=1)
+        sim = Simulation(accs, policy, wl, sc.execution, opt, seed=1)
         res = sim.run()
         tasks = int((res.status != 0).sum())
     else:
@@ -223,7 +233,6 @@ def _measure(kind: str, roots: int, accounts: int, days: float, q: Any) -> None:
         if kind == "bare":
             tasks = BareLoop(wl, opt, turbo).run()
         else:
-            accs = build_accounts(sc, "bench", None, parse_time(START))
             slots = [sc.execution.concurrency[a.plan.value]["fast"] for a in accs]
             tasks = ProcessLoop(wl, opt, turbo, slots).run()
     wall = time.perf_counter() - t1

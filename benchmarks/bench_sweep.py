@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from simulations.runner import run_scenario
+from simulations.run import run_point
 from simulations.spec import ScenarioSpec
 from simulations.sweep import run_sweep
 from simulations.sweepfile import SweepGrid, parse_sweep
@@ -71,9 +71,9 @@ rate_per_hour = 12
 
 
 def run_measured(spec: ScenarioSpec) -> dict[str, Any]:
-    """``run_scenario`` plus the CPU time its process spent on it."""
+    """``run_point`` plus the CPU time its process spent on it."""
     c0 = time.process_time()
-    summary = run_scenario(spec)
+    summary = run_point(spec)
     summary["bench_cpu_seconds"] = time.process_time() - c0
     return summary
 

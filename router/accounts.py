@@ -58,13 +58,24 @@ PLAN_ALLOWANCE_MS: dict[Plan, int] = {
     Plan.MEGA: hours_to_ms(60),
 }
 
-#: R4: every plan but Basic includes relax.
-PLAN_HAS_RELAX: dict[Plan, bool] = {
-    Plan.BASIC: False,
-    Plan.STANDARD: True,
-    Plan.PRO: True,
-    Plan.MEGA: True,
+#: Concurrent fast (and turbo) jobs per plan (docs/facts.md, plan table).
+PLAN_FAST_SLOTS: dict[Plan, int] = {
+    Plan.BASIC: 3,
+    Plan.STANDARD: 3,
+    Plan.PRO: 12,
+    Plan.MEGA: 12,
 }
+
+#: Concurrent relax jobs per plan (docs/facts.md, plan table): Basic has no relax.
+PLAN_RELAX_SLOTS: dict[Plan, int] = {
+    Plan.BASIC: 0,
+    Plan.STANDARD: 3,
+    Plan.PRO: 3,
+    Plan.MEGA: 3,
+}
+
+#: R4: every plan but Basic includes relax (the plans with relax slots).
+PLAN_HAS_RELAX: dict[Plan, bool] = {plan: n > 0 for plan, n in PLAN_RELAX_SLOTS.items()}
 
 #: Default room limit per plan (docs/formats.md).
 PLAN_MAX_IN_FLIGHT: dict[Plan, int] = {
@@ -82,6 +93,9 @@ PLAN_PRICE_USD: dict[Plan, float] = {
     Plan.MEGA: 120.0,
 }
 
+#: USD per fast hour bought on top of a plan's allowance (docs/facts.md).
+EXTRA_FAST_HOUR_PRICE_USD = 4.0
+
 #: R9 default fast-mode GPU estimates per task type, in seconds (docs/formats.md).
 DEFAULT_ESTIMATE_SECONDS: dict[str, float] = {
     "imagine": 60,
@@ -96,10 +110,16 @@ DEFAULT_ESTIMATE_SECONDS: dict[str, float] = {
     "seed": 0,
 }
 
-ROOT_TASK_TYPES = frozenset({"imagine", "describe", "blend"})
-CHILD_TASK_TYPES = frozenset(
-    {"upscale", "variation", "reroll", "inpaint", "outpaint", "pan", "seed"}
+#: Task types that start a tree (docs/rules.md "Words"), in a fixed order.
+ROOT_TYPES: tuple[str, ...] = ("imagine", "describe", "blend")
+#: Task types that act on an earlier task's result (R7), in a fixed order.
+CHILD_TYPES: tuple[str, ...] = (
+    "upscale", "variation", "reroll", "inpaint", "outpaint", "pan", "seed",
 )
+#: Every task type: roots, then children (the simulator's type codes follow it).
+TASK_TYPES: tuple[str, ...] = ROOT_TYPES + CHILD_TYPES
+ROOT_TASK_TYPES = frozenset(ROOT_TYPES)
+CHILD_TASK_TYPES = frozenset(CHILD_TYPES)
 
 
 @dataclass(slots=True, frozen=True)

@@ -7,15 +7,24 @@ at once, so a person fixes the file in one pass.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tomllib
+import typing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
 from router.accounts import (
     DEFAULT_ESTIMATE_SECONDS,
@@ -31,8 +40,14 @@ from router.accounts import (
 from router.boundary import read_text, validation_error
 from router.errors import InputError
 from router.ledger import Policy
-from router.locate import PathKey, json_lines, nearest_line, toml_lines, yaml_lines
-from router.strategies import Strategy
+from router.locate import (
+    PathKey,
+    format_path,
+    json_lines,
+    nearest_line,
+    toml_lines,
+    yaml_lines,
+)
 from router.timeutil import parse_clock, parse_time
 
 _UNKNOWN = "unknown field (not in the contract's accounts format)"
@@ -90,20 +105,90 @@ class AccountModel(BaseModel):
         return v
 
 
-class PolicyModel(BaseModel):
-    model_config = _STRICT
-    strategy: Strategy = Field(default=Strategy.LEAST_LOADED, strict=False)
-    seed: int = 0
-    fallback_on_saturation: bool = False
-    restore_fast_on_renewal: bool = False
-    estimates: dict[str, float] | None = None
-    upgrade_relax_when_expiring: bool = False  # opt-in, departs from M3/R4
-    upgrade_relax_horizon_hours: float = Field(default=48.0, ge=0, strict=False)
+#: Checks on ``Policy`` fields beyond their types (the dataclass declares the fields,
+#: their types and defaults; a new field is read from every file format unchanged).
+_POLICY_CHECKS: dict[str, dict[str, Any]] = {
+    "strategy": {"strict": False},  # S: named by its value
+    "upgrade_relax_horizon_hours": {"ge": 0, "strict": False},
+}
+#: ``estimates`` in a file are R9 overrides, merged into the defaults (and checked
+#: by ``apply_policy`` with the line of the bad entry).
+_POLICY_OVERRIDES: dict[str, tuple[Any, Any]] = {"estimates": (dict[str, float] | None, None)}
+
+
+def policy_model(model_name: str, *, optional: bool = False,
+                 exclude: frozenset[str] = frozenset(),
+                 **extra: tuple[Any, Any]) -> type[BaseModel]:
+    """A pydantic model of ``router.Policy``'s fields, built from the dataclass.
+
+    Every file format that sets routing options (the accounts file's ``policy``, a
+    scenario's ``[policy]`` and ``[[variants]]``, a sweep's ``[[policy]]``) validates
+    through a model made here, so an option is declared once, in ``Policy``.
+    ``optional``: every option defaults to ``None`` (= keep the base policy's);
+    ``exclude``: options the format sets another way; ``extra``: the format's own
+    fields, as ``create_model`` takes them.
+    """
+    hints = typing.get_type_hints(Policy)
+    base = Policy()
+    fields: dict[str, Any] = dict(extra)
+    for f in dataclasses.fields(Policy):
+        if f.name in exclude:
+            continue
+        kind, default = _POLICY_OVERRIDES.get(f.name, (hints[f.name], getattr(base, f.name)))
+        if optional:
+            kind, default = kind | None, None
+        checks = _POLICY_CHECKS.get(f.name, {})
+        fields[f.name] = (kind, Field(default=default, **checks))
+    model: type[BaseModel] = create_model(model_name, __config__=_STRICT, **fields)
+    return model
+
+
+def apply_policy(base: Policy, options: BaseModel, *, lines: dict[PathKey, int] | None = None,
+                 source: str = "", at: PathKey = ("policy",)) -> Policy:
+    """``base`` with the options set in ``options`` (a ``policy_model`` instance);
+    ``None`` keeps the base's value, ``estimates`` are merged into the base's.
+
+    Bad estimates are reported at ``source`` with the line from ``lines`` (R9).
+    """
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(Policy):
+        if f.name not in type(options).model_fields:
+            continue
+        value = getattr(options, f.name)
+        if value is None:
+            continue
+        if f.name == "estimates":
+            value = {**base.estimates, **_checked_estimates(value, lines or {}, source, at)}
+        changes[f.name] = value
+    return dataclasses.replace(base, **changes)
+
+
+def _checked_estimates(estimates: dict[str, float], lines: dict[PathKey, int], source: str,
+                       at: PathKey) -> dict[str, float]:
+    unknown = [k for k in estimates if k not in DEFAULT_ESTIMATE_SECONDS]
+    if unknown:
+        path = (*at, "estimates", unknown[0])
+        raise InputError(f"unknown task type; expected one of "
+                         f"{', '.join(DEFAULT_ESTIMATE_SECONDS)} (R9)",
+                         source=source, line=nearest_line(lines, path), field=format_path(path))
+    bad = [k for k, v in estimates.items() if v < 0]
+    if bad:
+        path = (*at, "estimates", bad[0])
+        raise InputError(f"expected seconds >= 0, got {estimates[bad[0]]}",
+                         source=source, line=nearest_line(lines, path), field=format_path(path))
+    return estimates
+
+
+if TYPE_CHECKING:
+    PolicyModel = BaseModel
+else:
+    #: The ``policy`` object of the accounts file (and a scenario's ``[policy]``).
+    PolicyModel = policy_model("PolicyModel")
 
 
 class AccountsFile(BaseModel):
     model_config = _STRICT
-    policy: PolicyModel = PolicyModel()
+    policy: PolicyModel = Field(default_factory=PolicyModel)
     accounts: list[AccountModel]
 
 
@@ -181,48 +266,40 @@ def parse_accounts(text: str, *, source: str = "<accounts>",
         model = AccountsFile.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, lines, source, _UNKNOWN, "") from None
+    accounts = accounts_from_models(model.accounts, lines, source)
+    return accounts, apply_policy(Policy(), model.policy, lines=lines, source=source)
+
+
+def accounts_from_models(models: list[AccountModel], lines: dict[PathKey, int],
+                         source: str, at: PathKey = ("accounts",)) -> list[Account]:
+    """Validated account models -> ``Account`` objects; ids and bot ids must be unique."""
     accounts: list[Account] = []
     seen: dict[str, int] = {}
     bots: dict[int, int] = {}
     problems = []
-    for i, am in enumerate(model.accounts):
-        line = nearest_line(lines, ("accounts", i, "id"))
+    name = format_path(at)
+    for i, am in enumerate(models):
+        line = nearest_line(lines, (*at, i, "id"))
         where = f"{source}:{line}" if line else source
         if am.id in seen:
-            problems.append(f"{where}: accounts[{i}].id: duplicate account id {am.id!r} "
-                            f"(first at accounts[{seen[am.id]}]); ids must be unique")
+            problems.append(f"{where}: {name}[{i}].id: duplicate account id {am.id!r} "
+                            f"(first at {name}[{seen[am.id]}]); ids must be unique")
         seen.setdefault(am.id, i)
         if am.bot_id is not None:
             if am.bot_id in bots:
-                bline = nearest_line(lines, ("accounts", i, "bot_id"))
-                problems.append(f"{source}:{bline}: accounts[{i}].bot_id: duplicate bot_id "
-                                f"{am.bot_id} (also accounts[{bots[am.bot_id]}]); bot ids "
+                bline = nearest_line(lines, (*at, i, "bot_id"))
+                problems.append(f"{source}:{bline}: {name}[{i}].bot_id: duplicate bot_id "
+                                f"{am.bot_id} (also {name}[{bots[am.bot_id]}]); bot ids "
                                 "must be unique (R7)")
             bots.setdefault(am.bot_id, i)
-        accounts.append(_build(am))
+        accounts.append(account_from_model(am))
     if problems:
         raise InputError("\n".join(problems))
-    pm = model.policy
-    policy = Policy(pm.strategy, pm.seed, pm.fallback_on_saturation, pm.restore_fast_on_renewal,
-                    upgrade_relax_when_expiring=pm.upgrade_relax_when_expiring,
-                    upgrade_relax_horizon_hours=pm.upgrade_relax_horizon_hours)
-    if pm.estimates is not None:
-        unknown = [k for k in pm.estimates if k not in DEFAULT_ESTIMATE_SECONDS]
-        if unknown:
-            line = nearest_line(lines, ("policy", "estimates", unknown[0]))
-            raise InputError(f"unknown task type; expected one of "
-                             f"{', '.join(DEFAULT_ESTIMATE_SECONDS)} (R9)",
-                             source=source, line=line, field=f"policy.estimates.{unknown[0]}")
-        bad = [k for k, v in pm.estimates.items() if v < 0]
-        if bad:
-            line = nearest_line(lines, ("policy", "estimates", bad[0]))
-            raise InputError(f"expected seconds >= 0, got {pm.estimates[bad[0]]}",
-                             source=source, line=line, field=f"policy.estimates.{bad[0]}")
-        policy.estimates.update(pm.estimates)
-    return accounts, policy
+    return accounts
 
 
-def _build(am: AccountModel) -> Account:
+def account_from_model(am: AccountModel) -> Account:
+    """One validated account entry as an ``Account`` (plan defaults filled in)."""
     plan = am.plan
     fast_ms = (PLAN_ALLOWANCE_MS[plan] if am.fast_hours_remaining is None
                else hours_to_ms(am.fast_hours_remaining))

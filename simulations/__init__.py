@@ -1,1 +1,7 @@
-"""SimPy harness: replays workloads through the router (see issue: simulator)."""
+"""The simulator and capacity planner around the router.
+
+A SimPy harness replays workloads (generated, or traces) through ``router.pool.Pool``
+and measures wasted fast hours, downgrades, waits and cost; sweeps run grids of such
+runs and the planner searches for the cheapest fleet that meets targets. Rule IDs
+in the docstrings refer to ``docs/rules.md``.
+"""

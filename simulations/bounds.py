@@ -25,22 +25,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from router.accounts import MS_PER_HOUR, PLAN_ALLOWANCE_MS, PLAN_HAS_RELAX, Plan, Setting
+from router.accounts import (
+    MS_PER_HOUR,
+    PLAN_ALLOWANCE_MS,
+    PLAN_FAST_SLOTS,
+    PLAN_HAS_RELAX,
+    PLAN_RELAX_SLOTS,
+    Setting,
+)
 from router.errors import InvalidRequest
 from router.events import read_events
 from router.requests import parse_request
+from simulations.facts import BILLING_MONTH_DAYS, GPU_SECONDS, TURBO_SPEEDUP
 from simulations.spec import FleetSpec
-
-#: Concurrent fast / relax jobs per plan (docs/facts.md plan table).
-FAST_SLOTS: dict[Plan, int] = {Plan.BASIC: 3, Plan.STANDARD: 3, Plan.PRO: 12, Plan.MEGA: 12}
-RELAX_SLOTS: dict[Plan, int] = {Plan.BASIC: 0, Plan.STANDARD: 3, Plan.PRO: 3, Plan.MEGA: 3}
-#: Mean fast GPU seconds per task type ("an average job uses about 1 GPU-minute").
-GPU_SECONDS: dict[str, float] = {
-    "imagine": 60.0, "blend": 60.0, "reroll": 60.0, "variation": 45.0, "upscale": 75.0,
-    "inpaint": 45.0, "outpaint": 60.0, "pan": 60.0, "describe": 10.0, "seed": 1.0,
-}
-TURBO_SPEEDUP = 4.0
-MONTH_DAYS = 30.0
 
 
 @dataclass(slots=True)
@@ -59,7 +56,7 @@ class WorkloadProfile:
 
     @property
     def fast_hours_per_month(self) -> float:
-        return self.fast_gpu_hours / self.days * MONTH_DAYS
+        return self.fast_gpu_hours / self.days * BILLING_MONTH_DAYS
 
     @property
     def mean_fast_run_seconds(self) -> float:
@@ -189,9 +186,9 @@ def check_fleet(fleet: FleetSpec, wl: WorkloadProfile, *, max_downgraded: float,
     allowance = fast_allowance_hours(fleet)
     demand = wl.fast_hours_per_month
     min_down = max(0.0, 1.0 - allowance / demand) if demand > 0 else 0.0
-    fast_slots = sum(FAST_SLOTS[g.plan] * g.count for g in fleet.groups
+    fast_slots = sum(PLAN_FAST_SLOTS[g.plan] * g.count for g in fleet.groups
                      if g.setting is not Setting.RELAX)
-    relax_slots = sum(RELAX_SLOTS[g.plan] * g.count for g in fleet.groups)
+    relax_slots = sum(PLAN_RELAX_SLOTS[g.plan] * g.count for g in fleet.groups)
     s = wl.mean_fast_run_seconds
     a = wl.peak_fast_per_hour / 3600.0 * s
     p95 = erlang_c_wait_quantile(fast_slots, a, s) if wl.fast_tasks else 0.0

@@ -9,9 +9,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from router.accounts import PLAN_PRICE_USD, Plan
+from router.accounts import EXTRA_FAST_HOUR_PRICE_USD, PLAN_PRICE_USD, Plan
 from router.command import Command
 from router.errors import InputError
+from router.ledger import Policy
 from router.strategies import Strategy
 from simulations.bounds import WorkloadProfile, profile_trace
 from simulations.planner import PlanOptions, Targets, markdown, plan
@@ -23,11 +24,11 @@ from simulations.tiling import is_event_script, tile_trace, to_event_script
 #: ``--policies`` names for ``byoa plan``.
 PLAN_POLICIES: dict[str, PolicySpec] = {
     "documented": PolicySpec("documented"),
-    "restore": PolicySpec("restore", restore_fast_on_renewal=True),
-    "expiring_first": PolicySpec("expiring_first", Strategy.EXPIRING_FIRST),
-    "restore_expiring": PolicySpec("restore_expiring", Strategy.EXPIRING_FIRST,
-                                   restore_fast_on_renewal=True),
-    "upgrade": PolicySpec("upgrade", upgrade_relax_when_expiring=True),
+    "restore": PolicySpec("restore", Policy(restore_fast_on_renewal=True)),
+    "expiring_first": PolicySpec("expiring_first", Policy(Strategy.EXPIRING_FIRST)),
+    "restore_expiring": PolicySpec("restore_expiring", Policy(Strategy.EXPIRING_FIRST,
+                                                              restore_fast_on_renewal=True)),
+    "upgrade": PolicySpec("upgrade", Policy(upgrade_relax_when_expiring=True)),
 }
 
 
@@ -131,7 +132,7 @@ def _workload(args: argparse.Namespace, days: float,
             prof = profile_trace(tiled)
             p = tiled
         return WorkloadSpec(Path(args.trace).name, trace=str(p.resolve())), prof
-    from simulations.generator_profile import profile_generator
+    from simulations.generator_profile import generator_model, profile_generator
 
     p = Path(args.generator)
     try:
@@ -140,8 +141,8 @@ def _workload(args: argparse.Namespace, days: float,
         raise InputError("no such file", source=str(p), field="--generator") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML: {exc}", source=str(p)) from None
-    return (WorkloadSpec(p.stem, generator=tuple(sorted(data.items()))),
-            profile_generator(data, days, source=str(p)))
+    gen = generator_model(data, source=str(p))
+    return WorkloadSpec(p.stem, generator=gen), profile_generator(gen, days)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -195,11 +196,11 @@ def _setup_plan(p: argparse.ArgumentParser) -> None:
     p.add_argument("--days", type=float, default=30.0,
                    help="simulated days (default 30, one billing month; a shorter trace is "
                    "repeated to cover them)")
+    prices = " ".join(f"{plan.value}={usd:g}" for plan, usd in PLAN_PRICE_USD.items())
     p.add_argument("--price", action="append", metavar="PLAN=USD",
-                   help="monthly plan price, repeatable (default basic=10 standard=30 pro=60 "
-                   "mega=120, docs/facts.md)")
-    p.add_argument("--extra-hour-price", type=float, default=4.0,
-                   help="USD per bought fast hour (default 4)")
+                   help=f"monthly plan price, repeatable (default {prices}, docs/facts.md)")
+    p.add_argument("--extra-hour-price", type=float, default=EXTRA_FAST_HOUR_PRICE_USD,
+                   help=f"USD per bought fast hour (default {EXTRA_FAST_HOUR_PRICE_USD:g})")
     p.add_argument("--extra-hours", default="0",
                    help="bought fast hours per month to consider, comma-separated (default 0)")
     p.add_argument("--p95-fast-wait", type=float, default=300.0,

@@ -20,23 +20,17 @@ from typing import Any
 from router.command import Command
 from router.errors import InputError
 from router.loading import load_accounts
-from simulations.run import Run, run_scenario, write_outputs
-from simulations.scenario import (
-    FleetModel,
-    PolicyModel,
-    ScenarioModel,
-    SimulationModel,
-    WorkloadModel,
-    load_scenario,
-)
+from simulations.run import Progress, Run, load_workload, run, scenario_specs, write_outputs
+from simulations.scenario import ExecutionModel, SimulationModel, load_scenario
+from simulations.spec import RunSpec
 
 
-def _progress_factory(enabled: bool) -> Callable[[str], Callable[[float], None]] | None:
+def _progress_factory(enabled: bool) -> Callable[[str], Progress] | None:
     if not enabled:
         return None
     from tqdm import tqdm
 
-    def factory(name: str) -> Callable[[float], None]:
+    def factory(name: str) -> Progress:
         bar = tqdm(total=1000, desc=f"simulating {name}", unit="‰", file=sys.stderr,
                    delay=2.0, leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
                    "{elapsed}<{remaining}")
@@ -115,7 +109,9 @@ def summary_table(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
-def _trace_scenario(args: argparse.Namespace) -> ScenarioModel:
+def _trace_spec(args: argparse.Namespace) -> RunSpec:
+    """``--accounts F --trace T --days D``: the accounts file's accounts and policy,
+    as ``byoa replay`` reads them, on the trace from its first task on."""
     if not args.accounts or not args.trace or args.days is None:
         missing = [n for n, v in (("--accounts", args.accounts), ("--trace", args.trace),
                                   ("--days", args.days)) if not v]
@@ -123,18 +119,12 @@ def _trace_scenario(args: argparse.Namespace) -> ScenarioModel:
                          field=missing[0] if missing else None)
     if args.days <= 0:
         raise InputError(f"expected a number of days > 0, got {args.days}", field="--days")
-    _accs, pol = load_accounts(args.accounts)
-    policy = PolicyModel(strategy=pol.strategy, seed=pol.seed,
-                         fallback_on_saturation=pol.fallback_on_saturation,
-                         restore_fast_on_renewal=pol.restore_fast_on_renewal,
-                         estimates=dict(pol.estimates))
-    return ScenarioModel(
-        name=Path(args.trace).name,
-        simulation=SimulationModel(days=args.days, seed=args.seed or 0),
-        policy=policy,
-        fleet=FleetModel(accounts_file=str(Path(args.accounts).resolve())),
-        workload=WorkloadModel(trace=str(Path(args.trace).resolve())),
-    )
+    accounts, policy = load_accounts(args.accounts)
+    simulation = SimulationModel(days=args.days, seed=args.seed or 0)
+    execution = ExecutionModel()
+    trace = Path(args.trace).resolve()
+    workload, start = load_workload(trace, None, simulation, execution)
+    return RunSpec(trace.name, accounts, policy, workload, start, simulation, execution)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -149,23 +139,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             sc.simulation.days = args.days
         if args.seed is not None:
             sc.simulation.seed = args.seed
-        base = Path(source).resolve().parent
+        name, description = sc.name, sc.description
+        specs = scenario_specs(sc, source=source, base=Path(source).resolve().parent)
     else:
-        sc = _trace_scenario(args)
-        source, base = "<command line>", Path.cwd()
-    runs = run_scenario(sc, source=source, base=base,
-                        progress_factory=_progress_factory(not args.no_progress))
-    out = Path(args.out) if args.out else Path("out") / "simulate" / sc.name
-    print(f"byoa simulate: {sc.name}" + (f" — {sc.description}" if sc.description else ""))
+        specs = [_trace_spec(args)]
+        name, description = specs[0].name, ""
+    factory = _progress_factory(not args.no_progress)
+    runs = [run(spec, factory(spec.variant or name) if factory else None) for spec in specs]
+    out = Path(args.out) if args.out else Path("out") / "simulate" / name
+    print(f"byoa simulate: {name}" + (f" — {description}" if description else ""))
     print(summary_table(runs))
     print()
-    for run in runs:
-        target = out / run.name if len(runs) > 1 else out
-        files = write_outputs(run, target, plots=not args.no_plots)
+    for result in runs:
+        target = out / result.name if len(runs) > 1 else out
+        files = write_outputs(result, target, plots=not args.no_plots)
         plots = [f for f in files if f.suffix == ".png"]
-        print(f"[{run.name}] tables and summary.json in {target}/")
+        print(f"[{result.name}] tables and summary.json in {target}/")
         for p in plots:
-            print(f"[{run.name}] plot: {p}")
+            print(f"[{result.name}] plot: {p}")
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -1,73 +1,47 @@
-"""Build the scenario's fleet and policy with the router's own loader.
+"""Fleets as ``router.Account`` objects, built directly (times as epoch seconds).
 
-Explicit accounts, an accounts file and ``[[fleet.groups]]`` all become documents
-in the contract's accounts format and go through ``router.loading.parse_accounts``
-(the same validation and defaults as ``byoa replay``).
+A scenario's fleet: an accounts file (read by ``router.loading``, as ``byoa
+replay`` reads it), explicit ``[[fleet.accounts]]`` (the same account model and
+builder) and ``[[fleet.groups]]``. A sweep's or plan's ``FleetSpec``: accounts per
+plan and setting. Renewals ``spread`` over the billing month use one formula,
+``simulations.facts.spread_renewals``.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-from router.accounts import Account
+from router.accounts import MS_PER_HOUR, PLAN_ALLOWANCE_MS, Account, Setting, hours_to_ms
 from router.errors import InputError
-from router.ledger import Policy
-from router.loading import load_accounts, parse_accounts
-from router.timeutil import DAY, format_time, parse_time
-from simulations.scenario import GroupModel, PolicyModel, ScenarioModel, VariantModel
-
-#: ``renewal = "spread"``: renewal instants spread evenly over this many days.
-SPREAD_DAYS = 30.0
+from router.loading import AccountModel, account_from_model, accounts_from_models, load_accounts
+from router.timeutil import DAY
+from simulations.facts import BILLING_MONTH_DAYS, spread_renewals
+from simulations.scenario import GroupModel, ScenarioModel
+from simulations.spec import FleetGroup, FleetSpec
 
 
-def group_accounts(group: GroupModel, index: int, start: float) -> list[dict[str, Any]]:
-    """One contract account object per account of the group."""
+def group_accounts(group: GroupModel, index: int, start: float) -> list[Account]:
+    """The accounts of one ``[[fleet.groups]]`` entry (``index`` from 1)."""
     prefix = group.id_prefix or f"{group.plan.value}{index}"
-    out: list[dict[str, Any]] = []
     width = len(str(group.count))
-    for k in range(group.count):
-        if group.renewal == "spread":
-            renews = start + SPREAD_DAYS * DAY * (k + 0.5) / group.count
-        else:
-            renews = parse_time(group.renewal)
-        acc: dict[str, Any] = {
-            "id": f"{prefix}-{k + 1:0{width}d}", "plan": group.plan.value,
-            "setting": group.setting.value, "status": group.status.value,
-            "renews_at": format_time(renews), "weight": group.weight, "backup": group.backup,
-        }
-        if group.fast_hours_remaining is not None:
-            acc["fast_hours_remaining"] = group.fast_hours_remaining
-        if group.max_in_flight is not None:
-            acc["max_in_flight"] = group.max_in_flight
-        if group.inactive_window is not None:
-            acc["inactive_window"] = group.inactive_window.model_dump()
+    if group.renewal == "spread":
+        renewals = spread_renewals(start, group.count)
+    else:
+        renewals = [group.renewal] * group.count
+    out: list[Account] = []
+    for k, renews in enumerate(renewals):
+        acc = account_from_model(AccountModel(
+            id=f"{prefix}-{k + 1:0{width}d}", plan=group.plan, setting=group.setting,
+            status=group.status, fast_hours_remaining=group.fast_hours_remaining,
+            weight=group.weight, backup=group.backup, max_in_flight=group.max_in_flight,
+            inactive_window=group.inactive_window))
+        acc.renews_at = renews
         out.append(acc)
     return out
 
 
-def build_policy(pm: PolicyModel, variant: VariantModel | None = None) -> Policy:
-    """The router ``Policy`` for the scenario (and a variant's overrides)."""
-    policy = Policy(pm.strategy, pm.seed, pm.fallback_on_saturation, pm.restore_fast_on_renewal,
-                    upgrade_relax_when_expiring=pm.upgrade_relax_when_expiring,
-                    upgrade_relax_horizon_hours=pm.upgrade_relax_horizon_hours)
-    if pm.estimates:
-        policy.estimates.update(pm.estimates)
-    if variant is not None:
-        if variant.strategy is not None:
-            policy.strategy = variant.strategy
-        if variant.fallback_on_saturation is not None:
-            policy.fallback_on_saturation = variant.fallback_on_saturation
-        if variant.restore_fast_on_renewal is not None:
-            policy.restore_fast_on_renewal = variant.restore_fast_on_renewal
-        if variant.upgrade_relax_when_expiring is not None:
-            policy.upgrade_relax_when_expiring = variant.upgrade_relax_when_expiring
-    return policy
-
-
-def build_accounts(sc: ScenarioModel, source: str, base: Path | None,
-                   start: float) -> list[Account]:
+def scenario_accounts(sc: ScenarioModel, source: str, base: Path | None,
+                      start: float) -> list[Account]:
     """Accounts in file order: accounts_file, then explicit accounts, then groups."""
     accounts: list[Account] = []
     if sc.fleet.accounts_file is not None:
@@ -75,14 +49,9 @@ def build_accounts(sc: ScenarioModel, source: str, base: Path | None,
         if base is not None and not p.is_absolute():
             p = base / p
         accounts.extend(load_accounts(p)[0])
-    docs: list[dict[str, Any]] = [
-        am.model_dump(exclude_none=True, exclude_defaults=False) for am in sc.fleet.accounts
-    ]
+    accounts.extend(accounts_from_models(sc.fleet.accounts, {}, source, ("fleet", "accounts")))
     for i, group in enumerate(sc.fleet.groups):
-        docs.extend(group_accounts(group, i + 1, start))
-    if docs:
-        text = json.dumps({"accounts": docs}, default=str)
-        accounts.extend(parse_accounts(text, source=f"{source} (fleet)", fmt="json")[0])
+        accounts.extend(group_accounts(group, i + 1, start))
     seen: set[str] = set()
     for acc in accounts:
         if acc.id in seen:
@@ -90,3 +59,38 @@ def build_accounts(sc: ScenarioModel, source: str, base: Path | None,
                              "unique (set id_prefix on groups)", source=source, field="fleet")
         seen.add(acc.id)
     return accounts
+
+
+def spec_accounts(fleet: FleetSpec, start: float) -> list[Account]:
+    """A sweep's or plan's fleet, ids ``<plan>-<setting>-<n>`` in group order.
+
+    Renewals are spread over the month after ``start`` across the whole fleet
+    (``"spread"``) or all one month after it (``"same"``). With ``initial_fast =
+    "prorated"`` an account starts with the part of its allowance an even pace leaves
+    it (allowance x days to its renewal / 30), the steady state of a running fleet.
+    Bought ``extra_fast_hours`` go to the fast-set account that renews last.
+    """
+    month = BILLING_MONTH_DAYS * DAY
+    n = fleet.size
+    renewals = (spread_renewals(start, n) if fleet.renewal != "same"
+                else [start + month] * n)
+    rows: list[tuple[str, FleetGroup, float, float]] = []
+    k = 0
+    for group in fleet.groups:
+        allowance_h = PLAN_ALLOWANCE_MS[group.plan] / MS_PER_HOUR
+        for j in range(group.count):
+            renews = renewals[k]
+            fast_h = allowance_h
+            if fleet.initial_fast == "prorated":
+                fast_h = allowance_h * min(1.0, (renews - start) / month)
+            rows.append((f"{group.plan.value}-{group.setting.value}-{j + 1:02d}", group,
+                         renews, fast_h))
+            k += 1
+    if fleet.extra_fast_hours > 0:
+        fast_set = [r for r in range(len(rows)) if rows[r][1].setting is not Setting.RELAX]
+        if fast_set:
+            last = max(fast_set, key=lambda r: rows[r][2])
+            acc_id, group, renews, fast_h = rows[last]
+            rows[last] = (acc_id, group, renews, fast_h + fleet.extra_fast_hours)
+    return [Account(acc_id, group.plan, setting=group.setting, fast_ms=hours_to_ms(fast_h),
+                    renews_at=renews) for acc_id, group, renews, fast_h in rows]

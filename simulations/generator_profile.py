@@ -13,21 +13,25 @@ from typing import Any
 from pydantic import ValidationError
 
 from router.errors import InputError
-from simulations.bounds import GPU_SECONDS, TURBO_SPEEDUP, WorkloadProfile
+from simulations.bounds import WorkloadProfile
+from simulations.facts import GPU_SECONDS, TURBO_SPEEDUP
 from simulations.scenario import GeneratorModel
 
 
-def profile_generator(params: dict[str, Any], days: float, *,
-                      source: str = "<generator>") -> WorkloadProfile:
-    """Expected profile of ``days`` of the generator with ``params`` (validated)."""
+def generator_model(params: dict[str, Any], *, source: str = "<generator>") -> GeneratorModel:
+    """Validate generator parameters (a scenario's ``[workload.generator]`` keys)."""
     try:
-        gen = GeneratorModel.model_validate(params)
+        return GeneratorModel.model_validate(params)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "(generator)"
         msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
         raise InputError(f"{msg}, got {err.get('input')!r}", source=source,
                          field=field) from None
+
+
+def profile_generator(gen: GeneratorModel, days: float) -> WorkloadProfile:
+    """Expected profile of ``days`` of the generator ``gen``."""
     mix_total = sum(gen.task_mix.values())
     level: dict[str, float] = {t: gen.rate_per_hour * w / mix_total
                                for t, w in gen.task_mix.items()}

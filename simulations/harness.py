@@ -5,19 +5,16 @@ tasks go through ``Pool.submit``, finish through ``Pool.complete``/``Pool.fail``
 (or ``cancel``), bans and captchas through ``Pool.set_status``, and the clock
 through ``Pool.advance``. The harness only owns time and the accounts' slots.
 
-Late binding (R5): a task answered ``pool_saturated`` waits in the central FIFO
-queue (one lane per account for pinned children, one for fast/turbo roots, one
-for relax roots; among lanes that can run, the oldest task goes first) and is
-routed again whenever an account frees, and every ``retry_seconds`` (for
-inactive windows). Its waiting time counts. The harness is written with plain
-SimPy timeouts and callbacks (no process per task) so that a million tasks fit
-in a minute; the router calls are the bulk of the time.
+Late binding (R5): a task answered ``pool_saturated`` waits in the central queue
+(``simulations.central_queue``) and is routed again whenever an account frees,
+and every ``retry_seconds`` (for inactive windows). Its waiting time counts. The
+harness is written with plain SimPy timeouts and callbacks (no process per task)
+so that a million tasks fit in a minute; the router calls are the bulk of the time.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -27,13 +24,15 @@ import numpy.typing as npt
 import simpy
 from simpy.events import Event, Timeout
 
-from router.accounts import Account, Status
-from router.errors import NotInFlight, RouterError
+from router.accounts import TASK_TYPES, Account, Status
+from router.errors import ERROR_CODES as ERROR_TABLE
+from router.errors import NotInFlight, RouterError, UnknownAccount
 from router.ledger import Policy
 from router.pool import Pool
+from simulations.central_queue import CentralQueue
 from simulations.midjourney import RELAX, AccountExec, ExecParams
 from simulations.scenario import ExecutionModel
-from simulations.workload import MODE_CODE, TASK_TYPES, Workload
+from simulations.workload import MODE_CODE, Workload
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +40,11 @@ log = logging.getLogger(__name__)
 PENDING, REJECTED, COMPLETED, FAILED, RUNNING, QUEUED, CANCELLED, PUBLIC, WAITING = range(9)
 STATUS_NAMES = ("not_arrived", "rejected", "completed", "failed", "unfinished", "queued",
                 "cancelled", "public", "waiting_parent")
-ERROR_CODES: tuple[str, ...] = (
-    "", "invalid_request", "no_relax_capacity", "pool_saturated", "parent_not_found",
-    "pinned_account_unavailable", "pinned_account_cannot_run", "account_not_found",
-    "no_active_account",
-)
+#: The codes a decision can carry, as small integers (``SimResult.error``; 0: none): the
+#: routing codes of ``router.errors.ERROR_CODES`` but those of event lines only (L1, L5).
+_EVENT_LINE_CODES = frozenset({NotInFlight.code, UnknownAccount.code})
+ERROR_CODES: tuple[str, ...] = ("", *(c for c, e in ERROR_TABLE.items()
+                                      if e.router and c not in _EVENT_LINE_CODES))
 ERROR_INDEX = {c: i for i, c in enumerate(ERROR_CODES)}
 _FINAL = frozenset({REJECTED, COMPLETED, FAILED, CANCELLED, PUBLIC})
 
@@ -54,19 +53,20 @@ F64 = npt.NDArray[np.float64]
 
 @dataclass(slots=True)
 class RunOptions:
-    """When the run starts and stops, and how it is observed."""
+    """When the run starts and stops, and how it is observed, in seconds (built by
+    ``simulations.spec.RunSpec.options`` from the scenario's documented defaults)."""
 
     start: float
     horizon_end: float
-    drain: bool = True
-    drain_limit_s: float = 30 * 86_400.0
-    sample_s: float = 3600.0
-    retry_s: float = 60.0
-    ban_rate: float = 0.0  # per job
-    ban_s: float = 86_400.0
-    captcha_rate: float = 0.0
-    captcha_s: float = 1800.0
+    drain: bool
+    sample_s: float
+    retry_s: float
+    ban_rate: float  # per job
+    ban_s: float
+    captcha_rate: float  # per job
+    captcha_s: float
     progress: Callable[[float], None] | None = None  # fraction of the horizon done
+    drain_limit_s: float = 30 * 86_400.0  # draining stops this long after the horizon
 
 
 @dataclass(slots=True)
@@ -165,11 +165,7 @@ class Simulation:
             q_enter=empty,
         )
         self.res.queue_t0 = options.start
-        self.q_pinned: dict[int, deque[int]] = {}
-        self.q_fast: deque[int] = deque()
-        self.q_relax: deque[int] = deque()
-        self.q_len = 0
-        self.q_last = options.start
+        self.queue = CentralQueue(options.start, self.c.q_enter, self.c.queued_s)
         self.parked: dict[int, list[int]] = {}
         self.outstanding = 0
         self.stop_children = False
@@ -333,58 +329,25 @@ class Simulation:
             self._incident(ex)
         if ex.fast_q or ex.relax_q:
             self._start_ready(ex)
-        if self.q_len:
+        if self.queue.length:
             self._retry(k)
         self._children(i, completed)
 
     # ----------------------------------------------------------- central queue
-    def _q_change(self, delta: int) -> None:
-        now = self.env.now
-        self.res.queue_area += self.q_len * (now - self.q_last)
-        self.q_last = now
-        self.q_len += delta
-
     def _enqueue(self, i: int, pinned: bool) -> None:
-        self._q_change(+1)
-        self.res.queue_entries += 1
-        self.c.status[i] = QUEUED
-        self.c.q_enter[i] = self.env.now
+        """R5: a ``pool_saturated`` task waits (pinned children in their account's lane)."""
+        c = self.c
+        c.status[i] = QUEUED
         p = self._parent[i]
-        if pinned and p >= 0 and self.c.acc[p] >= 0:
-            self.q_pinned.setdefault(self.c.acc[p], deque()).append(i)
-        elif self.c.req[i] == RELAX:
-            self.q_relax.append(i)
-        else:
-            self.q_fast.append(i)
+        lane = c.acc[p] if pinned and p >= 0 and c.acc[p] >= 0 else None
+        self.queue.push(i, self.env.now, pinned_to=lane, relax=c.req[i] == RELAX)
 
-    def _dequeued(self, i: int) -> None:
-        self._q_change(-1)
-        self.c.queued_s[i] += self.env.now - self.c.q_enter[i]
+    def _resubmit(self, i: int) -> bool:
+        return self._submit(i, first=False)
 
     def _retry(self, k: int | None) -> None:
-        """Late binding: route queued tasks again, oldest first among the lanes
-        that can still run (one ``pool_saturated`` answer blocks its lane)."""
-        if self.q_len == 0:
-            return
-        lanes: list[deque[int]] = [self.q_fast, self.q_relax]
-        if k is None:
-            lanes.extend(self.q_pinned.values())
-        else:
-            pq = self.q_pinned.get(k)
-            if pq:
-                lanes.append(pq)
-        lanes = [q for q in lanes if q]
-        q_enter = self.c.q_enter
-        while lanes:
-            best = min(lanes, key=lambda q: (q_enter[q[0]], q[0]))
-            i = best[0]
-            if self._submit(i, first=False):
-                best.popleft()
-                self._dequeued(i)
-                if not best:
-                    lanes.remove(best)
-            else:
-                lanes.remove(best)
+        """Late binding: route queued tasks again (``k``: a slot freed on account k)."""
+        self.queue.retry(self._resubmit, self.env.now, k)
 
     def _ticker(self) -> Generator[Event, Any, None]:
         """Every ``retry_s``: retry the queue (inactive windows end without an event)."""
@@ -459,11 +422,7 @@ class Simulation:
                 yield env.timeout(at - env.now)
             st = c.status[i]
             if st == QUEUED:
-                for q in (self.q_fast, self.q_relax, *self.q_pinned.values()):
-                    if i in q:
-                        q.remove(i)
-                        self._dequeued(i)
-                        break
+                self.queue.remove(i, env.now)
             elif st == RUNNING and c.start[i] != c.start[i]:  # NaN: not started yet
                 ex = self.execs[c.acc[i]]
                 ex.remove_waiting(i)
@@ -495,7 +454,8 @@ class Simulation:
             limit = opt.horizon_end + opt.drain_limit_s
             while self.outstanding > 0 and env.now < limit:
                 env.run(until=min(env.now + 3600.0, limit))
-        self._q_change(0)
+        self.queue.close(env.now)
+        res.queue_area, res.queue_entries = self.queue.area, self.queue.entries
         res.queue_t1 = env.now
         res.end_time = env.now
         self.pool.advance(max(env.now, opt.horizon_end))

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from router.accounts import MS_PER_HOUR, PLAN_PRICE_USD, PeriodRecord, Setting
+from router.accounts import MS_PER_HOUR, PLAN_PRICE_USD, TASK_TYPES, PeriodRecord, Setting
+from simulations.facts import BILLING_MONTH_DAYS
 from simulations.harness import (
     COMPLETED,
     ERROR_CODES,
@@ -36,12 +37,11 @@ from simulations.harness import (
     WAITING,
     SimResult,
 )
-from simulations.workload import MODES, TASK_TYPES
+from simulations.workload import MODES
 
 CAUSES = ("relax_set_by_user", "flipped_not_restored", "no_demand")
 #: Task types whose completion delivers an image (a grid or an upscale).
 IMAGE_TYPES = frozenset(TASK_TYPES) - {"describe", "seed"}
-DAYS_PER_BILLING_MONTH = 30.0
 
 
 def waste_cause(p: PeriodRecord) -> str:
@@ -146,43 +146,114 @@ def _pct(x: np.ndarray[Any, Any]) -> dict[str, float | int | None]:
             "p99": float(p99), "max": float(x.max())}
 
 
-def summary(r: SimResult, *, name: str = "", variant: str = "") -> dict[str, Any]:
-    """The machine-readable summary (``summary.json``)."""
-    opt = r.options
-    st = r.status
-    arrived = st != PENDING
-    routed = ~np.isnan(r.routed)
-    fast_req = arrived & (r.req >= 1)
-    closed = [p for acc in r.accounts for p in acc.history
-              if p.end is not None and p.end <= opt.horizon_end]
+#: The policy options ``summary.json`` repeats (the rest are in the run's inputs).
+SUMMARY_POLICY_OPTIONS = ("strategy", "restore_fast_on_renewal", "fallback_on_saturation")
+
+
+def _all_periods(r: SimResult) -> list[PeriodRecord]:
+    """Every account's closed periods, then its open one."""
+    return [p for acc in r.accounts
+            for p in [*acc.history, *([acc.period] if acc.period else [])]]
+
+
+def closed_periods(r: SimResult) -> list[PeriodRecord]:
+    """Periods that ended (a renewal, L4) inside the horizon."""
+    end = r.options.horizon_end
+    return [p for acc in r.accounts for p in acc.history if p.end is not None and p.end <= end]
+
+
+def waste_by_cause(closed: list[PeriodRecord]) -> dict[str, float]:
+    """Fast hours expired at the renewals of ``closed``, by cause (module text)."""
     by_cause = dict.fromkeys(CAUSES, 0.0)
     for p in closed:
         if p.expired_ms > 0:
             by_cause[waste_cause(p)] += p.expired_ms / MS_PER_HOUR
-    rejected: dict[str, int] = {}
-    for code_i, count in zip(*np.unique(r.error[st == REJECTED], return_counts=True),
-                             strict=True):
-        rejected[ERROR_CODES[int(code_i)]] = int(count)
+    return by_cause
+
+
+def fast_time_use(r: SimResult) -> dict[str, Any]:
+    """Fast hours charged, overdraft (L2) and flips (L3) over every period."""
+    periods = _all_periods(r)
+    return {
+        "fast_hours_used": sum(p.used_ms for p in periods) / MS_PER_HOUR,
+        "overdraft_hours": sum(p.overdraft_ms for p in periods) / MS_PER_HOUR,
+        "flips": sum(1 for p in periods if p.flipped_at is not None),
+    }
+
+
+def rejections(r: SimResult) -> dict[str, int]:
+    """Rejected tasks by error code."""
+    out: dict[str, int] = {}
+    codes, counts = np.unique(r.error[r.status == REJECTED], return_counts=True)
+    for code_i, count in zip(codes, counts, strict=True):
+        out[ERROR_CODES[int(code_i)]] = int(count)
+    return out
+
+
+def task_counts(r: SimResult) -> dict[str, Any]:
+    """How many tasks arrived, asked for fast, were downgraded, rejected, finished."""
+    st = r.status
+    arrived = st != PENDING
+    routed = ~np.isnan(r.routed)
+    return {
+        "tasks_total": int(arrived.sum()),
+        "tasks_roots": int((arrived & (r.workload.parent < 0)).sum()),
+        "tasks_fast_requested": int((arrived & (r.req >= 1)).sum()),
+        "tasks_turbo_requested": int((arrived & (r.req == 2)).sum()),
+        "tasks_downgraded": int((routed & r.fallback).sum()),
+        "tasks_rejected": rejections(r),
+        "tasks_completed": int((st == COMPLETED).sum()),
+        "tasks_failed": int((st == FAILED).sum()),
+        "tasks_public": int((st == PUBLIC).sum()),
+        "tasks_unfinished": int(((st == RUNNING) | (st == QUEUED) | (st == WAITING)).sum()),
+        "tasks_queued_once": int(r.queue_entries),
+    }
+
+
+def wait_seconds(r: SimResult) -> dict[str, dict[str, float | int | None]]:
+    """Ready-to-start waits of started tasks, by effective mode and all together."""
     started = ~np.isnan(r.start)
     wait = r.start - r.ready
     waits = {m.value: _pct(wait[started & (r.eff == k)]) for k, m in enumerate(MODES)}
     waits["all"] = _pct(wait[started])
-    type_names = np.array(TASK_TYPES, dtype=object)
-    is_image = np.isin(type_names[r.workload.type_code.astype(np.int64)], list(IMAGE_TYPES))
-    images = int(((st == COMPLETED) & is_image).sum())
-    days = (opt.horizon_end - opt.start) / 86_400.0
-    fleet_month = sum(PLAN_PRICE_USD[a.plan] for a in r.accounts)
-    cost = fleet_month * days / DAYS_PER_BILLING_MONTH
+    return waits
+
+
+def queue_stats(r: SimResult) -> dict[str, Any]:
+    """The central queue: entries, time-average length, arrival rate, mean wait."""
     span = max(r.queue_t1 - r.queue_t0, 1e-9)
     q_waits = r.queued_s[~np.isnan(r.q_enter)]
-    lam = r.queue_entries / span
-    used_h = sum(p.used_ms for acc in r.accounts
-                 for p in [*acc.history, *([acc.period] if acc.period else [])]) / MS_PER_HOUR
-    overdraft_h = sum(p.overdraft_ms for acc in r.accounts
-                      for p in [*acc.history, *([acc.period] if acc.period else [])]) / MS_PER_HOUR
+    return {"entries": r.queue_entries, "time_average_length": r.queue_area / span,
+            "arrival_rate_per_s": r.queue_entries / span,
+            "mean_wait_s": float(q_waits.mean()) if q_waits.size else 0.0,
+            "span_s": span}
+
+
+def images(r: SimResult) -> int:
+    """Completed tasks that deliver an image (a grid or an upscale)."""
+    type_names = np.array(TASK_TYPES, dtype=object)
+    is_image = np.isin(type_names[r.workload.type_code.astype(np.int64)], list(IMAGE_TYPES))
+    return int(((r.status == COMPLETED) & is_image).sum())
+
+
+def fleet_cost(r: SimResult, days: float) -> float:
+    """The fleet's plan prices, prorated to ``days``."""
+    fleet_month = sum(PLAN_PRICE_USD[a.plan] for a in r.accounts)
+    return fleet_month * days / BILLING_MONTH_DAYS
+
+
+def summary(r: SimResult, *, name: str = "", variant: str = "") -> dict[str, Any]:
+    """The machine-readable summary (``summary.json``)."""
+    opt = r.options
+    days = (opt.horizon_end - opt.start) / 86_400.0
+    closed = closed_periods(r)
+    by_cause = waste_by_cause(closed)
+    n_images = images(r)
+    cost = fleet_cost(r, days)
     plans: dict[str, int] = {}
     for a in r.accounts:
         plans[a.plan.value] = plans.get(a.plan.value, 0) + 1
+    policy = r.pool.policy
     return {
         "scenario": name,
         "variant": variant,
@@ -190,35 +261,17 @@ def summary(r: SimResult, *, name: str = "", variant: str = "") -> dict[str, Any
                     "simulated_until": r.end_time},
         "accounts": len(r.accounts),
         "plans": plans,
-        "policy": {"strategy": r.pool.policy.strategy.value,
-                   "restore_fast_on_renewal": r.pool.policy.restore_fast_on_renewal,
-                   "fallback_on_saturation": r.pool.policy.fallback_on_saturation},
+        "policy": {k: getattr(getattr(policy, k), "value", getattr(policy, k))
+                   for k in SUMMARY_POLICY_OPTIONS},
         "wasted_fast_hours": sum(by_cause.values()),
         "wasted_fast_hours_by_cause": by_cause,
         "renewals_in_horizon": len(closed),
-        "fast_hours_used": used_h,
-        "overdraft_hours": overdraft_h,
-        "flips": sum(1 for acc in r.accounts for p in
-                     [*acc.history, *([acc.period] if acc.period else [])]
-                     if p.flipped_at is not None),
-        "tasks_total": int(arrived.sum()),
-        "tasks_roots": int((arrived & (r.workload.parent < 0)).sum()),
-        "tasks_fast_requested": int(fast_req.sum()),
-        "tasks_turbo_requested": int((arrived & (r.req == 2)).sum()),
-        "tasks_downgraded": int((routed & r.fallback).sum()),
-        "tasks_rejected": rejected,
-        "tasks_completed": int((st == COMPLETED).sum()),
-        "tasks_failed": int((st == FAILED).sum()),
-        "tasks_public": int((st == PUBLIC).sum()),
-        "tasks_unfinished": int(((st == RUNNING) | (st == QUEUED) | (st == WAITING)).sum()),
-        "tasks_queued_once": int(r.queue_entries),
-        "wait_seconds": waits,
-        "queue": {"entries": r.queue_entries, "time_average_length": r.queue_area / span,
-                  "arrival_rate_per_s": lam,
-                  "mean_wait_s": float(q_waits.mean()) if q_waits.size else 0.0,
-                  "span_s": span},
-        "images": images,
+        **fast_time_use(r),
+        **task_counts(r),
+        "wait_seconds": wait_seconds(r),
+        "queue": queue_stats(r),
+        "images": n_images,
         "fleet_cost_usd": cost,
-        "cost_per_1000_images": cost / images * 1000.0 if images else None,
+        "cost_per_1000_images": cost / n_images * 1000.0 if n_images else None,
         "incidents": len(r.incidents),
     }

@@ -23,10 +23,11 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from router.accounts import Account
+from router.accounts import Account, Mode
 from simulations.scenario import ExecutionModel
+from simulations.workload import MODE_CODE
 
-RELAX, FAST, TURBO = 0, 1, 2  # mode codes (simulations.workload.MODES)
+RELAX, FAST, TURBO = MODE_CODE[Mode.RELAX], MODE_CODE[Mode.FAST], MODE_CODE[Mode.TURBO]
 
 
 @dataclass(slots=True)

@@ -6,7 +6,7 @@
    bound shows cannot meet the targets (fast hours vs allowances, Erlang C on
    concurrent fast slots, relax capacity).
 3. Walk the survivors from the cheapest, confirming each by simulation with
-   several seeds (``simulations.runner.run_scenario`` through the sweep
+   several seeds (``simulations.run.run_point`` through the sweep
    executor) under each policy asked for, until two fleets pass: the
    recommendation and the runner-up.
 A fleet passes under a policy when *every* seed meets every target; of the
@@ -25,9 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.accounts import PLAN_PRICE_USD, Plan
+from router.accounts import EXTRA_FAST_HOUR_PRICE_USD, PLAN_PRICE_USD, Plan
 from simulations.bounds import BoundReport, WorkloadProfile, check_fleet
-from simulations.runner import run_scenario
+from simulations.facts import default_start
+from simulations.run import run_point
 from simulations.spec import PLANS, FleetGroup, FleetSpec, PolicySpec, ScenarioSpec, WorkloadSpec
 from simulations.sweep import derive_seed, run_dask, run_local
 
@@ -48,9 +49,10 @@ class PlanOptions:
     workload: WorkloadSpec
     profile: WorkloadProfile
     days: float
+    start: float = field(default_factory=default_start)  # a trace starts with its first task
     targets: Targets = field(default_factory=Targets)
     prices: dict[Plan, float] = field(default_factory=lambda: dict(PLAN_PRICE_USD))
-    extra_hour_price: float = 4.0
+    extra_hour_price: float = EXTRA_FAST_HOUR_PRICE_USD
     extra_hours: tuple[float, ...] = (0.0,)
     plans: tuple[Plan, ...] = PLANS
     max_accounts: int = 30
@@ -93,7 +95,7 @@ class Candidate:
             "accounts": {p.value: self.fleet.count(p) for p in PLANS if self.fleet.count(p)},
             "extra_fast_hours": self.fleet.extra_fast_hours,
             "policy": self.policy.name,
-            "restore_fast_on_renewal": self.policy.restore_fast_on_renewal,
+            "restore_fast_on_renewal": self.policy.policy.restore_fast_on_renewal,
             "monthly_cost_usd": self.cost,
             "bounds": {
                 "fast_allowance_hours_per_month": self.bounds.fast_allowance_per_month,
@@ -119,7 +121,7 @@ METRICS = ("p95_fast_wait_s", "downgraded_share", "rejected", "wasted_fast_hours
 
 
 def metric(summary: dict[str, Any], name: str) -> float:
-    """A planning metric from one run's summary (issue 3's summary.json keys)."""
+    """A planning metric from one run's summary (``summary.json`` keys)."""
     if name == "p95_fast_wait_s":
         waits = summary.get("wait_seconds", {})
         return float(max((waits.get(m, {}) or {}).get("p95", 0.0) or 0.0
@@ -191,7 +193,8 @@ def _specs(cands: Sequence[Candidate], opts: PlanOptions, first: int) -> list[Sc
     for i, c in enumerate(cands):
         for r in range(opts.seeds):
             specs.append(ScenarioSpec(first + i, c.fleet, c.policy, opts.workload, opts.days, r,
-                                      opts.root_seed, derive_seed(opts.root_seed, r)))
+                                      opts.root_seed, derive_seed(opts.root_seed, r),
+                                      opts.start))
     return specs
 
 
@@ -223,7 +226,7 @@ class PlanResult:
         }
 
 
-def plan(opts: PlanOptions, *, run: Callable[[ScenarioSpec], dict[str, Any]] = run_scenario
+def plan(opts: PlanOptions, *, run: Callable[[ScenarioSpec], dict[str, Any]] = run_point
          ) -> PlanResult:
     """Find the recommendation and the runner-up (see the module docstring)."""
     cands, pruned = candidates(opts)

@@ -21,63 +21,54 @@ A minimal scenario::
 
 from __future__ import annotations
 
+import typing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from router.accounts import Plan, Setting, Status
+from router.accounts import (
+    CHILD_TYPES,
+    PLAN_FAST_SLOTS,
+    PLAN_RELAX_SLOTS,
+    ROOT_TYPES,
+    Plan,
+    Setting,
+    Status,
+)
 from router.boundary import parse_toml_model, read_text
-from router.loading import AccountModel, WindowModel
-from router.strategies import Strategy
+from router.ledger import Policy
+from router.loading import AccountModel, PolicyModel, WindowModel, apply_policy, policy_model
+from router.locate import toml_lines
 from router.timeutil import parse_time
+from simulations.facts import DEFAULT_DAILY_PROFILE, GPU_SECONDS, TURBO_SPEEDUP
 
 _UNKNOWN = "unknown field (see simulations/scenario.py for the scenario format)"
 
 _STRICT = ConfigDict(extra="forbid")
 
-#: Root task types a generator may create (docs/rules.md "Words").
-ROOT_TYPES = ("imagine", "describe", "blend")
-#: Child task types a follow-up rule may create.
-CHILD_TYPES = ("upscale", "variation", "reroll", "inpaint", "outpaint", "pan", "seed")
-
-#: Concurrent fast and relax jobs per plan (docs/facts.md, plan table).
+#: Concurrent fast and relax jobs per plan (the plan table, ``router.accounts``).
 DEFAULT_CONCURRENCY: dict[str, dict[str, int]] = {
-    "basic": {"fast": 3, "relax": 0},
-    "standard": {"fast": 3, "relax": 3},
-    "pro": {"fast": 12, "relax": 3},
-    "mega": {"fast": 12, "relax": 3},
+    p.value: {"fast": PLAN_FAST_SLOTS[p], "relax": PLAN_RELAX_SLOTS[p]} for p in Plan
 }
 
-#: Mean fast-mode GPU seconds per task type. Facts: "an average job uses about
-#: 1 GPU-minute; upscales ... cost more, variations ... less".
-DEFAULT_GPU_SECONDS: dict[str, float] = {
-    "imagine": 60.0, "blend": 60.0, "reroll": 60.0, "variation": 45.0, "upscale": 75.0,
-    "inpaint": 45.0, "outpaint": 60.0, "pan": 60.0, "describe": 10.0, "seed": 1.0,
-}
 
-#: A working-day shape (UTC hours), mean 1: quiet nights, busy afternoons.
-DEFAULT_DAILY_PROFILE: tuple[float, ...] = (
-    0.4, 0.3, 0.25, 0.25, 0.3, 0.4, 0.6, 0.9, 1.2, 1.4, 1.5, 1.5,
-    1.5, 1.5, 1.5, 1.4, 1.4, 1.3, 1.2, 1.1, 1.0, 0.9, 0.7, 0.55,
-)
-
-
-def _utc_text(v: Any) -> Any:
-    """TOML native date-times become ISO text (naive ones are UTC)."""
+def epoch_seconds(v: Any) -> Any:
+    """A TOML date-time (naive: UTC) or ISO-8601 text as epoch seconds (a number is
+    taken as epoch seconds already)."""
     if isinstance(v, datetime):
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=UTC)
-        return v.isoformat()
-    return v
+        return (v if v.tzinfo is not None else v.replace(tzinfo=UTC)).timestamp()
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    return parse_time(v)
 
 
 class SimulationModel(BaseModel):
     """``[simulation]``: horizon, seed and run options."""
 
     model_config = _STRICT
-    start: str | None = None  # first instant; default 2026-01-01T00:00Z, a trace's first task
+    start: float | None = None  # first instant; default facts.DEFAULT_START, a trace's first task
     days: float = Field(default=30.0, gt=0)  # root arrivals happen in [start, start+days)
     seed: int = Field(default=0, ge=0)  # the workload's and execution model's randomness
     drain: bool = True  # after the horizon, finish queued and running work (no new roots)
@@ -86,28 +77,8 @@ class SimulationModel(BaseModel):
 
     @field_validator("start", mode="before")
     @classmethod
-    def _start_text(cls, v: Any) -> Any:
-        return _utc_text(v)
-
-    @field_validator("start")
-    @classmethod
-    def _start(cls, v: str | None) -> str | None:
-        if v is not None:
-            parse_time(v)
-        return v
-
-
-class PolicyModel(BaseModel):
-    """``[policy]``: the router's documented policy options (docs/rules.md)."""
-
-    model_config = _STRICT
-    strategy: Strategy = Strategy.LEAST_LOADED
-    seed: int = 0
-    fallback_on_saturation: bool = False  # R5
-    restore_fast_on_renewal: bool = False  # L4
-    upgrade_relax_when_expiring: bool = False  # opt-in, departs from M3/R4 (issue 5)
-    upgrade_relax_horizon_hours: float = Field(default=48.0, ge=0, strict=False)
-    estimates: dict[str, float] | None = None  # R9 overrides, seconds
+    def _start(cls, v: Any) -> Any:
+        return None if v is None else epoch_seconds(v)
 
 
 class GroupModel(BaseModel):
@@ -124,7 +95,7 @@ class GroupModel(BaseModel):
     setting: Setting = Setting.FAST
     status: Status = Status.ACTIVE
     fast_hours_remaining: float | None = Field(default=None, ge=0)  # default: the allowance
-    renewal: str = "spread"
+    renewal: float | Literal["spread"] = "spread"  # epoch seconds once validated
     weight: float = Field(default=1.0, ge=0)
     backup: bool = False
     max_in_flight: int | None = Field(default=None, ge=0)
@@ -132,18 +103,13 @@ class GroupModel(BaseModel):
 
     @field_validator("renewal", mode="before")
     @classmethod
-    def _renewal_text(cls, v: Any) -> Any:
-        return _utc_text(v)
-
-    @field_validator("renewal")
-    @classmethod
-    def _renewal(cls, v: str) -> str:
-        if v != "spread":
-            try:
-                parse_time(v)
-            except ValueError:
-                raise ValueError(f"expected 'spread' or an ISO-8601 UTC time, got {v!r}") from None
-        return v
+    def _renewal(cls, v: Any) -> Any:
+        if v == "spread":
+            return v
+        try:
+            return epoch_seconds(v)
+        except ValueError:
+            raise ValueError(f"expected 'spread' or an ISO-8601 UTC time, got {v!r}") from None
 
 
 class FleetModel(BaseModel):
@@ -164,12 +130,16 @@ class BurstModel(BaseModel):
     multiplier: float = Field(gt=0)
 
 
+ChildType = Literal["upscale", "variation", "reroll", "inpaint", "outpaint", "pan", "seed"]
+assert typing.get_args(ChildType) == CHILD_TYPES  # the router's child task types
+
+
 class FollowupModel(BaseModel):
     """A follow-up rule: after a completed ``after`` task, ``mean`` (Poisson) tasks
     of ``type`` arrive, each ``think_seconds`` (exponential mean) after it ends."""
 
     model_config = _STRICT
-    type: Literal["upscale", "variation", "reroll", "inpaint", "outpaint", "pan", "seed"]
+    type: ChildType
     mean: float = Field(ge=0)
     think_seconds: float = Field(default=60.0, ge=0)
     after: list[str] = Field(default_factory=lambda: ["imagine", "variation", "reroll", "pan"])
@@ -251,9 +221,9 @@ class ExecutionModel(BaseModel):
     model_config = _STRICT
     concurrency: dict[str, dict[str, int]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_CONCURRENCY.items()})
-    gpu_seconds: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_GPU_SECONDS))
+    gpu_seconds: dict[str, float] = Field(default_factory=lambda: dict(GPU_SECONDS))
     gpu_spread: float = Field(default=0.3, ge=0)  # lognormal sigma, mean kept
-    turbo_speedup: float = Field(default=4.0, gt=0)  # turbo runs 4x faster (charged 2x, L1)
+    turbo_speedup: float = Field(default=TURBO_SPEEDUP, gt=0)  # turbo: faster, charged 2x (L1)
     relax_run_factor: float = Field(default=1.0, gt=0)  # relax run time = GPU time x this
     relax_wait_base_seconds: float = Field(default=60.0, ge=0)  # max wait at period start
     relax_wait_max_seconds: float = Field(default=600.0, ge=0)  # facts: 0-10 minutes
@@ -280,7 +250,7 @@ class ExecutionModel(BaseModel):
     @field_validator("gpu_seconds")
     @classmethod
     def _gpu(cls, v: dict[str, float]) -> dict[str, float]:
-        out = dict(DEFAULT_GPU_SECONDS)
+        out = dict(GPU_SECONDS)
         for k, x in v.items():
             if k not in out:
                 raise ValueError(f"{k!r} is not a task type; expected {', '.join(out)}")
@@ -290,16 +260,15 @@ class ExecutionModel(BaseModel):
         return out
 
 
-class VariantModel(BaseModel):
-    """``[[variants]]``: run the scenario again with other policy options (same seed,
-    so every variant sees the same workload: common random numbers)."""
-
-    model_config = _STRICT
-    name: str = Field(min_length=1)
-    strategy: Strategy | None = None
-    fallback_on_saturation: bool | None = None
-    restore_fast_on_renewal: bool | None = None
-    upgrade_relax_when_expiring: bool | None = None
+if TYPE_CHECKING:
+    class VariantModel(BaseModel):
+        name: str
+else:
+    #: ``[[variants]]``: run the scenario again with other policy options (same seed,
+    #: so every variant sees the same workload: common random numbers). Any
+    #: ``router.Policy`` option; the ones left out keep the scenario's ``[policy]``.
+    VariantModel = policy_model("VariantModel", optional=True,
+                                name=(str, Field(min_length=1)))
 
 
 class ScenarioModel(BaseModel):
@@ -307,7 +276,7 @@ class ScenarioModel(BaseModel):
     name: str = "scenario"
     description: str = ""
     simulation: SimulationModel = Field(default_factory=SimulationModel)
-    policy: PolicyModel = Field(default_factory=PolicyModel)
+    policy: PolicyModel = Field(default_factory=PolicyModel)  # router.Policy's options
     fleet: FleetModel
     workload: WorkloadModel = Field(default_factory=WorkloadModel)
     execution: ExecutionModel = Field(default_factory=ExecutionModel)
@@ -322,9 +291,23 @@ class ScenarioModel(BaseModel):
         return self
 
 
+    def policies(self, *, lines: dict[Any, int] | None = None,
+                 source: str = "") -> list[tuple[str, Policy]]:
+        """``(variant name, router Policy)`` per variant: ``[policy]``, then each
+        variant's options over it; one ``("", policy)`` without variants."""
+        base = apply_policy(Policy(), self.policy, lines=lines, source=source)
+        if not self.variants:
+            return [("", base)]
+        return [(str(v.name), apply_policy(base, v, lines=lines, source=source,
+                                                       at=("variants", i)))
+                for i, v in enumerate(self.variants)]
+
+
 def parse_scenario(text: str, *, source: str = "<scenario>") -> ScenarioModel:
     """Validate a scenario document; all problems at once, each ``file:line: field: ...``."""
-    return parse_toml_model(text, ScenarioModel, source, _UNKNOWN, "(scenario)")
+    sc = parse_toml_model(text, ScenarioModel, source, _UNKNOWN, "(scenario)")
+    sc.policies(lines=toml_lines(text), source=source)  # R9 estimates, with their lines
+    return sc
 
 
 def load_scenario(path: str | Path) -> ScenarioModel:

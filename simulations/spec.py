@@ -1,18 +1,30 @@
-"""One scenario of a sweep or a plan, as plain picklable data.
+"""The in-memory descriptions of simulation runs.
 
-A ``ScenarioSpec`` names a fleet (accounts per plan and setting), a policy
-(the router's documented options plus the opt-in ``upgrade_relax_when_expiring``),
-a workload (a trace file or generator parameters), a horizon in days and the
-seed. ``simulations.runner.run_scenario`` turns one into summary metrics.
+``RunSpec`` is one run, in the harness's own terms: ``router.Account`` objects, a
+``router.Policy``, a ``Workload`` read once, and the validated ``[simulation]`` and
+``[execution]`` tables (times as epoch seconds). A scenario file, ``byoa simulate
+--accounts F --trace T``, and each point of a sweep or a plan all become a
+``RunSpec``, and ``simulations.run.run`` runs it.
+
+A ``ScenarioSpec`` is one point of a sweep or plan grid, as small picklable data sent
+to worker processes: a fleet (accounts per plan and setting), a named ``Policy``, a
+workload (a trace file or generator parameters), a horizon in days and the seed.
+``simulations.run.run_point`` turns one into its ``RunSpec`` and summary metrics.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
-from router.accounts import PLAN_PRICE_USD, Plan, Setting
-from router.strategies import Strategy
+from router.accounts import EXTRA_FAST_HOUR_PRICE_USD, PLAN_PRICE_USD, Account, Plan, Setting
+from router.ledger import Policy
+from router.timeutil import DAY
+from simulations.facts import default_start
+from simulations.harness import RunOptions
+from simulations.scenario import ExecutionModel, GeneratorModel, SimulationModel
+from simulations.workload import Workload
 
 PLANS: tuple[Plan, ...] = (Plan.BASIC, Plan.STANDARD, Plan.PRO, Plan.MEGA)
 
@@ -51,7 +63,7 @@ class FleetSpec:
         return sum(g.count for g in self.groups)
 
     def monthly_cost(self, prices: dict[Plan, float] | None = None,
-                     extra_hour_price: float = 4.0) -> float:
+                     extra_hour_price: float = EXTRA_FAST_HOUR_PRICE_USD) -> float:
         """Plan prices (docs/facts.md defaults) plus bought fast hours."""
         table = PLAN_PRICE_USD if prices is None else prices
         return (sum(table[g.plan] * g.count for g in self.groups)
@@ -72,14 +84,20 @@ class FleetSpec:
 
 @dataclass(frozen=True, slots=True)
 class PolicySpec:
-    """The router policy of a scenario (``router.ledger.Policy`` fields)."""
+    """A named router ``Policy`` (its ``seed`` is replaced by each replicate's)."""
 
     name: str = "documented"
-    strategy: Strategy = Strategy.LEAST_LOADED
-    restore_fast_on_renewal: bool = False
-    fallback_on_saturation: bool = False
-    upgrade_relax_when_expiring: bool = False
-    upgrade_relax_horizon_hours: float = 48.0
+    policy: Policy = field(default_factory=Policy)
+
+    def columns(self) -> dict[str, Any]:
+        """The policy's name and its single-valued options, as table columns."""
+        out: dict[str, Any] = {"policy": self.name}
+        for f in dataclasses.fields(Policy):
+            value = getattr(self.policy, f.name)
+            if f.name == "seed" or isinstance(value, dict):
+                continue  # the replicate's seed has its own column; tables are flat
+            out[f.name] = getattr(value, "value", value)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +106,8 @@ class WorkloadSpec:
 
     name: str
     trace: str | None = None
-    generator: tuple[tuple[str, Any], ...] = ()
+    generator: GeneratorModel | None = None
     repeat: bool = False  # repeat a shorter trace to cover the horizon (simulations.tiling)
-
-    @property
-    def generator_params(self) -> dict[str, Any]:
-        return dict(self.generator)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +122,7 @@ class ScenarioSpec:
     replicate: int
     root_seed: int
     seed: int
-    start: str = "2026-11-02T00:00:00Z"
+    start: float = field(default_factory=default_start)  # a trace starts with its first task
 
     def row(self) -> dict[str, Any]:
         """The scenario's parameters as flat table columns."""
@@ -125,14 +139,38 @@ class ScenarioSpec:
         out["extra_fast_hours"] = self.fleet.extra_fast_hours
         out["renewal"] = self.fleet.renewal
         out["monthly_cost_usd"] = self.fleet.monthly_cost()
-        pol = asdict(self.policy)
-        out["policy"] = pol.pop("name")
-        out["strategy"] = self.policy.strategy.value
-        pol.pop("strategy")
-        out.update(pol)
+        out.update(self.policy.columns())
         out["workload"] = self.workload.name
         out["days"] = self.days
         out["replicate"] = self.replicate
         out["root_seed"] = self.root_seed
         out["seed"] = self.seed
         return out
+
+
+@dataclass(slots=True)
+class RunSpec:
+    """Everything one simulation run needs; running it twice gives the same numbers (D1).
+
+    ``accounts`` are copied for each run (the ledger changes them as it goes).
+    """
+
+    name: str
+    accounts: list[Account]
+    policy: Policy
+    workload: Workload
+    start: float  # epoch seconds: the [simulation] start, a trace's first task, or the default
+    simulation: SimulationModel = field(default_factory=SimulationModel)
+    execution: ExecutionModel = field(default_factory=ExecutionModel)
+    variant: str = ""
+
+    def options(self, progress: Any = None) -> RunOptions:
+        """The harness's run options: horizon, sampling, re-route tick, incidents."""
+        sim, ex = self.simulation, self.execution
+        return RunOptions(
+            start=self.start, horizon_end=self.start + sim.days * DAY, drain=sim.drain,
+            sample_s=sim.sample_minutes * 60.0, retry_s=sim.retry_seconds,
+            ban_rate=ex.ban_per_1000_jobs / 1000.0, ban_s=ex.ban_hours * 3600.0,
+            captcha_rate=ex.captcha_per_1000_jobs / 1000.0, captcha_s=ex.captcha_minutes * 60.0,
+            progress=progress,
+        )

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from simulations.runner import run_scenario
+from simulations.run import run_point
 from simulations.spec import ScenarioSpec
 from simulations.sweepfile import SweepGrid
 from simulations.tiling import tile_trace
@@ -67,7 +67,7 @@ def _progress(total: int, show: bool, desc: str) -> tqdm[Any]:
 #: 2 CPUs they ate the whole speed-up of a second worker). Dask's nanny does the same.
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 #: Imported once by the fork server, so that each worker starts warm.
-PRELOAD = ["simulations.runner", "simulations.run", "simulations.metrics"]
+PRELOAD = ["simulations.run", "simulations.metrics"]
 
 
 @contextlib.contextmanager
@@ -99,7 +99,7 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def run_local(specs: Sequence[ScenarioSpec], workers: int = 1, *, run: RunFn = run_scenario,
+def run_local(specs: Sequence[ScenarioSpec], workers: int = 1, *, run: RunFn = run_point,
               progress: bool = False) -> list[dict[str, Any]]:
     """Run ``specs`` on ``workers`` local processes (1: in this process)."""
     results: list[dict[str, Any] | None] = [None] * len(specs)
@@ -118,7 +118,7 @@ def run_local(specs: Sequence[ScenarioSpec], workers: int = 1, *, run: RunFn = r
     return [r for r in results if r is not None]
 
 
-def run_dask(specs: Sequence[ScenarioSpec], address: str, *, run: RunFn = run_scenario,
+def run_dask(specs: Sequence[ScenarioSpec], address: str, *, run: RunFn = run_point,
              progress: bool = False) -> list[dict[str, Any]]:
     """Run ``specs`` on the Dask distributed scheduler at ``address``.
 
@@ -185,7 +185,7 @@ def materialize(grid: SweepGrid, workdir: Path) -> SweepGrid:
 
 
 def run_sweep(grid: SweepGrid, *, workers: int = 1, dask_address: str | None = None,
-              progress: bool = False, run: RunFn = run_scenario,
+              progress: bool = False, run: RunFn = run_point,
               workdir: Path | None = None) -> pd.DataFrame:
     """Expand ``grid``, run every scenario, return the tidy table.
 

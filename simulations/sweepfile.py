@@ -15,9 +15,10 @@ initial_fast = "full"           # or "prorated": start with the part left at an 
 
 [[policy]]
 name = "restore"
-strategy = "least_loaded"       # any S strategy
+strategy = "least_loaded"       # any S strategy; any other router.Policy option too
 restore_fast_on_renewal = true  # L4 option
 upgrade_relax_when_expiring = false
+# seed: not here; the router's seed is each replicate's (seeds, root_seed)
 
 [[workload]]
 name = "real week"
@@ -25,7 +26,7 @@ trace = "../data/mj2022-week1.events.jsonl.gz"   # relative to this file
 repeat = true        # repeat the trace to cover `days` (a week into a billing month)
 # or a generator table, passed to the simulator's workload generator:
 # [workload.generator]
-# jobs_per_day = 500
+# rate_per_hour = 20            # any key of a scenario's [workload.generator]
 ```
 
 Every problem is reported with the file, line, field and what was expected
@@ -36,15 +37,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from router.accounts import Plan, Setting
 from router.boundary import parse_toml_model, read_text
 from router.errors import InputError
+from router.ledger import Policy
+from router.loading import apply_policy, policy_model
 from router.locate import nearest_line, toml_lines
-from router.strategies import Strategy
+from simulations.facts import DEFAULT_START
+from simulations.scenario import GeneratorModel, epoch_seconds
 from simulations.spec import FleetGroup, FleetSpec, PolicySpec, WorkloadSpec
 
 _UNKNOWN = "unknown field (see the sweep file format in simulations/sweepfile.py)"
@@ -60,7 +64,7 @@ class PlanCounts(BaseModel):
     mega: int = Field(default=0, ge=0)
 
 
-class FleetModel(PlanCounts):
+class SweepFleetModel(PlanCounts):
     name: str = Field(min_length=1)
     relax_set: PlanCounts = PlanCounts()
     turbo_set: PlanCounts = PlanCounts()
@@ -69,7 +73,7 @@ class FleetModel(PlanCounts):
     initial_fast: Literal["full", "prorated"] = "full"
 
     @model_validator(mode="after")
-    def _not_empty(self) -> FleetModel:
+    def _not_empty(self) -> SweepFleetModel:
         total = sum(getattr(c, p.value) for c in (self, self.relax_set, self.turbo_set)
                     for p in Plan)
         if total == 0:
@@ -78,25 +82,25 @@ class FleetModel(PlanCounts):
         return self
 
 
-class PolicyModel(BaseModel):
-    model_config = _STRICT
-    name: str = Field(min_length=1)
-    strategy: Strategy = Field(default=Strategy.LEAST_LOADED, strict=False)
-    restore_fast_on_renewal: bool = False
-    fallback_on_saturation: bool = False
-    upgrade_relax_when_expiring: bool = False
-    upgrade_relax_horizon_hours: float = Field(default=48.0, ge=0, strict=False)
+if TYPE_CHECKING:
+    class SweepPolicyModel(BaseModel):
+        name: str
+else:
+    #: ``[[policy]]``: a name and any ``router.Policy`` option but ``seed`` (the router's
+    #: seed is each replicate's, so that every policy sees the same random numbers).
+    SweepPolicyModel = policy_model("SweepPolicyModel", exclude=frozenset({"seed"}),
+                                    name=(str, Field(min_length=1)))
 
 
-class WorkloadModel(BaseModel):
+class SweepWorkloadModel(BaseModel):
     model_config = _STRICT
     name: str = Field(min_length=1)
     trace: str | None = None
     repeat: bool = False
-    generator: dict[str, Any] | None = None
+    generator: GeneratorModel | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> WorkloadModel:
+    def _one_source(self) -> SweepWorkloadModel:
         if (self.trace is None) == (self.generator is None):
             raise ValueError("give exactly one of 'trace' (a file) or a [workload.generator] "
                              "table")
@@ -108,10 +112,16 @@ class SweepModel(BaseModel):
     days: float = Field(default=7.0, gt=0, strict=False)
     seeds: int = Field(default=1, ge=1, le=1000)
     root_seed: int = Field(default=0, ge=0)
-    start: str = "2026-11-02T00:00:00Z"
-    fleet: list[FleetModel] = Field(min_length=1)
-    policy: list[PolicyModel] = Field(default_factory=lambda: [PolicyModel(name="documented")])
-    workload: list[WorkloadModel] = Field(min_length=1)
+    start: float = Field(default=DEFAULT_START, validate_default=True)  # epoch seconds
+    fleet: list[SweepFleetModel] = Field(min_length=1)
+    policy: list[SweepPolicyModel] = Field(
+        default_factory=lambda: [SweepPolicyModel(name="documented")])
+    workload: list[SweepWorkloadModel] = Field(min_length=1)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start(cls, v: Any) -> Any:
+        return epoch_seconds(v)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +132,7 @@ class SweepGrid:
     days: float
     seeds: int
     root_seed: int
-    start: str
+    start: float
     fleets: tuple[FleetSpec, ...]
     policies: tuple[PolicySpec, ...]
     workloads: tuple[WorkloadSpec, ...]
@@ -132,7 +142,7 @@ class SweepGrid:
         return len(self.fleets) * len(self.policies) * len(self.workloads) * self.seeds
 
 
-def _fleet(m: FleetModel) -> FleetSpec:
+def _fleet(m: SweepFleetModel) -> FleetSpec:
     groups: list[FleetGroup] = []
     for setting, counts in ((Setting.FAST, m), (Setting.TURBO, m.turbo_set),
                             (Setting.RELAX, m.relax_set)):
@@ -149,7 +159,8 @@ def parse_sweep(text: str, *, source: str = "<sweep>", base: Path | None = None)
     lines = toml_lines(text)
     problems = []
     axes: tuple[tuple[str, list[str]], ...] = (
-        ("fleet", [f.name for f in model.fleet]), ("policy", [p.name for p in model.policy]),
+        ("fleet", [f.name for f in model.fleet]),
+        ("policy", [str(p.name) for p in model.policy]),
         ("workload", [w.name for w in model.workload]))
     for axis, names in axes:
         seen: dict[str, int] = {}
@@ -170,13 +181,13 @@ def parse_sweep(text: str, *, source: str = "<sweep>", base: Path | None = None)
                 line = nearest_line(lines, ("workload", i, "trace"))
                 problems.append(f"{source}:{line}: workload[{i}].trace: no such file {str(p)!r}")
             trace = str(p.resolve())
-        gen = tuple(sorted((w.generator or {}).items()))
-        workloads.append(WorkloadSpec(w.name, trace, gen, w.repeat))
+        workloads.append(WorkloadSpec(w.name, trace, w.generator, w.repeat))
     if problems:
         raise InputError("\n".join(problems))
-    policies = tuple(PolicySpec(p.name, p.strategy, p.restore_fast_on_renewal,
-                                p.fallback_on_saturation, p.upgrade_relax_when_expiring,
-                                p.upgrade_relax_horizon_hours) for p in model.policy)
+    policies = tuple(
+        PolicySpec(str(p.name),
+                   apply_policy(Policy(), p, lines=lines, source=source, at=("policy", i)))
+        for i, p in enumerate(model.policy))
     return SweepGrid(source, model.days, model.seeds, model.root_seed, model.start,
                      tuple(_fleet(f) for f in model.fleet), policies, tuple(workloads))
 

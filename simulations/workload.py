@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from router.accounts import Mode
+from router.accounts import ROOT_TYPES, TASK_TYPES, Mode
 from simulations.scenario import ExecutionModel, GeneratorModel
 
 F64 = npt.NDArray[np.float64]
@@ -34,11 +34,7 @@ B = npt.NDArray[np.bool_]
 HOUR = 3600.0
 DAY = 86_400.0
 
-#: Task type codes (index into this tuple).
-TASK_TYPES: tuple[str, ...] = (
-    "imagine", "describe", "blend", "upscale", "variation", "reroll", "inpaint", "outpaint",
-    "pan", "seed",
-)
+#: Task type codes: the index into ``router.accounts.TASK_TYPES``.
 TYPE_CODE: dict[str, int] = {t: i for i, t in enumerate(TASK_TYPES)}
 #: Mode codes used in arrays: -1 none.
 MODES: tuple[Mode, ...] = (Mode.RELAX, Mode.FAST, Mode.TURBO)
@@ -160,7 +156,7 @@ def build_templates(gen: GeneratorModel) -> tuple[list[dict[str, Any]], list[int
     templates: list[dict[str, Any]] = []
     modes: list[int] = []
     keys: list[tuple[int, int, bool]] = []
-    for t in ("imagine", "describe", "blend"):
+    for t in ROOT_TYPES:
         for m in MODES:
             for by_prompt in (False, True):
                 inp: dict[str, Any] = {}
@@ -196,8 +192,7 @@ def generate(gen: GeneratorModel, exe: ExecutionModel, start: float, days: float
     arrivals = root_arrivals(gen, start, days, rs["arrivals"])
     n_root = arrivals.shape[0]
     roots_rng = rs["roots"]
-    root_types = ("imagine", "describe", "blend")
-    rtype = _choice(roots_rng, gen.task_mix, root_types, n_root)
+    rtype = _choice(roots_rng, gen.task_mix, ROOT_TYPES, n_root)
     rmode = _choice(roots_rng, gen.modes, ("relax", "fast", "turbo"), n_root)
     by_prompt: B = np.asarray(roots_rng.random(n_root) < gen.prompt_flag_share, np.bool_)
     templates, tmodes, keys = build_templates(gen)
@@ -206,7 +201,7 @@ def generate(gen: GeneratorModel, exe: ExecutionModel, start: float, days: float
     for (tc, mc, bp), i in key_index.items():
         lut[tc, mc, int(bp)] = i
     body_code = lut[rtype, rmode, by_prompt.astype(np.int64)]
-    type_code = np.array([TYPE_CODE[t] for t in root_types], np.int8)[rtype]
+    type_code = np.array([TYPE_CODE[t] for t in ROOT_TYPES], np.int8)[rtype]
 
     parents = [np.full(n_root, -1, np.int64)]
     types = [type_code]

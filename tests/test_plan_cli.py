@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from small_trace import write_small_trace
 
+from router.accounts import Plan
 from router.cli import main
 from simulations.bounds import profile_trace
+from simulations.spec import PolicySpec
 from simulations.tiling import tile_trace
 
 _write_trace = write_small_trace
@@ -115,13 +117,19 @@ def test_plan_from_generator_parameters(tmp_path: Path) -> None:
     assert res["recommendation"]["evidence"]["downgraded_share"]["max"] == 0.0
 
 
-def test_trace_start_of_a_csv_trace(tmp_path: Path) -> None:
-    from simulations.runner import trace_start
+def test_a_csv_trace_starts_the_run_at_its_earliest_row(tmp_path: Path) -> None:
+    from router.timeutil import parse_time
+    from simulations.run import point_spec
+    from simulations.spec import FleetGroup, FleetSpec, ScenarioSpec, WorkloadSpec
 
     f = tmp_path / "t.csv"
     f.write_text("submitted_at,task_id,task_type,process_mode\n"
                  "2026-05-04T10:00:00Z,a,imagine,fast\n2026-05-04T09:00:00Z,b,imagine,relax\n")
-    assert trace_start(str(f)) == "2026-05-04T09:00:00Z"
+    fleet = FleetSpec("f", (FleetGroup(Plan.PRO, 1),))
+    spec = point_spec(ScenarioSpec(0, fleet, PolicySpec(), WorkloadSpec("t", trace=str(f)),
+                                   1.0, 0, 0, 0))
+    assert spec.start == parse_time("2026-05-04T09:00:00Z")
+    assert spec.accounts[0].renews_at == spec.start + 15 * 86_400.0  # mid-month (spread)
 
 
 def test_plan_without_a_passing_fleet_exits_1_and_says_what_to_change(

@@ -12,6 +12,7 @@ from typing import Any
 from router.accounts import Plan
 from simulations.bounds import profile_tasks
 from simulations.planner import PlanOptions, Targets, candidates, markdown, plan
+from simulations.scenario import GeneratorModel
 from simulations.spec import PolicySpec, ScenarioSpec, WorkloadSpec
 
 # 30 days x 100 fast imagines/day x 60 s = 50 fast hours per month.
@@ -30,8 +31,9 @@ def _model(spec: ScenarioSpec) -> dict[str, Any]:
 
 
 def _opts(**kw: Any) -> PlanOptions:
-    base: dict[str, Any] = dict(workload=WorkloadSpec("w", generator=()), profile=WL, days=1.0,
-                                targets=Targets(300.0, 0.02), max_accounts=4, seeds=2)
+    base: dict[str, Any] = dict(workload=WorkloadSpec("w", generator=GeneratorModel()),
+                                profile=WL, days=1.0, targets=Targets(300.0, 0.02),
+                                max_accounts=4, seeds=2)
     base.update(kw)
     return PlanOptions(**base)
 

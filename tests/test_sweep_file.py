@@ -9,6 +9,7 @@ import pytest
 
 from router import InputError
 from router.accounts import Plan, Setting
+from simulations.scenario import GeneratorModel
 from simulations.sweep import derive_seed, expand
 from simulations.sweepfile import load_sweep, parse_sweep
 
@@ -56,8 +57,8 @@ def test_sweep_file_expands_fleets_x_policies_x_workloads_x_seeds() -> None:
     small = grid.fleets[0]
     assert small.count(Plan.STANDARD, Setting.FAST) == 2
     assert small.count(Plan.PRO, Setting.RELAX) == 1
-    assert grid.policies[1].restore_fast_on_renewal is True
-    assert grid.workloads[0].generator_params == {"rate_per_hour": 5}
+    assert grid.policies[1].policy.restore_fast_on_renewal is True
+    assert grid.workloads[0].generator == GeneratorModel(rate_per_hour=5)
 
 
 def test_sweep_seeds_are_spawned_from_one_root_seed_sequence() -> None:
@@ -117,3 +118,17 @@ def test_sweep_file_not_toml_and_missing_file(tmp_path: Path) -> None:
 def test_sweep_file_bad_days_and_seeds(tmp_path: Path) -> None:
     msg = _bad(tmp_path, GOOD.replace("days = 2", "days = 0").replace("seeds = 3", "seeds = 0"))
     assert "sweep.toml:1: days:" in msg and "sweep.toml:2: seeds:" in msg
+
+
+def test_sweep_file_generator_is_checked_when_the_file_is_read(tmp_path: Path) -> None:
+    """Generator parameters are the scenario's [workload.generator]: checked up front."""
+    msg = _bad(tmp_path, GOOD.replace("rate_per_hour = 5", "rate_per_hr = 5"))
+    assert "workload[0].generator.rate_per_hr: unknown field" in msg
+
+
+def test_sweep_file_policy_takes_any_router_option_but_seed(tmp_path: Path) -> None:
+    grid = parse_sweep(GOOD.replace('name = "documented"',
+                                    'name = "documented"\nestimates = { imagine = 90 }'))
+    assert grid.policies[0].policy.estimates["imagine"] == 90.0
+    msg = _bad(tmp_path, GOOD.replace('name = "documented"', 'name = "documented"\nseed = 3'))
+    assert "policy[0].seed: unknown field" in msg

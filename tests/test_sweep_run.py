@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from router.cli import main
-from simulations.runner import run_scenario
+from simulations.run import run_point
 from simulations.sweep import expand, flatten, run_sweep, scenario_from_row
 from simulations.sweepfile import SweepGrid, parse_sweep
 
@@ -76,7 +76,7 @@ def test_sweep_any_row_rerun_alone_gives_the_same_numbers_D1(
         row = local_table.iloc[idx]
         spec = scenario_from_row(grid, row)
         assert spec == expand(grid)[idx]
-        again = dict(flatten(run_scenario(spec)))
+        again = dict(flatten(run_point(spec)))
         for key in ("wasted_fast_hours", "tasks_total", "tasks_downgraded",
                     "wait_seconds.fast.p95", "wait_seconds.relax.p95", "fast_hours_used"):
             assert again[key] == pytest.approx(row[key], nan_ok=True, rel=0, abs=0), key
