@@ -46,10 +46,10 @@ from router.accounts import (
     Status,
 )
 from router.candidates import ScanCandidates
-from router.events import Event
+from router.io.events import Event
+from router.io.replay import replay_events, write_records
 from router.ledger import Policy
 from router.pool import Pool
-from router.replay import replay_events, write_records
 from router.strategies import Strategy
 from router.timeutil import parse_time
 

@@ -1,7 +1,10 @@
 """byoa-router: GoAPI's BYOA routing rules for Midjourney account pools.
 
-The public API. See ``docs/rules.md`` for the rule IDs
-(M, R, S, L, B, T, P, X, E, D) that the docstrings and explanations cite.
+The public API, re-exported and nothing else. See ``docs/rules.md`` for the rule
+IDs (M, R, S, L, B, T, H, P, X, E, D) that the docstrings and explanations cite.
+The core (modes, rules, strategies, engine, ledger, pool) does no I/O; the file
+edges are in ``router.io``; the shells are ``router.stores``, ``router.proxy`` and
+the ``simulations`` package.
 """
 
 from router.accounts import (
@@ -14,18 +17,11 @@ from router.accounts import (
 )
 from router.decision import Decision, Notification, Outcome, Renewal
 from router.errors import InputError, RouteError, RouterError
+from router.io.loading import load_accounts, load_pool, parse_accounts
 from router.ledger import Ledger, Policy
-from router.loading import load_accounts, parse_accounts
 from router.modes import apply_mode, resolve_mode
 from router.pool import Pool
 from router.strategies import Strategy
-
-
-def load_pool(path: str, **kwargs: bool) -> Pool:
-    """Load an accounts file (JSON/TOML/YAML) into a ready ``Pool``."""
-    accounts, policy = load_accounts(path)
-    return Pool(accounts, policy, **kwargs)
-
 
 __all__ = [
     "Account", "Decision", "InactiveWindow", "InputError", "Ledger", "Mode", "Notification",

@@ -1,7 +1,7 @@
 """Plans, settings, statuses, modes and the mutable ``Account`` record.
 
 Hot-path objects are plain ``@dataclass(slots=True)``; validation of files and
-requests happens at the boundary (``router.loading``, ``router.requests``).
+requests happens at the boundary (``router.io.loading``, ``router.requests``).
 """
 
 from __future__ import annotations

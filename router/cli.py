@@ -22,11 +22,11 @@ from typing import IO, Any
 
 from router.command import GROUP, Command
 from router.errors import InputError
-from router.events import read_events
+from router.io.events import read_events
 from router.io.files import atomic_output, check_output, max_input_bytes, read_text
-from router.loading import load_accounts
+from router.io.loading import load_accounts
+from router.io.replay import decision_fields, replay_events, write_records
 from router.pool import Pool
-from router.replay import decision_fields, replay_events, write_records
 from router.timeutil import parse_time
 
 

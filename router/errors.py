@@ -25,7 +25,7 @@ class ErrorCode:
 
 
 ERROR_CODES: dict[str, ErrorCode] = {e.code: e for e in (
-    # E1: decisions (router.engine) and event lines (router.replay)
+    # E1: decisions (router.engine) and event lines (router.io.replay)
     ErrorCode("invalid_request", "M0", 400),
     ErrorCode("no_relax_capacity", "R4", 409),
     ErrorCode("pool_saturated", "R5", 503, retryable=True),

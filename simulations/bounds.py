@@ -34,7 +34,7 @@ from router.accounts import (
     Setting,
 )
 from router.errors import InvalidRequest
-from router.events import read_events
+from router.io.events import read_events
 from router.requests import parse_request
 from simulations.facts import BILLING_MONTH_DAYS, GPU_SECONDS, TURBO_SPEEDUP
 from simulations.spec import FleetSpec

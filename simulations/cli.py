@@ -19,7 +19,7 @@ from typing import Any
 
 from router.command import Command
 from router.errors import InputError
-from router.loading import load_accounts
+from router.io.loading import load_accounts
 from simulations.run import Progress, Run, load_workload, run, scenario_specs, write_outputs
 from simulations.scenario import ExecutionModel, SimulationModel, load_scenario
 from simulations.spec import RunSpec

@@ -1,6 +1,6 @@
 """Fleets as ``router.Account`` objects, built directly (times as epoch seconds).
 
-A scenario's fleet: an accounts file (read by ``router.loading``, as ``byoa
+A scenario's fleet: an accounts file (read by ``router.io.loading``, as ``byoa
 replay`` reads it), explicit ``[[fleet.accounts]]`` (the same account model and
 builder) and ``[[fleet.groups]]``. A sweep's or plan's ``FleetSpec``: accounts per
 plan and setting. Renewals ``spread`` over the billing month use one formula,
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from router.accounts import MS_PER_HOUR, PLAN_ALLOWANCE_MS, Account, Setting, hours_to_ms
 from router.errors import InputError
-from router.loading import AccountModel, account_from_model, accounts_from_models, load_accounts
+from router.io.loading import AccountModel, account_from_model, accounts_from_models, load_accounts
 from router.timeutil import DAY
 from simulations.facts import BILLING_MONTH_DAYS, spread_renewals
 from simulations.scenario import GroupModel, ScenarioModel

@@ -37,10 +37,10 @@ from router.accounts import (
     Setting,
     Status,
 )
-from router.boundary import parse_toml_model, read_text
+from router.io.boundary import parse_toml_model, read_text
+from router.io.loading import AccountModel, PolicyModel, WindowModel, apply_policy, policy_model
+from router.io.locate import toml_lines
 from router.ledger import Policy
-from router.loading import AccountModel, PolicyModel, WindowModel, apply_policy, policy_model
-from router.locate import toml_lines
 from router.timeutil import parse_time
 from simulations.facts import DEFAULT_DAILY_PROFILE, GPU_SECONDS, TURBO_SPEEDUP
 

@@ -42,11 +42,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from router.accounts import Plan, Setting
-from router.boundary import parse_toml_model, read_text
 from router.errors import InputError
+from router.io.boundary import parse_toml_model, read_text
+from router.io.loading import apply_policy, policy_model
+from router.io.locate import nearest_line, toml_lines
 from router.ledger import Policy
-from router.loading import apply_policy, policy_model
-from router.locate import nearest_line, toml_lines
 from simulations.facts import DEFAULT_START
 from simulations.scenario import GeneratorModel, epoch_seconds
 from simulations.spec import FleetGroup, FleetSpec, PolicySpec, WorkloadSpec

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from router.events import read_events
+from router.io.events import read_events
 from router.timeutil import DAY, format_time
 
 KEEP_OPS = frozenset({"submit", "complete", "fail"})

@@ -45,7 +45,7 @@ import numpy as np
 
 from router.accounts import CHILD_TASK_TYPES, ROOT_TASK_TYPES
 from router.errors import InputError
-from router.events import read_events
+from router.io.events import read_events
 from router.io.files import check_input, open_text
 from router.timeutil import parse_time
 from simulations.scenario import ExecutionModel

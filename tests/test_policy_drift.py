@@ -412,7 +412,7 @@ def test_simulate_trace_options_reach_the_run(
 
 def test_policy_models_have_exactly_the_policy_fields() -> None:
     """The file formats' policy models are built from the dataclass, not copied."""
-    from router.loading import PolicyModel
+    from router.io.loading import PolicyModel
     from simulations.scenario import VariantModel
     from simulations.sweepfile import SweepPolicyModel
 

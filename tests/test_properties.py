@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from router.accounts import PLAN_HAS_RELAX, Account, Mode, Plan, Setting, Status
 from router.decision import Decision, Outcome
 from router.errors import NotInFlight, UnknownAccount
-from router.events import Event, check_event
+from router.io.events import Event, check_event
+from router.io.replay import replay_events
 from router.ledger import Policy
 from router.modes import apply_mode, prompt_modes, resolve_mode
 from router.pool import Pool
-from router.replay import replay_events
 from router.rules import availability_reason, can_take_work, fast_reason
 from router.strategies import Strategy
 from router.testing import event_scripts, pools, prompts

@@ -28,8 +28,8 @@ from redis_server import redis_server
 
 from router.accounts import Mode, seconds_to_ms
 from router.cli import main
+from router.io.loading import load_accounts
 from router.ledger import InFlight, Ledger
-from router.loading import load_accounts
 
 H = {"x-api-key": API_KEY}
 ACCOUNTS = {"accounts": [

@@ -16,7 +16,7 @@ import pytest
 from proxy_procs import API_KEY, start_proxy
 from redis_server import redis_binary
 
-from router.loading import load_accounts
+from router.io.loading import load_accounts
 from router.stores.embedded import free_port
 from router.stores.redis_store import connect, load_into_redis
 

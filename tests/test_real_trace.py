@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from router.accounts import Account, Plan
-from router.events import read_events
+from router.io.events import read_events
+from router.io.replay import replay_events
 from router.ledger import Policy
 from router.pool import Pool
-from router.replay import replay_events
 
 
 def test_real_trace_replays_with_no_invalid_request(real_week: Path) -> None:

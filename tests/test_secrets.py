@@ -15,7 +15,7 @@ from redis_server import redis_server
 
 from router.cli import main
 from router.errors import InputError
-from router.loading import load_accounts
+from router.io.loading import load_accounts
 from router.stores.redis_store import RedisStore, connect, load_into_redis
 from router.stores.secrets import SEALED, SecretBox, new_key
 

@@ -17,7 +17,7 @@ from types import FrameType
 
 from router.command import Command
 from router.errors import InputError
-from router.loading import load_accounts
+from router.io.loading import load_accounts
 from router.stores.base import Store
 from router.stores.redis_keys import DEFAULT_TIMEOUT
 from router.stores.secrets import ENV_SECRET_KEY, box_from_env

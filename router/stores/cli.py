@@ -12,7 +12,7 @@ import redis
 from router.accounts import MS_PER_HOUR, MS_PER_SECOND, Setting, Status
 from router.command import Command
 from router.errors import InputError, UnknownAccount
-from router.loading import load_accounts
+from router.io.loading import load_accounts
 from router.stores.redis_store import RedisStore, connect, load_into_redis
 from router.stores.secrets import ENV_SECRET_KEY, new_key
 from router.stores.url import redact_url

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from router.errors import InputError
 from router.io.files import read_text
-from router.locate import PathKey, format_path, nearest_line, toml_lines
+from router.io.locate import PathKey, format_path, nearest_line, toml_lines
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -37,10 +37,9 @@ from router.accounts import (
     Status,
     hours_to_ms,
 )
-from router.boundary import read_text, validation_error
 from router.errors import InputError
-from router.ledger import Policy
-from router.locate import (
+from router.io.boundary import read_text, validation_error
+from router.io.locate import (
     PathKey,
     format_path,
     json_lines,
@@ -48,6 +47,8 @@ from router.locate import (
     toml_lines,
     yaml_lines,
 )
+from router.ledger import Policy
+from router.pool import Pool
 from router.timeutil import parse_clock, parse_time
 
 _UNKNOWN = "unknown field (not in the contract's accounts format)"
@@ -321,3 +322,9 @@ def load_accounts(path: str | Path) -> tuple[list[Account], Policy]:
     """Read an accounts file; the format follows the suffix (.json/.toml/.yaml)."""
     p = Path(path)
     return parse_accounts(read_text(p), source=str(p), fmt=_format_of(p))
+
+
+def load_pool(path: str | Path, **kwargs: bool) -> Pool:
+    """Load an accounts file (JSON/TOML/YAML) into a ready ``Pool``."""
+    accounts, policy = load_accounts(path)
+    return Pool(accounts, policy, **kwargs)

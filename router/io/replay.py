@@ -14,7 +14,7 @@ from typing import IO, Any
 from router.accounts import MS_PER_HOUR, MS_PER_SECOND
 from router.decision import Decision, Notification, Renewal
 from router.errors import InputError, NotInFlight, RouterError, make_error
-from router.events import Event
+from router.io.events import Event
 from router.pool import Pool
 from router.timeutil import format_time
 
