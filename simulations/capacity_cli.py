@@ -12,6 +12,7 @@ from typing import Any
 from router.accounts import EXTRA_FAST_HOUR_PRICE_USD, PLAN_PRICE_USD, Plan
 from router.command import Command
 from router.errors import InputError
+from router.io.files import atomic_output, output_dir
 from router.ledger import Policy
 from router.strategies import Strategy
 from simulations.bounds import WorkloadProfile, profile_trace
@@ -45,8 +46,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     grid = load_sweep(args.sweep_file)
     workers = _workers(args.workers)
     where = f"Dask cluster {args.dask}" if args.dask else f"{workers} local worker(s)"
+    out = output_dir(args.out, (args.sweep_file,))
     print(f"sweep {args.sweep_file}: {grid.size} scenarios on {where}", file=sys.stderr)
-    out = Path(args.out)
     df = run_sweep(grid, workers=workers, dask_address=args.dask,
                    progress=not args.no_progress, workdir=out / "workloads")
     pq, csv = write_table(df, out)
@@ -165,7 +166,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     plans = tuple(Plan(n) for n in _names(args.plans, {p.value: p for p in PLANS}, "--plans"))
     policies = tuple(PLAN_POLICIES[n] for n in _names(args.policies, PLAN_POLICIES,
                                                         "--policies"))
-    out = Path(args.out)
+    out = output_dir(args.out, (args.trace,))
     workload, profile = _workload(args, args.days, out)
     opts = PlanOptions(
         workload=workload, profile=profile, days=args.days,
@@ -178,10 +179,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         progress=not args.no_progress)
     result = plan(opts)
     text = markdown(result)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "plan.md").write_text(text + "\n", encoding="utf-8")
-    (out / "plan.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n",
-                                   encoding="utf-8")
+    with atomic_output(out / "plan.md") as fh:
+        fh.write(text + "\n")
+    with atomic_output(out / "plan.json") as fh:
+        fh.write(json.dumps(result.as_dict(), indent=2) + "\n")
     print(text)
     print(f"written: {out / 'plan.json'} and {out / 'plan.md'}")
     return 0 if result.recommendation is not None else 1

@@ -19,6 +19,7 @@ from typing import Any
 
 from router.command import Command
 from router.errors import InputError
+from router.io.files import output_dir
 from router.io.loading import load_accounts
 from simulations.run import Progress, Run, load_workload, run, scenario_specs, write_outputs
 from simulations.scenario import ExecutionModel, SimulationModel, load_scenario
@@ -144,9 +145,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         specs = [_trace_spec(args)]
         name, description = specs[0].name, ""
+    out = output_dir(args.out or Path("out") / "simulate" / name,
+                     (args.scenario, args.accounts, args.trace))
     factory = _progress_factory(not args.no_progress)
     runs = [run(spec, factory(spec.variant or name) if factory else None) for spec in specs]
-    out = Path(args.out) if args.out else Path("out") / "simulate" / name
     print(f"byoa simulate: {name}" + (f" — {description}" if description else ""))
     print(summary_table(runs))
     print()

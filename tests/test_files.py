@@ -186,3 +186,32 @@ def test_a_bad_size_limit_is_named(monkeypatch: pytest.MonkeyPatch,
     code, err = byoa(["replay", "--accounts", str(ACCOUNTS), "--events", str(EVENTS)], capsys)
     assert (code, err) == (2, "byoa replay: $BYOA_MAX_INPUT_BYTES: expected a whole number of "
                               "bytes, got 'lots'\n")
+
+
+@pytest.mark.parametrize("argv", [
+    ["simulate", "simulations/scenarios/default.toml", "--no-progress", "--no-plots"],
+    ["sweep", "examples/sweeps/policies_small.toml", "--no-progress"],
+    ["plan", "--trace", "data/mj2022-week1.events.jsonl.gz", "--no-progress"],
+])
+def test_output_folders_that_cannot_be_are_refused_before_the_run(
+        argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(REPO)
+    a_file = tmp_path / "results"
+    a_file.write_text("not a folder")
+    code, err = byoa([*argv, "--out", str(a_file)], capsys)
+    assert (code, err) == (2, f"byoa {argv[0]}: {a_file}: is a file, expected a folder for "
+                              "the outputs\n")
+    code, err = byoa([*argv, "--out", str(a_file / "run")], capsys)
+    assert (code, err) == (2, f"byoa {argv[0]}: {a_file / 'run'}: cannot create the folder: "
+                              "Not a directory\n")
+    assert a_file.read_text() == "not a folder"
+
+
+def test_simulate_refuses_its_own_scenario_as_the_output_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "s.toml"
+    shutil.copy(REPO / "simulations" / "scenarios" / "default.toml", scenario)
+    code, err = byoa(["simulate", str(scenario), "--out", str(scenario)], capsys)
+    assert (code, err) == (2, f"byoa simulate: {scenario}: is also an input ({scenario}); "
+                              "write the outputs elsewhere\n")

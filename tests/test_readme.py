@@ -22,7 +22,7 @@ def test_readme_router_testing_example_runs() -> None:
 
 def test_readme_python_api_example_runs(monkeypatch: Any, capsys: Any) -> None:
     (block,) = [b for b in _python_blocks() if "load_pool" in b]
-    assert len(block.strip().splitlines()) <= 10  # issue 2: the API fits in ten lines
+    assert len(block.strip().splitlines()) <= 10  # the API example fits in ten lines
     monkeypatch.chdir(README.parent)
     exec(compile(block, "README.md", "exec"), {})  # our own README
     first, second = capsys.readouterr().out.splitlines()

@@ -1,4 +1,4 @@
-"""The opt-in ``upgrade_relax_when_expiring`` policy in scenario files (issue 5):
+"""The opt-in ``upgrade_relax_when_expiring`` policy in scenario files:
 off by default, on through ``[policy]`` or a ``[[variants]]`` entry, and on the
 same workload it turns fast time that would expire into relax work run as fast."""
 
