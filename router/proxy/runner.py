@@ -10,8 +10,11 @@ event-loop turn are charged together (``Store.complete_many``), each exactly as
 Before a task on one of our accounts starts, its upstream job reference is
 recorded in the store (``Store.start_many``, batched per turn): a process that
 adopts the task after we died follows that job (``resume``) and charges it once
-(L1). A task another process adopted meanwhile (our lease had lapsed) does not
-start here at all, so no task runs twice.
+(L1). A completed task's record is written before its charge, so a process that
+dies in between leaves a completed record and a lease that a survivor adopts:
+it follows the finished job and charges it, once. A task another process
+adopted meanwhile (our lease had lapsed) does not start here at all, so no task
+runs twice.
 """
 
 from __future__ import annotations
@@ -41,13 +44,17 @@ class TaskRunner:
 
     def __init__(self, store: AccountStore, upstream: Upstream, counters: Counters, *,
                  start_delay: float, finished: Callable[[Task], None],
-                 dropped: Callable[[Task], None]) -> None:
+                 dropped: Callable[[Task], None],
+                 save: Callable[[Task], None] = lambda task: None,
+                 flush: Callable[[], None] = lambda: None) -> None:
         self.store = store
         self.upstream = upstream
         self.counters = counters
         self.start_delay = start_delay
         self.finished = finished
         self.dropped = dropped  # adopted by another process before it started here
+        self.save = save  # posts a task's record (written at ``flush``)
+        self.flush = flush
         self._running: dict[asyncio.Task[None], Task] = {}
         self._completions: TurnBatcher[tuple[str, float], Outcome] = TurnBatcher(
             self._complete_many, name="completions")
@@ -80,6 +87,7 @@ class TaskRunner:
         await asyncio.gather(*running, return_exceptions=True)
 
     def _complete_many(self, items: list[tuple[str, float]]) -> list[Outcome | Exception]:
+        self.flush()  # the results' records first: a charge never lands without its record
         return list(self.store.complete_many(items, time.time()))
 
     def _start_many(self, items: list[tuple[str, str, str, float]]) -> list[bool | Exception]:
@@ -121,6 +129,8 @@ class TaskRunner:
             now = time.time()
             self._record_result(task, res, now)
             if d.account_id is not None:  # P1 public tasks are not ours to charge
+                if res.ok:
+                    self.save(task)  # written before the charge (a survivor re-charges none)
                 await self._settle(task, res, now)
             self.finished(task)
         except asyncio.CancelledError:

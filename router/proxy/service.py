@@ -76,7 +76,8 @@ class TaskService:
                                  backoff=config.webhook_backoff)
         self.runner = TaskRunner(store, upstream, self.counters,
                                  start_delay=config.start_delay, finished=self._finished,
-                                 dropped=self.records.forget)
+                                 dropped=self.records.forget, save=self.records.save,
+                                 flush=self.records.flush)
         self.line = Dispatcher(queue if queue is not None else LocalQueue(), store,
                                self.counters, limit=config.queue_limit, route=self._route,
                                routed=self._routed, rejected=self._rejected)

@@ -68,10 +68,12 @@ return {1, inflight, reserved}
 #: survivor that adopts the task follows that job instead of starting another
 #: (no task runs twice, L1 charges it once). Only the current owner of a task
 #: still in flight may start it: 1, or 0 when the task was adopted meanwhile.
+#: ``starts`` counts the starts (audits: never more than 1).
 START = """
 local t = redis.call('HMGET', KEYS[1], 'state', 'owner')
 if t[1] ~= 'flight' or t[2] ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'job', ARGV[2], 'started', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'starts', 1)
 return 1
 """
 
