@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from proxy_procs import API_KEY, Proxy, proxies
+from proxy_procs import API_KEY, Proxy, proxies, start_proxy
 from redis_server import redis_server
 
 from router.accounts import Mode, seconds_to_ms
@@ -124,28 +126,32 @@ class Load:
         self._counter = itertools.count()
 
     async def _one(self, client: httpx.AsyncClient, i: int) -> None:
+        """Like a client behind a load balancer: the other process when one is gone
+        or draining, and again a moment later while a replacement starts."""
         body = body_for(i, self._ids)
-        order = [self.targets[i % 2], self.targets[(i + 1) % 2]]
-        for target in order:
-            if target.proc.poll() is not None:
-                continue
-            try:
-                r = await client.post(f"{target.url}/api/v1/task", json=body, headers=H)
-            except httpx.TransportError:
-                self.failovers += 1
-                continue  # the process died under us: the other one takes it
-            if r.status_code == 503 and r.json()["data"]["error"]["raw_message"] == \
-                    "shutting_down":
-                self.failovers += 1
-                continue  # a draining process: the other one takes it
-            if r.status_code == 200:
-                task_id = r.json()["data"]["task_id"]
-                self.accepted[task_id] = target.url
-                self._ids.append(task_id)
-            else:
-                code = r.json()["data"]["error"]["raw_message"]
-                self.rejected[code] = self.rejected.get(code, 0) + 1
-            return
+        for _round in range(400):  # a liveness bound, not a timing
+            order = [self.targets[i % 2], self.targets[(i + 1) % 2]]
+            for target in order:
+                if target.proc.poll() is not None:
+                    continue
+                try:
+                    r = await client.post(f"{target.url}/api/v1/task", json=body, headers=H)
+                except httpx.TransportError:
+                    self.failovers += 1
+                    continue  # the process died under us: the other one takes it
+                if r.status_code == 503 and r.json()["data"]["error"]["raw_message"] == \
+                        "shutting_down":
+                    self.failovers += 1
+                    continue  # a draining process: the other one takes it
+                if r.status_code == 200:
+                    task_id = r.json()["data"]["task_id"]
+                    self.accepted[task_id] = target.url
+                    self._ids.append(task_id)
+                else:
+                    code = r.json()["data"]["error"]["raw_message"]
+                    self.rejected[code] = self.rejected.get(code, 0) + 1
+                return
+            await asyncio.sleep(0.05)
         raise AssertionError("no proxy answered")
 
     async def _worker(self, client: httpx.AsyncClient) -> None:
@@ -400,3 +406,57 @@ def test_sigkill_one_proxy_under_load_survivor_adopts_every_task_L1_R7(
     check_ledger_totals(r, accounts_file, hashes, recs)  # nothing charged twice
     assert "Traceback" not in survivor_log
     assert completed > 1000
+
+
+def test_rolling_restart_under_load_loses_and_duplicates_nothing_L1(
+        url: str, tmp_path: Path) -> None:
+    """SIGTERM one process, start its replacement, then the other, while the load
+    runs: the first hands everything over at once (--drain-seconds 0), the second
+    lets its tasks finish first; new submits meanwhile go to the other process."""
+    accounts_file = load(url, tmp_path)
+    r = redis.Redis.from_url(url, decode_responses=True)
+    drains = ["0", "5"]
+    started: list[Proxy] = []
+    logs: list[str] = []
+    try:
+        with proxies([["--redis", url, *SERVE, "--drain-seconds", d] for d in drains],
+                     str(tmp_path)) as ps:
+            load_run = Load(list(ps), n=2000)
+            loader = threading.Thread(target=load_run.run)
+            loader.start()
+            while len(load_run.accepted) < 300 and loader.is_alive():
+                time.sleep(0.01)
+            for k in (0, 1):  # one after the other, under load
+                old = load_run.targets[k]
+                old.proc.send_signal(signal.SIGTERM)
+                deadline = time.monotonic() + 60  # liveness bound; poll(): the load
+                while old.proc.poll() is None:  # thread polls the same process
+                    assert time.monotonic() < deadline, "a draining process did not exit"
+                    time.sleep(0.05)
+                logs.append(old.output())
+                new = start_proxy(["--redis", url, *SERVE, "--drain-seconds", drains[k]],
+                                  str(tmp_path), f"proxy{k}-new")
+                started.append(new)
+                load_run.targets[k] = new
+            restarted_at = len(load_run.accepted)
+            loader.join(timeout=300)
+            assert not loader.is_alive()
+            wait_idle(r)
+            ids = list(load_run.accepted)
+            recs = wait_final(r, ids)
+        logs += [p.output() for p in started]
+    finally:
+        for p in started:
+            p.stop()
+    assert len(ids) + sum(load_run.rejected.values()) == 2000
+    assert restarted_at < len(ids)  # the load went on after both restarts
+    handed = [int(m) for m in re.findall(r"handed (\d+) tasks over", "".join(logs[:2]))]
+    assert len(handed) == 2
+    hashes = task_hashes(r, ids)
+    completed = check_each_task_ran_once(ids, recs, hashes)
+    assert "lease_expired" not in json.dumps(recs)
+    print(f"\nrolling restart: {completed} of {len(ids)} accepted tasks completed; "
+          f"handed over {handed}; {load_run.failovers} submits failed over")
+    check_ledger_totals(r, accounts_file, hashes, recs)
+    assert "Traceback" not in "".join(logs)
+    assert completed > 1500

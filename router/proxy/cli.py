@@ -130,13 +130,19 @@ def _serve(args: argparse.Namespace, api_key: str) -> int:
           flush=True)
     server = _draining_server(uvicorn.Config(app, host=args.host, port=args.port,
                                              log_level=args.log_level.lower(),
-                                             access_log=args.access_log),
+                                             access_log=args.access_log,
+                                             timeout_graceful_shutdown=CLOSE_SECONDS),
                               service, args.drain_seconds)
     try:
         server.run()
     finally:
         store.close()
     return 0
+
+
+#: after the drain, how long uvicorn waits for client connections to close (a
+#: keep-alive client that keeps its connection open must not hold the exit)
+CLOSE_SECONDS = 2.0
 
 
 def maintain_interval(lease: float) -> float:

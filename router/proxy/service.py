@@ -125,7 +125,11 @@ class TaskService:
         for t in self._loops[1:]:
             t.cancel()  # no more maintenance: we must not adopt what we hand over
         await asyncio.gather(*self._loops, return_exceptions=True)
-        left = [t for t in self.runner.running() if t.status in ("pending", "processing")]
+        running = self.runner.running()
+        left = [t for t in running if t.status in ("pending", "processing")]
+        if running:
+            log.warning("shutting down: %d tasks still running after %.1f s (%s)", len(running),
+                        seconds, ", ".join(sorted({t.status for t in running})))
         await self.runner.stop()
         ours = [t.task_id for t in left if t.decision is not None
                 and t.decision.account_id is not None]
