@@ -1,12 +1,15 @@
-"""Two ``byoa serve`` processes on one real Redis, under thousands of concurrent
-submits from several async clients (loopback only).
+"""Two ``byoa serve`` processes on one real Redis, and on a real 3-master Redis
+Cluster, under thousands of concurrent submits from several async clients
+(loopback only).
 
 While the load runs, a sampler reads every account's hash many times a second:
 at no sample may an account exceed ``max_in_flight`` (R1), nor its unreserved
 fast time go below 0 by more than one task's reservation (R2, R9: a turbo
 reservation is the largest). Afterwards every accepted task was routed exactly
 once, and the ledger totals equal what one process's ``Ledger`` charges for the
-same completions (L1-L3). A second run SIGKILLs one proxy under load.
+same completions (L1-L3). A second run SIGKILLs one proxy under load: the
+survivor adopts its tasks and every accepted task completes, once. A third
+restarts both processes one after the other under load (SIGTERM drains).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ import httpx
 import pytest
 import redis
 from proxy_procs import API_KEY, Proxy, proxies, start_proxy
-from redis_server import redis_server
+from redis_server import redis_cluster, redis_server
 
 from router.accounts import Mode, seconds_to_ms
 from router.cli import main
 from router.ledger import InFlight, Ledger
 from router.loading import load_accounts
+from router.stores.cluster import client_for
 
 H = {"x-api-key": API_KEY}
 ACCOUNTS = {"accounts": [
@@ -49,10 +53,15 @@ SERVE = ["--speedup", "3000", "--start-delay", "0.01", "--lease", "2"]
 MULT = {"fast": 1, "turbo": 2, "relax": 0}
 
 
-@pytest.fixture(scope="module")
-def url() -> Iterator[str]:
-    with redis_server() as u:
-        yield u
+@pytest.fixture(scope="module", params=["redis", "cluster"])
+def url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """One redis-server, or a real 3-master Redis Cluster (``redis+cluster://``)."""
+    if request.param == "redis":
+        with redis_server() as u:
+            yield u
+    else:
+        with redis_cluster(3) as urls:
+            yield "redis+cluster://" + urls[0].split("://", 1)[1]
 
 
 def load(url: str, tmp: Path) -> Path:
@@ -67,7 +76,7 @@ class Sampler(threading.Thread):
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
-        self.r = redis.Redis.from_url(url, decode_responses=True)
+        self.r = client_for(url)
         self.stop_flag = threading.Event()
         self.samples = 0
         self.violations: list[str] = []
@@ -296,7 +305,10 @@ def _ended(rec: dict[str, Any]) -> float:
 def test_two_proxies_share_one_redis_under_thousands_of_submits_R1_R2_L1(
         url: str, tmp_path: Path) -> None:
     accounts_file = load(url, tmp_path)
-    r = redis.Redis.from_url(url, decode_responses=True)
+    r = client_for(url)
+    if url.startswith("redis+cluster://"):  # the accounts spread over the shards
+        shards = {r.get_node_from_key(f"byoa:{{acc:{a}}}").name for a in IDS}  # type: ignore[attr-defined]
+        assert len(shards) >= 2, shards
     with proxies([["--redis", url, *SERVE], ["--redis", url, *SERVE]], str(tmp_path)) as ps:
         sampler = Sampler(url)
         sampler.start()
@@ -373,7 +385,7 @@ def adoption_seconds(log: str, since: float) -> float | None:
 def test_sigkill_one_proxy_under_load_survivor_adopts_every_task_L1_R7(
         url: str, tmp_path: Path) -> None:
     accounts_file = load(url, tmp_path)
-    r = redis.Redis.from_url(url, decode_responses=True)
+    r = client_for(url)
     killed_at: list[float] = []
 
     def kill(p: Proxy) -> None:
@@ -414,7 +426,7 @@ def test_rolling_restart_under_load_loses_and_duplicates_nothing_L1(
     runs: the first hands everything over at once (--drain-seconds 0), the second
     lets its tasks finish first; new submits meanwhile go to the other process."""
     accounts_file = load(url, tmp_path)
-    r = redis.Redis.from_url(url, decode_responses=True)
+    r = client_for(url)
     drains = ["0", "5"]
     started: list[Proxy] = []
     logs: list[str] = []

@@ -61,9 +61,10 @@ def build_store(args: argparse.Namespace) -> Store:
     if args.redis:
         import redis
 
-        from router.stores.redis_store import RedisStore, connect
+        from router.stores.cluster import client_for
+        from router.stores.redis_store import RedisStore
 
-        client = connect(args.redis)
+        client = client_for(args.redis)
         try:
             client.ping()
         except redis.RedisError as exc:
@@ -142,7 +143,7 @@ def _serve(args: argparse.Namespace, api_key: str) -> int:
 
 #: after the drain, how long uvicorn waits for client connections to close (a
 #: keep-alive client that keeps its connection open must not hold the exit)
-CLOSE_SECONDS = 2.0
+CLOSE_SECONDS = 2
 
 
 def maintain_interval(lease: float) -> float:
@@ -190,7 +191,9 @@ def _draining_server(config: Any, service: Any, drain_seconds: float) -> Any:
 def setup(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--redis", help="Redis URL: shared state for several processes; "
+    p.add_argument("--redis", help="Redis URL: shared state for several processes "
+                   "(redis://HOST:PORT/DB, or redis+cluster://HOST:PORT for a Redis Cluster "
+                   "through any of its nodes); "
                    "'embedded' starts a private redis-server for this process's lifetime "
                    "(loads --accounts into it and prints its URL for others to join)")
     p.add_argument("--prefix", default="byoa", help="Redis key prefix (default byoa)")

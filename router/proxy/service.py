@@ -99,6 +99,7 @@ class TaskService:
                        loop.create_task(self._maintain_loop())]
 
     async def stop(self) -> None:
+        self.line.stop()
         for t in self._loops:
             t.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
@@ -116,12 +117,13 @@ class TaskService:
         to: queued tasks keep being dispatched until the deadline."""
         self.draining = True
         shared = not isinstance(self.queue, LocalQueue)
-        if shared and self._loops:
-            self._loops[0].cancel()  # the dispatcher: the line is left to the others
+        if shared:
+            self.line.stop()  # the dispatcher: the line is left to the others
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and (self.runner.running() or (
                 not shared and self.queue.length())):
             await asyncio.sleep(0.02)
+        self.line.stop()
         for t in self._loops[1:]:
             t.cancel()  # no more maintenance: we must not adopt what we hand over
         await asyncio.gather(*self._loops, return_exceptions=True)

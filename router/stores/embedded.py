@@ -122,6 +122,22 @@ def free_port() -> int:
         return port
 
 
+def free_cluster_port() -> int:
+    """A free loopback port whose cluster bus port (+10000) is free and valid too."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20_000, 55_000)
+        try:
+            for p in (port, port + 10_000):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free pair of loopback ports for a cluster node")
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
     """Ask Linux to SIGTERM this child when its parent dies (PR_SET_PDEATHSIG)."""
     try:
@@ -207,7 +223,8 @@ def embedded_cluster(masters: int = 3, binary: RedisBinary | None = None,
     cluster_args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                     "--cluster-node-timeout", "2000")
     with ExitStack() as stack:
-        urls = [stack.enter_context(embedded_redis(exe, extra_args=cluster_args))
+        urls = [stack.enter_context(embedded_redis(exe, port=free_cluster_port(),
+                                                   extra_args=cluster_args))
                 for _ in range(masters)]
         ports = [int(u.rsplit(":", 1)[1].split("/")[0]) for u in urls]
         created = subprocess.run(

@@ -79,7 +79,9 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str = DEFAULT_URL, **kwargs: Any) -> RedisStore:
-        return cls(connect(url), **kwargs)
+        from router.stores.cluster import client_for
+
+        return cls(client_for(url), **kwargs)
 
     @property
     def ledger(self) -> Ledger:
