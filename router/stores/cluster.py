@@ -55,8 +55,7 @@ class SlotPipeline:
         by_node: dict[str, list[int]] = defaultdict(list)
         nodes: dict[str, Any] = {}
         for i, (name, args, _kw) in enumerate(cmds):
-            key = args[2] if name in ("evalsha", "eval") else args[0]
-            node = self._c.get_node_from_key(str(key))  # type: ignore[no-untyped-call]
+            node = self._c.get_node_from_key(_first_key(name, args))  # type: ignore[no-untyped-call]
             by_node[node.name].append(i)
             nodes[node.name] = node
         out: list[Any] = [None] * len(cmds)
@@ -82,3 +81,11 @@ class SlotCluster(RedisCluster):
             if node.redis_connection is not None:
                 node.redis_connection.script_load(script)
         return registered
+
+
+def _first_key(name: str, args: tuple[Any, ...]) -> str:
+    """The key a queued command is routed by (``execute_command`` names its command
+    first, as redis-py's own multi-key splitting queues them)."""
+    if name == "execute_command":
+        name, args = str(args[0]).lower(), args[1:]
+    return str(args[2] if name in ("evalsha", "eval") else args[0])
