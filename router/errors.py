@@ -49,6 +49,7 @@ ERROR_CODES: dict[str, ErrorCode] = {e.code: e for e in (
     ErrorCode("not_owned", "", 409, retryable=True, router=False),
     ErrorCode("queue_full", "R5", 503, retryable=True, router=False),
     ErrorCode("store_unavailable", "", 503, retryable=True, router=False),
+    ErrorCode("shutting_down", "", 503, retryable=True, router=False),
     # a task's ``data.error`` after it was accepted
     ErrorCode("upstream_failed", "", 500, router=False),
     ErrorCode("proxy_error", "", 500, router=False),

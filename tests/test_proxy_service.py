@@ -21,8 +21,10 @@ BODY = {"model": "midjourney", "task_type": "imagine", "input": {"prompt": "a ca
 
 
 class NeverDone:
-    async def run(self, task_id: str, task_type: str, mode: Mode, account_id: str,
-                  body: Mapping[str, Any]) -> UpstreamResult:
+    def reference(self, task_id: str, task_type: str, mode: Mode, account_id: str) -> str:
+        return task_id
+
+    async def run(self, job: str, body: Mapping[str, Any], started_at: float) -> UpstreamResult:
         await asyncio.sleep(3600)
         return UpstreamResult(ok=True, gpu_seconds=1.0)
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from redis_server import redis_server
 
-from router.accounts import Account, Plan, Setting, Status, hours_to_ms
+from router.accounts import Account, InactiveWindow, Plan, Setting, Status, hours_to_ms
 from router.cli import main
 from router.errors import InputError, NotInFlight
 from router.ledger import Policy
@@ -269,3 +269,76 @@ def test_keys_of_one_script_share_one_cluster_slot() -> None:
         assert len(slots) == 1, acc_id
     queue = RedisQueue(connect("redis://127.0.0.1:1/0"))  # no I/O until used
     assert len({key_slot(key.encode()) for key in queue.keys}) == 1
+
+
+def test_a_window_opening_between_routing_and_reserving_is_rechecked_T1(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """a1's inactive window opens 30 s after T0. Routing at T0 picks a1; while it
+    routes, 60 s pass; the reservation script sees the window open and refuses,
+    and the task goes to a2 in the next round."""
+    import router.stores.redis_reserve as reserve
+
+    start = int(T0 % 86_400) + 30
+    clock = Clock()
+    a, _b = two(url, [acc("a1", inactive_window=InactiveWindow(start, start + 3600)),
+                      acc("a2")], clock)
+    real_route = reserve.route
+
+    def slow_route(*args: Any, **kw: Any) -> Any:
+        d = real_route(*args, **kw)
+        clock.t += 60  # the window opens while this task is being routed
+        return d
+
+    monkeypatch.setattr(reserve, "route", slow_route)
+    d = a.submit("t1", FAST, T0)
+    assert d.account_id == "a2" and a.lost_races == 1
+    a1, a2 = a.accounts()
+    assert (a1.in_flight, a2.in_flight) == (0, 1)
+
+
+def test_a_window_set_in_redis_after_the_mirror_read_it_is_rechecked_T1(url: str) -> None:
+    a, _b = two(url, [acc("a1"), acc("a2")])
+    start = int(T0 % 86_400) - 60  # open now, in Redis only: the mirror is stale
+    connect(url).hset("byoa:{acc:a1}", mapping={"win_start": start, "win_end": start + 3600})
+    d = a.submit("t1", FAST, T0)
+    assert d.account_id == "a2" and a.lost_races == 1
+    assert a.ledger.accounts["a1"].inactive_window == InactiveWindow(start, start + 3600)
+
+
+def test_a_dormant_backup_is_rechecked_when_reserving_B1(url: str) -> None:
+    """A mirror that believes the backups are awake while Redis has k1 dormant:
+    the reservation script refuses k1, and the mirror learns it (B1)."""
+    a, _b = two(url, [acc("a1", max_in_flight=1), acc("k1", backup=True)])
+    assert a.submit("t1", FAST, T0).account_id == "a1"  # a1 is now full
+    ledger = a.ledger
+    ledger.backups_active = True  # the mirror went ahead of the pool
+    ledger.touch(ledger.accounts["k1"])
+    d = a.submit("t2", FAST, T0)
+    assert d.error is not None and d.error.code == "pool_saturated", d
+    assert a.lost_races == 1 and not ledger.backups_active
+    assert connect(url).hget("byoa:{acc:k1}", "in_flight") == "0"
+    a.complete("t1", 3600.0, T0 + 1)  # a1 out of fast time: B1 really fires now
+    assert connect(url).hget("byoa:{acc:k1}", "dormant") == "0"
+    assert a.submit("t3", FAST, T0 + 2).account_id == "k1"
+
+
+def test_a_dead_process_tasks_are_adopted_routed_again_or_resumed(url: str) -> None:
+    """Not started: released and handed over to be routed again (same id); started
+    (job recorded): the adopter owns it now and its charge lands once (L1)."""
+    clock = Clock()
+    a, b = two(url, [acc("a1", max_in_flight=3)], clock, lease_seconds=5.0)
+    a.submit("t1", FAST, T0)
+    a.submit("t2", FAST, T0)
+    assert a.start_many([("t2", "a1", "job-2", T0)]) == [True]
+    clock.t += 6  # A stops renewing
+    assert sorted(b.maintain(T0)) == ["t1", "t2"]
+    got = {x.task_id: x for x in b.take_adopted()}
+    assert got["t1"].job is None and got["t1"].body == FAST
+    assert got["t2"].job == "job-2" and got["t2"].started_at == T0
+    assert a.start_many([("t1", "a1", "job-1", T0)]) == [False]  # A may not start it
+    [a1] = b.accounts()
+    assert (a1.in_flight, a1.reserved_ms) == (1, 60_000)  # t2 still reserved, by B
+    assert b.submit("t1", FAST, T0 + 7).account_id == "a1"  # routed again, same id
+    assert b.complete("t2", 60.0, T0 + 8).charged_ms == 60_000
+    with pytest.raises(NotInFlight):
+        a.complete("t2", 60.0, T0 + 9)  # the old owner's late result charges nothing

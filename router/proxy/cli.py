@@ -1,5 +1,10 @@
 """``byoa serve``: run the reference proxy (one process; start several on one Redis).
 
+SIGTERM drains the process gracefully (``TaskService.drain``): new submits get
+``503 shutting_down``, running tasks get ``--drain-seconds`` to finish, the rest
+are handed over to the other processes on the same Redis, then it exits. A
+second SIGTERM (or SIGINT) exits at once.
+
 ``--redis embedded`` starts a private ``redis-server`` (router.stores.embedded) for
 this process's lifetime, loads ``--accounts`` into it and prints its URL, so that a
 second ``byoa serve --redis URL`` can join without installing anything.
@@ -14,6 +19,7 @@ import os
 import signal
 import time
 from types import FrameType
+from typing import Any
 
 from router.command import Command
 from router.errors import InputError
@@ -57,9 +63,10 @@ def build_store(args: argparse.Namespace) -> Store:
     if args.redis:
         import redis
 
-        from router.stores.redis_store import RedisStore, connect
+        from router.stores.cluster import client_for
+        from router.stores.redis_store import RedisStore
 
-        client = connect(args.redis, timeout=args.redis_timeout)
+        client = client_for(args.redis, timeout=args.redis_timeout)
         try:
             client.ping()
         except redis.RedisError as exc:
@@ -123,25 +130,79 @@ def _serve(args: argparse.Namespace, api_key: str) -> int:
     config = ProxyConfig(api_key=api_key, max_body_bytes=args.max_body,
                          start_delay=args.start_delay, notify_url=args.notify_url,
                          notify_secret=os.environ.get("BYOA_NOTIFY_SECRET", ""),
-                         maintain_interval=max(min(args.lease / 3, 5.0), 0.05),
+                         maintain_interval=maintain_interval(args.lease),
                          webhook_backoff=args.webhook_backoff)
     upstream = SimulatedUpstream(speedup=args.speedup, seed=args.seed, fail_rate=args.fail_rate)
-    app = create_app(TaskService(store, upstream, config, queue))
+    service = TaskService(store, upstream, config, queue)
+    app = create_app(service)
     print(f"byoa serve: http://{args.host}:{args.port} "
           f"({'redis ' + redact_url(args.redis) if args.redis else 'in-memory ' + args.accounts})",
           flush=True)
+    server = _draining_server(uvicorn.Config(app, host=args.host, port=args.port,
+                                             log_level=args.log_level.lower(),
+                                             access_log=args.access_log,
+                                             timeout_graceful_shutdown=CLOSE_SECONDS),
+                              service, args.drain_seconds)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
-                    access_log=args.access_log)
+        server.run()
     finally:
         store.close()
     return 0
 
 
+#: after the drain, how long uvicorn waits for client connections to close (a
+#: keep-alive client that keeps its connection open must not hold the exit)
+CLOSE_SECONDS = 2
+
+
+def maintain_interval(lease: float) -> float:
+    """How often leases are renewed and dead processes' tasks adopted: a third of
+    the lease, between 0.05 and 5 s. Adoption takes at most lease + this."""
+    return max(min(lease / 3, 5.0), 0.05)
+
+
+def _draining_server(config: Any, service: Any, drain_seconds: float) -> Any:
+    """A uvicorn server whose first SIGTERM drains ``service`` before it exits."""
+    import asyncio
+
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        draining = False
+        loop: asyncio.AbstractEventLoop | None = None
+        drain_task: asyncio.Future[None] | None = None
+
+        async def serve(self, sockets: Any = None) -> None:
+            self.loop = asyncio.get_running_loop()
+            await super().serve(sockets)
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if sig != signal.SIGTERM or self.draining or self.loop is None:
+                super().handle_exit(sig, frame)
+                return
+            self.draining = True
+            self._captured_signals.append(sig)  # re-raised after shutdown (exit stack)
+            self.loop.call_soon_threadsafe(self._start_drain)
+
+        def _start_drain(self) -> None:
+            self.drain_task = asyncio.ensure_future(self._drain())
+
+        async def _drain(self) -> None:
+            try:
+                await service.drain(drain_seconds)
+            except Exception:
+                logging.getLogger(__name__).exception("draining failed; exiting")
+            self.should_exit = True
+
+    return DrainingServer(config)
+
+
 def setup(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--redis", help="Redis URL: shared state for several processes; "
+    p.add_argument("--redis", help="Redis URL: shared state for several processes "
+                   "(redis://HOST:PORT/DB, or redis+cluster://HOST:PORT for a Redis Cluster "
+                   "through any of its nodes); "
                    "'embedded' starts a private redis-server for this process's lifetime "
                    "(loads --accounts into it and prints its URL for others to join)")
     p.add_argument("--prefix", default="byoa", help="Redis key prefix (default byoa)")
@@ -152,7 +213,12 @@ def setup(p: argparse.ArgumentParser) -> None:
                    "(or to load into --redis embedded)")
     p.add_argument("--api-key", help=f"the x-api-key clients must send (default ${ENV_KEY})")
     p.add_argument("--lease", type=float, default=30.0,
-                   help="reservation lease in seconds (default 30)")
+                   help="reservation lease in seconds (default 30): a process that dies "
+                   "has its tasks adopted by another one within the lease plus a third "
+                   "of it (at most 5 s)")
+    p.add_argument("--drain-seconds", type=float, default=10.0,
+                   help="on SIGTERM, seconds running tasks get to finish before the "
+                   "rest are handed over to the other processes (default 10)")
     p.add_argument("--speedup", type=float, default=60.0,
                    help="simulated Midjourney seconds per real second (default 60)")
     p.add_argument("--start-delay", type=float, default=0.05,

@@ -45,6 +45,7 @@ class Dispatcher:
         self.routed = routed
         self.rejected = rejected
         self._wake = asyncio.Event()
+        self._stopped = False
         self._joining: list[tuple[str, str]] = []  # (task id, payload) to push, in order
 
     def full(self) -> bool:
@@ -75,6 +76,13 @@ class Dispatcher:
 
     def wake(self) -> None:
         """Capacity may have come back: dispatch soon."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """End ``run`` (graceful shutdown: the shared line is left to the others).
+        A flag, not only a cancel: ``asyncio.wait_for`` in Python 3.11 can swallow
+        a cancel that lands as its wait ends."""
+        self._stopped = True
         self._wake.set()
 
     def dispatch(self, max_routed: int = 256) -> int:
@@ -118,10 +126,12 @@ class Dispatcher:
     async def run(self, interval: float) -> None:
         """Dispatch when woken, or every ``interval`` seconds."""
         wake = self._wake
-        while True:
+        while not self._stopped:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), interval)
             wake.clear()
+            if self._stopped:
+                return
             try:
                 self.dispatch()
             except redis.RedisError as exc:  # a stalled or restarting store: wait for it

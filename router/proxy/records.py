@@ -77,19 +77,6 @@ class TaskRecords:
             for task_id in drop:
                 self.live.pop(task_id, None)
 
-    def fail_unfinished(self, task_id: str, error: dict[str, Any]) -> bool:
-        """Mark a pending or processing task ``failed`` with ``error``, whichever
-        process routed it; True when it was ours."""
-        task = self.live.get(task_id)
-        if task is not None:
-            task.status, task.error = "failed", error
-            self.save(task)
-            return True
-        raw = self.store.get_record(task_id)
-        if raw is None:
-            return False
-        data = json.loads(raw)
-        if data.get("status") in ("pending", "processing"):
-            data["status"], data["error"] = "failed", error
-            self.store.put_record(task_id, json.dumps(data))
-        return False
+    def forget(self, task: Task) -> None:
+        """A task that now belongs to another process: no longer ours to show."""
+        self.live.pop(task.task_id, None)

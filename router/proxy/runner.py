@@ -6,6 +6,15 @@ one of our accounts is then completed (charged once, L1-L3) or failed (room
 back, nothing charged) in the store; completions that finish in the same
 event-loop turn are charged together (``Store.complete_many``), each exactly as
 ``complete`` would. Public-pool tasks (P1) are not ours to charge.
+
+Before a task on one of our accounts starts, its upstream job reference is
+recorded in the store (``Store.start_many``, batched per turn): a process that
+adopts the task after we died follows that job (``resume``) and charges it once
+(L1). A completed task's record is written before its charge, so a process that
+dies in between leaves a completed record and a lease that a survivor adopts:
+it follows the finished job and charges it, once. A task another process
+adopted meanwhile (our lease had lapsed) does not start here at all, so no task
+runs twice.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from router.accounts import MS_PER_SECOND
 from router.decision import Outcome
@@ -33,20 +43,42 @@ class TaskRunner:
     """One asyncio task per routed task; ``finished`` is called when it ends."""
 
     def __init__(self, store: AccountStore, upstream: Upstream, counters: Counters, *,
-                 start_delay: float, finished: Callable[[Task], None]) -> None:
+                 start_delay: float, finished: Callable[[Task], None],
+                 dropped: Callable[[Task], None],
+                 save: Callable[[Task], None] = lambda task: None,
+                 flush: Callable[[], None] = lambda: None) -> None:
         self.store = store
         self.upstream = upstream
         self.counters = counters
         self.start_delay = start_delay
         self.finished = finished
-        self._running: set[asyncio.Task[None]] = set()
+        self.dropped = dropped  # adopted by another process before it started here
+        self.save = save  # posts a task's record (written at ``flush``)
+        self.flush = flush
+        self._running: dict[asyncio.Task[None], Task] = {}
         self._completions: TurnBatcher[tuple[str, float], Outcome] = TurnBatcher(
             self._complete_many, name="completions")
+        self._starts: TurnBatcher[tuple[str, str, str, float], bool] = TurnBatcher(
+            self._start_many, name="starts")
 
     def start(self, task: Task) -> None:
-        runner = asyncio.get_running_loop().create_task(self._run(task))
-        self._running.add(runner)
-        runner.add_done_callback(self._running.discard)
+        self._spawn(task, self._run(task))
+
+    def resume(self, task: Task, job: str) -> None:
+        """Follow the upstream job of a task adopted from a stopped process."""
+        self._spawn(task, self._follow(task, job))
+
+    def _spawn(self, task: Task, coro: Any) -> None:
+        runner = asyncio.get_running_loop().create_task(coro)
+        self._running[runner] = task
+        runner.add_done_callback(self._done)
+
+    def _done(self, runner: asyncio.Task[None]) -> None:
+        self._running.pop(runner, None)
+
+    def running(self) -> list[Task]:
+        """The tasks this process is running (or about to start)."""
+        return list(self._running.values())
 
     async def stop(self) -> None:
         running = list(self._running)
@@ -55,34 +87,64 @@ class TaskRunner:
         await asyncio.gather(*running, return_exceptions=True)
 
     def _complete_many(self, items: list[tuple[str, float]]) -> list[Outcome | Exception]:
+        self.flush()  # the results' records first: a charge never lands without its record
         return list(self.store.complete_many(items, time.time()))
+
+    def _start_many(self, items: list[tuple[str, str, str, float]]) -> list[bool | Exception]:
+        return list(self.store.start_many(items))
 
     async def _run(self, task: Task) -> None:
         d = task.decision
         assert d is not None and d.effective_mode is not None
+        if self.start_delay > 0:
+            await asyncio.sleep(self.start_delay)
+        if task.status != "pending":
+            return  # cancelled while pending
+        started = time.time()
+        job = self.upstream.reference(task.task_id, task.task_type, d.effective_mode,
+                                      d.account_id or "public")
         try:
-            if self.start_delay > 0:
-                await asyncio.sleep(self.start_delay)
-            if task.status != "pending":
-                return  # cancelled while pending
-            task.status = "processing"
-            task.started_at = time.time()
-            res = await self.upstream.run(task.task_id, task.task_type, d.effective_mode,
-                                          d.account_id or "public", task.body)
+            mine = d.account_id is None or await self._starts.call(
+                (task.task_id, d.account_id, job, started))
+        except Exception:
+            self._crashed(task)
+            return
+        if task.status != "pending":
+            return  # cancelled while its start was being recorded
+        if not mine:
+            self.counters.count("adopted_elsewhere")
+            log.warning("task %s was adopted by another process before it started here",
+                        task.task_id)
+            self.dropped(task)
+            return
+        task.status = "processing"
+        task.started_at = started
+        await self._follow(task, job)
+
+    async def _follow(self, task: Task, job: str) -> None:
+        d = task.decision
+        assert d is not None and task.started_at is not None
+        try:
+            res = await self.upstream.run(job, task.body, task.started_at)
             now = time.time()
             self._record_result(task, res, now)
             if d.account_id is not None:  # P1 public tasks are not ours to charge
+                if res.ok:
+                    self.save(task)  # written before the charge (a survivor re-charges none)
                 await self._settle(task, res, now)
             self.finished(task)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("task %s crashed in the proxy", task.task_id)
-            task.status = "failed"
-            task.error = task_error("proxy_error", "internal error while running the task")
-            with contextlib.suppress(Exception):
-                self.store.fail(task.task_id, time.time())
-            self.finished(task)
+            self._crashed(task)
+
+    def _crashed(self, task: Task) -> None:
+        log.exception("task %s crashed in the proxy", task.task_id)
+        task.status = "failed"
+        task.error = task_error("proxy_error", "internal error while running the task")
+        with contextlib.suppress(Exception):
+            self.store.fail(task.task_id, time.time())
+        self.finished(task)
 
     def _record_result(self, task: Task, res: UpstreamResult, now: float) -> None:
         task.ended_at = now

@@ -13,6 +13,7 @@ line), ``TaskRunner`` (running and charging), ``Notifier`` (webhooks),
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -22,7 +23,7 @@ from typing import Any
 
 import redis
 
-from router.accounts import Setting, Status
+from router.accounts import Mode, Setting, Status
 from router.decision import Decision
 from router.errors import NotInFlight, PoolSaturated, http_status
 from router.proxy.admin import AccountAdmin
@@ -36,7 +37,8 @@ from router.proxy.records import TaskRecords
 from router.proxy.runner import TaskRunner
 from router.proxy.tasks import Task, task_data
 from router.proxy.upstream import Upstream
-from router.stores.base import Store
+from router.stores.base import Adoption, Store
+from router.timeutil import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,9 @@ class TaskService:
                                  attempts=config.webhook_attempts,
                                  backoff=config.webhook_backoff)
         self.runner = TaskRunner(store, upstream, self.counters,
-                                 start_delay=config.start_delay, finished=self._finished)
+                                 start_delay=config.start_delay, finished=self._finished,
+                                 dropped=self.records.forget, save=self.records.save,
+                                 flush=self.records.flush)
         self.line = Dispatcher(queue if queue is not None else LocalQueue(), store,
                                self.counters, limit=config.queue_limit, route=self._route,
                                routed=self._routed, rejected=self._rejected)
@@ -83,6 +87,7 @@ class TaskService:
         self._submits: TurnBatcher[Task, Answer] = TurnBatcher(self._submit_many,
                                                                name="submits")
         self._loops: list[asyncio.Task[None]] = []
+        self.draining = False  # graceful shutdown: new submits get 503 shutting_down
 
     @property
     def queue(self) -> TaskQueue:
@@ -96,11 +101,49 @@ class TaskService:
                        loop.create_task(self._maintain_loop())]
 
     async def stop(self) -> None:
+        self.line.stop()
         for t in self._loops:
             t.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         await self.runner.stop()
         await self.notifier.close()
+
+    async def drain(self, seconds: float) -> int:
+        """Graceful shutdown: stop accepting, let running tasks finish for up to
+        ``seconds``, then hand the rest over (their leases lapse now, so another
+        process adopts them at its next maintenance pass: routed again if they had
+        not started, followed upstream if they had). Queued tasks stay in the shared
+        line for the other processes. How many tasks were handed over.
+
+        With one process on a local line (in memory) there is nobody to hand over
+        to: queued tasks keep being dispatched until the deadline."""
+        self.draining = True
+        shared = not isinstance(self.queue, LocalQueue)
+        if shared:
+            self.line.stop()  # the dispatcher: the line is left to the others
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and (self.runner.running() or (
+                not shared and self.queue.length())):
+            await asyncio.sleep(0.02)
+        self.line.stop()
+        for t in self._loops[1:]:
+            t.cancel()  # no more maintenance: we must not adopt what we hand over
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        running = self.runner.running()
+        left = [t for t in running if t.status in ("pending", "processing")]
+        if running:
+            log.warning("shutting down: %d tasks still running after %.1f s (%s)", len(running),
+                        seconds, ", ".join(sorted({t.status for t in running})))
+        await self.runner.stop()
+        ours = [t.task_id for t in left if t.decision is not None
+                and t.decision.account_id is not None]
+        self.records.flush()
+        n = self.store.hand_over(ours)
+        for task in left:
+            self.records.forget(task)
+        self.counters.count("handed_over", n)
+        log.warning("shutting down: handed %d tasks over to the other processes", n)
+        return n
 
     async def _maintain_loop(self) -> None:
         while True:
@@ -131,6 +174,9 @@ class TaskService:
         """POST /api/v1/task under load: submits that arrive in the same turn of
         the event loop are routed together (``Store.submit_many``: one round
         trip to Redis for the batch, the same decisions as one by one)."""
+        if self.draining:
+            return _answer(error_envelope("shutting_down", "this proxy process is shutting "
+                                          "down; send the task to another one"))
         return await self._submits.call(Task(str(uuid.uuid4()), body, time.time()))
 
     def _submit_many(self, tasks: list[Task]) -> list[Answer | Exception]:
@@ -200,18 +246,46 @@ class TaskService:
         return self.line.dispatch(max_routed)
 
     def maintain(self) -> list[str]:
-        """Leases: extend ours, release dead processes' (their tasks end ``failed``,
-        not charged, L1); expired queue claims go back in line."""
+        """Leases: extend ours, adopt dead processes' tasks (routed again when they
+        had not started, followed upstream when they had); expired queue claims
+        go back in line."""
         self.queue.sweep()
-        released = self.store.maintain(time.time())
-        error = task_error("lease_expired", "the proxy process running this task stopped; its "
-                           "reservation expired and nothing was charged; submit it again")
-        for task_id in released:
-            if self.records.fail_unfinished(task_id, error):
-                log.warning("task %s lost its reservation (lease expired)", task_id)
-        self.counters.count("leases_expired", len(released))
+        adopted = self.store.maintain(time.time())
+        for a in self.store.take_adopted():
+            self._adopt(a)
+        self.counters.count("adopted", len(adopted))
         self.notifier.drain()
-        return released
+        return adopted
+
+    def _adopt(self, a: Adoption) -> None:
+        """Take over one task of a stopped process, under its task id."""
+        raw = self.store.get_record(a.task_id)
+        data: dict[str, Any] = json.loads(raw) if raw else {}
+        meta = data.get("meta") or {}
+        created = parse_time(meta["created_at"]) if meta.get("created_at") else a.created_at
+        task = Task(a.task_id, a.body, created)
+        if a.job is None:
+            log.warning("task %s adopted before it started: routed again", a.task_id)
+            now = time.time()
+            d = self._route(task, now)
+            if d.error is None:
+                task.decision = d
+                self._routed(task)
+            elif d.error.code == PoolSaturated.code:
+                self.counters.count("queued")
+                task.queued = True
+                self.records.save(task)
+                self.line.enqueue(task, now)
+                self._let_queued_in()
+            else:
+                self._rejected(task, d)
+            return
+        log.warning("task %s adopted while running: following job %s", a.task_id, a.job)
+        task.decision = _decision(a, meta)
+        task.status = "processing"
+        task.started_at = a.started_at
+        self.records.register(task)
+        self.runner.resume(task, a.job)
 
     # ------------------------------------------------------------------- read
     def get(self, task_id: str) -> dict[str, Any] | None:
@@ -265,6 +339,18 @@ class TaskService:
     def set_account(self, account_id: str, status: Status | None, setting: Setting | None,
                     secrets: Mapping[str, str]) -> dict[str, Any]:
         return self.admin.set_account(account_id, status, setting, secrets)
+
+
+def _decision(a: Adoption, meta: dict[str, Any]) -> Decision:
+    """The routing decision of an adopted running task, as its record shows it."""
+    def mode(key: str) -> Mode:
+        value = meta.get(key)
+        return Mode(value) if isinstance(value, str) and value else a.mode
+
+    return Decision(a.task_id, pool="private", account_id=a.account_id,
+                    requested_mode=mode("requested_mode"), mode_source=meta.get("mode_source"),
+                    effective_mode=a.mode, fallback=bool(meta.get("fallback", False)),
+                    explanation=meta.get("explanation"))
 
 
 def _answer(content: dict[str, Any]) -> Answer:

@@ -1,17 +1,30 @@
 """Where tasks really run. ``SimulatedUpstream`` is a small Midjourney model in
 accelerated real time, so the whole proxy runs on one machine with nothing external.
 
+A task runs as an upstream *job* named by a reference that the proxy obtains
+(``Upstream.reference``) and records in the store *before* the job starts; a
+process that adopts the task after its owner died calls ``run`` with the same
+reference and start time, which follows the job already running rather than
+starting another (a real upstream would look the job up by that reference).
+
+The simulated upstream is deterministic from (job reference, start time): the
+job's GPU time, its outcome and its end (``started_at`` + wall time) are
+functions of the reference (and the seed), not of a random stream, so any
+process with the same settings (``--speedup``, ``--seed``, ``--fail-rate``)
+follows the same job to the same result at the same moment.
+
 Model: a task's fast-mode GPU time is the R9 estimate for its type times a
-seeded jitter; the wall time is that GPU time in fast, a quarter of it in turbo
-(about four times the speed) and twice it plus a queue wait in relax, all
-divided by ``speedup``. The reported ``gpu_seconds`` is the fast-equivalent
-GPU time; the ledger charges twice it for turbo (L1).
+jitter drawn from the reference; the wall time is that GPU time in fast, a
+quarter of it in turbo (about four times the speed) and twice it plus a queue
+wait in relax, all divided by ``speedup``. The reported ``gpu_seconds`` is the
+fast-equivalent GPU time; the ledger charges twice it for turbo (L1).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+import hashlib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -28,10 +41,15 @@ class UpstreamResult:
 
 
 class Upstream(Protocol):
-    """Runs one routed task on one account in one effective mode."""
+    """Runs routed tasks as jobs named by a reference, which any process can follow."""
 
-    async def run(self, task_id: str, task_type: str, mode: Mode, account_id: str,
-                  body: Mapping[str, Any]) -> UpstreamResult: ...
+    def reference(self, task_id: str, task_type: str, mode: Mode, account_id: str) -> str:
+        """The job reference of one task on one account in one effective mode."""
+        ...
+
+    async def run(self, job: str, body: Mapping[str, Any], started_at: float) -> UpstreamResult:
+        """Start ``job`` at ``started_at``, or follow it when it already runs; its result."""
+        ...
 
 
 WALL_FACTOR: dict[Mode, float] = {Mode.FAST: 1.0, Mode.TURBO: 0.25, Mode.RELAX: 2.0}
@@ -44,22 +62,33 @@ class SimulatedUpstream:
                  jitter: float = 0.2, relax_wait_seconds: float = 30.0,
                  gpu_seconds: Mapping[str, float] | None = None) -> None:
         self.speedup = speedup
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.fail_rate = fail_rate
         self.jitter = jitter
         self.relax_wait = relax_wait_seconds
         self.gpu = dict(DEFAULT_ESTIMATE_SECONDS if gpu_seconds is None else gpu_seconds)
 
-    def gpu_for(self, task_type: str) -> float:
-        base = self.gpu.get(task_type, 60.0)
-        return round(base * self.rng.uniform(1 - self.jitter, 1 + self.jitter), 3)
+    def reference(self, task_id: str, task_type: str, mode: Mode, account_id: str) -> str:
+        return f"sim:{task_type}:{mode.value}:{account_id}:{task_id}"
 
-    async def run(self, task_id: str, task_type: str, mode: Mode, account_id: str,
-                  body: Mapping[str, Any]) -> UpstreamResult:
-        gpu = self.gpu_for(task_type)
+    def _draw(self, job: str, what: str) -> float:
+        """A number in [0, 1) fixed by (seed, job, what)."""
+        h = hashlib.sha256(f"{self.seed}|{what}|{job}".encode()).digest()
+        return int.from_bytes(h[:8], "big") / 2**64
+
+    def gpu_for(self, job: str, task_type: str) -> float:
+        base = self.gpu.get(task_type, 60.0)
+        u = self._draw(job, "gpu")
+        return round(base * (1 - self.jitter + 2 * self.jitter * u), 3)
+
+    async def run(self, job: str, body: Mapping[str, Any], started_at: float) -> UpstreamResult:
+        _sim, task_type, mode_s, _acc, task_id = job.split(":", 4)
+        mode = Mode(mode_s)
+        gpu = self.gpu_for(job, task_type)
         wall = gpu * WALL_FACTOR[mode] + (self.relax_wait if mode is Mode.RELAX else 0.0)
-        await asyncio.sleep(wall / self.speedup)
-        if self.rng.random() < self.fail_rate:
+        end = started_at + wall / self.speedup
+        await asyncio.sleep(max(0.0, end - time.time()))
+        if self._draw(job, "fail") < self.fail_rate:
             return UpstreamResult(False, 0.0, error="simulated upstream failure")
         base = f"https://sim.byoa.invalid/{task_id}"
         urls = [f"{base}/{i}.png" for i in range(1, 5)]

@@ -14,12 +14,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from router.accounts import Account, Setting, Status
+from router.accounts import Account, Mode, Setting, Status
 from router.decision import Decision, Notification, Outcome, Renewal
 from router.errors import NotInFlight
 from router.ledger import Policy
+
+
+@dataclass(slots=True)
+class Adoption:
+    """A task of a stopped process that this process took over (its lease lapsed).
+
+    ``job`` None: it had not started upstream; its reservation was released and
+    it is to be routed again under the same id. Otherwise it had started: this
+    process now owns the reservation and follows ``job`` (charged once, L1)."""
+
+    task_id: str
+    account_id: str
+    body: Any
+    created_at: float
+    job: str | None
+    started_at: float | None
+    mode: Mode
 
 
 class AccountStore(Protocol):
@@ -73,7 +91,22 @@ class AccountStore(Protocol):
         ...
 
     def maintain(self, now: float) -> list[str]:
-        """Renew this process's leases and expire dead ones; the expired task ids."""
+        """Renew this process's leases and adopt dead processes' tasks; their ids."""
+        ...
+
+    def take_adopted(self) -> list[Adoption]:
+        """The tasks adopted by ``maintain`` since the last call."""
+        ...
+
+    def start_many(self, items: list[tuple[str, str, str, float]]) -> list[bool]:
+        """Record (task id, account id, upstream job reference, started at) before
+        each task starts: True where this process still owns the task (False: it
+        was adopted by another process meanwhile and must not run here)."""
+        ...
+
+    def hand_over(self, task_ids: list[str]) -> int:
+        """Give up this process's reservations of ``task_ids`` for another process
+        to adopt now (graceful shutdown); how many were handed over."""
         ...
 
     def close(self) -> None: ...

@@ -13,7 +13,8 @@ from router.accounts import MS_PER_HOUR, MS_PER_SECOND, Setting, Status
 from router.command import Command
 from router.errors import InputError, UnknownAccount
 from router.io.loading import load_accounts
-from router.stores.redis_store import RedisStore, connect, load_into_redis
+from router.stores.cluster import client_for
+from router.stores.redis_store import RedisStore, load_into_redis
 from router.stores.secrets import ENV_SECRET_KEY, new_key
 from router.stores.url import redact_url
 
@@ -21,7 +22,7 @@ ENV_URL = "BYOA_REDIS_URL"
 
 
 def _client(args: argparse.Namespace) -> redis.Redis:
-    client = connect(args.redis)
+    client = client_for(args.redis)
     try:
         client.ping()
     except redis.RedisError as exc:
@@ -94,7 +95,8 @@ def setup(parser: argparse.ArgumentParser) -> None:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--redis", default=os.environ.get(ENV_URL, "redis://127.0.0.1:6379/0"),
-                       help=f"Redis URL (default ${ENV_URL} or redis://127.0.0.1:6379/0)")
+                       help=f"Redis URL (default ${ENV_URL} or redis://127.0.0.1:6379/0); "
+                       "redis+cluster://HOST:PORT for a Redis Cluster")
         p.add_argument("--prefix", default="byoa", help="key prefix (default byoa)")
 
     p = sub.add_parser("load", help="load an accounts file into Redis (once)")

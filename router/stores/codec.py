@@ -84,17 +84,16 @@ def apply_hash(acc: Account, h: dict[str, str]) -> None:
     acc.in_flight = int(h["in_flight"])
     acc.reserved_ms = int(h["reserved_ms"])
     acc.renews_at = _uf(h["renews_at"])
+    if "win_start" in h:  # T1: a window changed in Redis reaches every mirror
+        acc.inactive_window = (InactiveWindow(int(h["win_start"]), int(h["win_end"]))
+                               if h["win_start"] != "" else None)
 
 
 def account_from_hash(h: dict[str, str]) -> Account:
-    window = None
-    if h["win_start"] != "":
-        window = InactiveWindow(int(h["win_start"]), int(h["win_end"]))
     acc = Account(
         id=h["id"], plan=Plan(h["plan"]), weight=float(h["weight"]), backup=h["backup"] == "1",
         max_in_flight=int(h["max_in_flight"]),
-        bot_id=int(h["bot_id"]) if h["bot_id"] else None, inactive_window=window,
-        order=int(h["order"]),
+        bot_id=int(h["bot_id"]) if h["bot_id"] else None, order=int(h["order"]),
     )
     apply_hash(acc, h)
     return acc

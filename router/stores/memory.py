@@ -2,7 +2,8 @@
 with ``MemoryRecords`` for the proxy's task records and secrets.
 
 A single process needs no leases: when it dies, its state dies with it, so
-``maintain`` has nothing to expire.
+``maintain`` has nothing to expire or adopt, every task may start, and there is
+nobody to hand tasks over to.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from router.decision import Decision, Notification, Outcome, Renewal
 from router.errors import NotInFlight, UnknownAccount
 from router.ledger import Policy
 from router.pool import Pool
+from router.stores.base import Adoption
 
 
 class MemoryRecords:
@@ -111,6 +113,15 @@ class MemoryStore:
 
     def keeps_secrets(self) -> bool:
         return self.records.keeps_secrets()
+
+    def take_adopted(self) -> list[Adoption]:
+        return []
+
+    def start_many(self, items: list[tuple[str, str, str, float]]) -> list[bool]:
+        return [True] * len(items)
+
+    def hand_over(self, task_ids: list[str]) -> int:
+        return 0
 
     def set_secret(self, account_id: str, name: str, value: str) -> None:
         self.records.set_secret(account_id, name, value)

@@ -1,42 +1,58 @@
-"""``Leases``: reservations are leases, so a dead process's reservations come back.
+"""``Leases``: reservations are leases, so a dead process's tasks are adopted.
 
-The owning process extends its leases; any process releases the expired ones
-of a dead owner (``scripts.EXPIRE``: room and fast time come back, nothing is
-charged, L1).
+The owning process extends its leases; any process adopts the expired ones of
+a dead owner (``scripts.EXPIRE``). A task that had not started upstream is
+released (room and fast time come back, nothing is charged, L1) and handed to
+the adopter to be routed again under the same task id; a task that had started
+(its upstream job reference was recorded first, ``scripts.START``) changes
+owner, and the adopter follows that job and charges it once (L1).
+
+Adoption time: a lease is extended every maintenance pass, so it lapses at most
+``lease_seconds`` after its owner died, and a survivor's next pass (every
+``maintain_interval``) adopts it: at most ``lease + maintain_interval``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 import redis
 
+from router.accounts import Mode
 from router.ledger import InFlight
 from router.stores import scripts
+from router.stores.base import Adoption
 from router.stores.redis_keys import Keys
 
 log = logging.getLogger(__name__)
 
-SCAN = 500  # expired leases released per account and pass
+SCAN = 500  # expired leases adopted per account and pass
+ENTRY = 9  # values per adopted task in the EXPIRE script's answer
 
 
 class Leases:
-    """Extends this process's leases and releases expired ones of any owner."""
+    """Extends this process's leases and adopts expired ones of any owner."""
 
     def __init__(self, client: redis.Redis, keys: Keys, mine: dict[str, InFlight], *,
-                 lease_seconds: float, done_ttl: int, clock: Callable[[], float]) -> None:
+                 owner: str, lease_seconds: float, done_ttl: int,
+                 clock: Callable[[], float]) -> None:
         self.r = client
         self.keys = keys
-        self.mine = mine  # tasks this process reserved
+        self.mine = mine  # tasks this process reserved or adopted
+        self.owner = owner
         self.lease_seconds = lease_seconds
         self.done_ttl = done_ttl
         self.clock = clock
+        self.adopted: list[Adoption] = []  # taken by the embedding (``take_adopted``)
         self._expire = client.register_script(scripts.EXPIRE)
+        self._start = client.register_script(scripts.START)
 
     def renew_and_expire(self, account_ids: list[str]) -> list[str]:
-        """One pass over ``account_ids``; the task ids whose lease expired."""
+        """One pass over ``account_ids``; the task ids adopted from a dead owner."""
         t = self.clock()
         keys = self.keys
         by_acc: dict[str, dict[str, float]] = defaultdict(dict)
@@ -48,21 +64,66 @@ class Leases:
         for acc_id in account_ids:
             pipe.zrangebyscore(keys.leases(acc_id), "-inf", t, start=0, num=SCAN)
         res = pipe.execute()[len(by_acc):]
-        released: list[str] = []
+        adopted: list[Adoption] = []
         for acc_id, cands in zip(account_ids, res, strict=True):
             if cands:
-                released += self._release(acc_id, [str(c) for c in cands], t)
-        if released:
-            log.warning("released %d expired reservations (lease %.1f s)",
-                        len(released), self.lease_seconds)
-        return released
+                adopted += self._adopt(acc_id, [str(c) for c in cands], t)
+        if adopted:
+            resumed = sum(a.job is not None for a in adopted)
+            log.warning("adopted %d tasks of a stopped process (lease %.1f s): %d routed "
+                        "again, %d resumed", len(adopted), self.lease_seconds,
+                        len(adopted) - resumed, resumed)
+        self.adopted += adopted
+        return [a.task_id for a in adopted]
 
-    def _release(self, acc_id: str, ids: list[str], t: float) -> list[str]:
+    def _adopt(self, acc_id: str, ids: list[str], t: float) -> list[Adoption]:
         keys = self.keys
         got = self._expire(keys=[keys.acc(acc_id), keys.leases(acc_id),
                                  *[keys.task(acc_id, i) for i in ids]],
-                           args=[repr(t), self.done_ttl, *ids])
-        released = [str(task_id) for task_id in got]
-        for task_id in released:
-            self.mine.pop(task_id, None)
-        return released
+                           args=[repr(t), self.done_ttl, self.owner,
+                                 repr(t + self.lease_seconds), *ids])
+        out: list[Adoption] = []
+        for k in range(0, len(got), ENTRY):
+            task_id, kind, body, created, job, started, mode, reserved, at = (
+                str(v) for v in got[k:k + ENTRY])
+            a = Adoption(task_id, acc_id, _body(body), float(created or t),
+                         job or None, float(started) if started else None, Mode(mode))
+            if kind == "resume":
+                self.mine[task_id] = InFlight(task_id, acc_id, Mode(mode), int(reserved),
+                                              float(at or t))
+            else:
+                self.mine.pop(task_id, None)
+                a.job = None
+            out.append(a)
+        return out
+
+    def hand_over(self, task_ids: list[str]) -> int:
+        """Let the leases of ``task_ids`` (ours) lapse now, for a survivor to adopt
+        (graceful shutdown); how many."""
+        by_acc: dict[str, dict[str, float]] = defaultdict(dict)
+        for task_id in task_ids:
+            task = self.mine.pop(task_id, None)
+            if task is not None:
+                by_acc[task.account_id][task_id] = 0.0
+        if by_acc:
+            pipe = self.r.pipeline(transaction=False)
+            for acc_id, mapping in by_acc.items():
+                pipe.zadd(self.keys.leases(acc_id), mapping, xx=True)
+            pipe.execute()
+        return sum(len(m) for m in by_acc.values())
+
+    def start_many(self, items: list[tuple[str, str, str, float]]) -> list[bool]:
+        """Record (task id, account id, job reference, started at) before each task
+        starts upstream: True where we still own the task, one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for task_id, acc_id, job, started in items:
+            self._start(keys=[self.keys.task(acc_id, task_id)],
+                        args=[self.owner, job, repr(started)], client=pipe)
+        return [int(v) == 1 for v in pipe.execute()] if items else []
+
+
+def _body(raw: str) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None

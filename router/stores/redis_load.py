@@ -37,7 +37,9 @@ def load_into_redis(client: redis.Redis, accounts: Iterable[Account], policy: Po
         _delete_prefix(client, prefix)
     pipe = client.pipeline(transaction=False)
     for acc in accs:
-        pipe.hset(keys.acc(acc.id), mapping=dict(account_to_hash(acc)))  # type: ignore[arg-type]
+        h = account_to_hash(acc)
+        h["dormant"] = "1" if acc.backup and not ledger.backups_active else "0"  # B1
+        pipe.hset(keys.acc(acc.id), mapping=dict(h))  # type: ignore[arg-type]
     pipe.set(keys.policy, policy_to_json(policy))
     if ledger.backups_active:
         pipe.set(keys.backups, "1")

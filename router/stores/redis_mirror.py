@@ -88,11 +88,20 @@ class Mirror:
             self.refresh()
 
     def write(self, acc_id: str, h: dict[str, str]) -> None:
-        """Overwrite the mirror's account with a hash read from Redis."""
-        acc = self.ledger.accounts[acc_id]
+        """Overwrite the mirror's account with a hash read from Redis.
+
+        A backup still marked dormant in Redis (B1) while the mirror believes the
+        backups active means the mirror went ahead of the pool: it believes Redis."""
+        ledger = self.ledger
+        acc = ledger.accounts[acc_id]
         apply_hash(acc, h)
         self.lver[acc_id] = h["lver"]
-        self.ledger.touch(acc)
+        if ledger.backups_active and h.get("backup") == "1" and h.get("dormant") == "1":
+            ledger.backups_active = False
+            for other in ledger.accounts.values():
+                if other.backup:
+                    ledger.touch(other)
+        ledger.touch(acc)
 
     def refresh_account(self, acc_id: str) -> dict[str, str]:
         """Re-read one account; the hash as read."""

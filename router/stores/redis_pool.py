@@ -3,7 +3,9 @@
 Due renewals (L6/L4) run the ledger's own rule on the freshly read account and
 are written with a compare-and-set on its ``lver``: however many processes see
 the moment, one renewal happens. Backup activation (B1) and
-``no_active_mj_bot`` are claimed with ``SET NX``, so one process announces them.
+``no_active_mj_bot`` are claimed with ``SET NX``, so one process announces them;
+B1 also clears each backup's ``dormant`` flag, which the reservation script
+re-checks.
 """
 
 from __future__ import annotations
@@ -31,13 +33,27 @@ class PoolEvents:
         self._saw_no_active = False
 
     def evaluate(self, now: float) -> None:
-        """B1 and ``no_active_mj_bot`` by the ledger's rule, claimed once with SET NX."""
+        """B1 and ``no_active_mj_bot`` by the ledger's rule, claimed once with SET NX.
+
+        B1 wakes the backups for good, so it is decided on fresh state: when the
+        mirror says it fires, the pool is re-read and the rule runs again."""
         ledger = self.mirror.ledger
         n = len(ledger.notifications)
         ledger.evaluate_pool(now)
         fresh = ledger.notifications[n:]
         del ledger.notifications[n:]
+        if any(note.type == "backups_activated" for note in fresh):
+            self.mirror.refresh()  # a backup still dormant in Redis puts the flag back
+            if not ledger.backups_active:  # then the rule runs on the fresh pool
+                ledger.evaluate_pool(now)
+                woke = any(note.type == "backups_activated"
+                           for note in ledger.notifications[n:])
+                del ledger.notifications[n:]
+                if not woke:
+                    fresh = [note for note in fresh if note.type != "backups_activated"]
         for note in fresh:
+            if note.type == "backups_activated":
+                self._wake_backups()
             key = self.keys.backups if note.type == "backups_activated" else self.keys.no_active
             if self.r.set(key, "1", nx=True):
                 ledger.notifications.append(note)
@@ -46,6 +62,15 @@ class PoolEvents:
         if self._saw_no_active and ledger.active_count > 0:
             self._saw_no_active = False
             self.r.delete(self.keys.no_active)
+
+    def _wake_backups(self) -> None:
+        """B1 in Redis: every backup's ``dormant`` flag cleared (the reservation
+        script re-checks it), before the pool-wide flag is claimed."""
+        pipe = self.r.pipeline(transaction=False)
+        for acc in self.mirror.ledger.accounts.values():
+            if acc.backup:
+                pipe.hset(self.keys.acc(acc.id), "dormant", "0")
+        pipe.execute()
 
     def advance(self, now: float) -> None:
         """L6/L4: due renewals, each applied once across processes (CAS), then B1."""

@@ -4,14 +4,19 @@ Each task is routed on the mirror by ``router.engine.route`` as if the ones
 before it in the batch were already reserved (exactly what one process would
 decide); then all reservations go to Redis in one pipeline, and each
 reservation script (``scripts.RESERVE``) re-checks its account (status, room,
-and for fast/turbo the setting and unreserved fast time, R1/R2). A task that
-lost a race refreshes that account from the script's answer and is routed
-again in the next round, which is the router trying the next account in its
-order.
+backup dormancy B1 and the inactive window T1 at the moment it runs, and for
+fast/turbo the setting and unreserved fast time, R1/R2). A task that lost a
+race refreshes that account from the script's answer and is routed again in
+the next round, at the time of that round (the routing time plus the time
+spent since), which is the router trying the next account in its order.
+
+The request body is kept on the reservation, so that a process that adopts
+the task after its owner died can route it again (``redis_leases``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +34,9 @@ from router.stores.redis_keys import Keys, pairs
 from router.stores.redis_mirror import Mirror
 from router.stores.redis_pool import PoolEvents
 
-#: A task still to reserve: (index in the batch, task id, request, estimate in ms).
-Pending = tuple[int, str, ParsedRequest, int | None]
+#: A task still to reserve: (index in the batch, task id, request, estimate in ms,
+#: body as JSON).
+Pending = tuple[int, str, ParsedRequest, int | None, str]
 
 
 @dataclass(slots=True)
@@ -80,11 +86,13 @@ class Reserver:
         self.pool.advance(now)
         batch = _Batch([None] * len(items))
         todo = self._parse(items, batch)
-        for _round in range(2 * len(self.mirror.ids) + 4):
+        c0 = self.clock()
+        for k in range(2 * len(self.mirror.ids) + 4):
             if not todo:
                 break
-            todo = self._round(todo, now, batch)
-        for i, task_id, _req, _est in todo:
+            at = now if k == 0 else now + max(0.0, self.clock() - c0)
+            todo = self._round(todo, at, batch, c0 + (at - now))
+        for i, task_id, _req, _est, _body in todo:
             batch.out[i] = Decision(task_id, error=PoolSaturated(
                 "every choice was taken by another process while reserving (R5); retry "
                 "when an account frees", "R5").as_error())
@@ -105,7 +113,8 @@ class Reserver:
                 continue
             if req.is_child and req.origin_task_id:
                 self._load_parent(req.origin_task_id)
-            todo.append((i, task_id, req, None if est_s is None else seconds_to_ms(est_s)))
+            todo.append((i, task_id, req, None if est_s is None else seconds_to_ms(est_s),
+                         json.dumps(body, separators=(",", ":"))))
         return todo
 
     def _load_parent(self, origin: str) -> None:
@@ -121,22 +130,24 @@ class Reserver:
             return
         ledger.parents[origin] = Parent(acc_id == "", acc_id or None, Mode(mode))
 
-    def _round(self, todo: list[Pending], now: float, batch: _Batch) -> list[Pending]:
-        """Route and send one round; what is left for the next one, in order."""
+    def _round(self, todo: list[Pending], now: float, batch: _Batch,
+               c0: float) -> list[Pending]:
+        """Route and send one round at ``now`` (the clock read ``c0`` at ``now``);
+        what is left for the next one, in order."""
         pipe = self.r.pipeline(transaction=False)
-        sent = self._send(todo, now, batch, pipe)
+        sent = self._send(todo, now, batch, pipe, c0)
         results = pipe.execute() if len(pipe) else []
         answers = [r for r in results if isinstance(r, list)]  # the scripts' answers
         retry = self._settle(todo, sent.sent, answers, batch)
         return sorted(retry + sent.later)
 
     def _send(self, todo: list[Pending], now: float, batch: _Batch,
-              pipe: redis.client.Pipeline) -> _Round:
+              pipe: redis.client.Pipeline, c0: float) -> _Round:
         """Route each task on the mirror and queue its writes on ``pipe``."""
         keys, ledger = self.keys, self.mirror.ledger
         rnd = _Round()
         in_round: set[str] = set()
-        for k, (i, task_id, req, est) in enumerate(todo):
+        for k, (i, task_id, req, est, body) in enumerate(todo):
             if req.is_child and req.origin_task_id in in_round:
                 rnd.later = todo[k:]  # keep the order: the rest waits for the next round
                 break
@@ -153,11 +164,14 @@ class Reserver:
             acc_id = d.account_id
             pipe.set(keys.parent(task_id), f"{acc_id}|{d.requested_mode.value}",
                      ex=self.done_ttl)
+            t = self.clock()
+            checked_at = now + max(0.0, t - c0)  # T1 is re-checked when the script runs
             self._reserve(keys=[keys.acc(acc_id), keys.leases(acc_id),
                                 keys.task(acc_id, task_id)],
                           args=[task_id, d.effective_mode.value, d.reserved_ms,
-                                repr(self.clock() + self.lease_seconds), self.owner,
-                                repr(now)], client=pipe)
+                                repr(t + self.lease_seconds), self.owner, repr(now),
+                                "1" if d.pinned else "0", body, repr(now),
+                                repr(checked_at)], client=pipe)
             ledger.reserve(d, now)  # optimistic: the next task sees this one
             batch.wrote.add(task_id)
             in_round.add(task_id)

@@ -9,7 +9,8 @@ what it relied on. The work is shared by one object per job:
 * ``Finisher`` (``redis_finish``): complete, fail, cancel, charged once (L1);
 * ``PoolEvents`` (``redis_pool``): renewals (L4/L6) and B1 / ``no_active_mj_bot``,
   each applied once across processes;
-* ``Leases`` (``redis_leases``): reservations of a dead process come back;
+* ``Leases`` (``redis_leases``): a dead process's tasks are adopted (routed
+  again, or followed upstream when they had started);
 * ``RedisRecords`` (``redis_records``): the proxy's task records and secrets.
 
 User changes (L5) run the ledger's own code on the freshly read account and are
@@ -37,6 +38,7 @@ from router.decision import Decision, Notification, Outcome, Renewal
 from router.errors import NotInFlight, UnknownAccount
 from router.ledger import InFlight, Ledger, Policy
 from router.stores import scripts
+from router.stores.base import Adoption
 from router.stores.codec import ledger_fields, period_from_json
 from router.stores.redis_finish import Finisher
 from router.stores.redis_keys import DEFAULT_URL, Keys, connect, flatten
@@ -71,8 +73,8 @@ class RedisStore:
                                  lease_seconds=lease_seconds, done_ttl=done_ttl,
                                  explain=explain, clock=clock)
         self.finisher = Finisher(client, keys, self.mirror, self.pool, mine, done_ttl=done_ttl)
-        self.leases = Leases(client, keys, mine, lease_seconds=lease_seconds,
-                             done_ttl=done_ttl, clock=clock)
+        self.leases = Leases(client, keys, mine, owner=self.owner,
+                             lease_seconds=lease_seconds, done_ttl=done_ttl, clock=clock)
         self.records = RedisRecords(client, keys, done_ttl=done_ttl,
                                     known=lambda acc_id: acc_id in self.ledger.accounts,
                                     box=secret_box)
@@ -80,7 +82,9 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str = DEFAULT_URL, **kwargs: Any) -> RedisStore:
-        return cls(connect(url), **kwargs)
+        from router.stores.cluster import client_for
+
+        return cls(client_for(url), **kwargs)
 
     @property
     def ledger(self) -> Ledger:
@@ -179,11 +183,22 @@ class RedisStore:
         return self.ledger.drain()
 
     def maintain(self, now: float) -> list[str]:
-        """Extend this process's leases, release expired ones of any owner."""
-        released = self.leases.renew_and_expire(self.mirror.ids)
+        """Extend this process's leases, adopt expired ones of any owner (their
+        task ids; the details from ``take_adopted``)."""
+        adopted = self.leases.renew_and_expire(self.mirror.ids)
         self.refresh()
         self.advance(now)
-        return released
+        return adopted
+
+    def take_adopted(self) -> list[Adoption]:
+        out, self.leases.adopted = self.leases.adopted, []
+        return out
+
+    def start_many(self, items: list[tuple[str, str, str, float]]) -> list[bool]:
+        return self.leases.start_many(items)
+
+    def hand_over(self, task_ids: list[str]) -> int:
+        return self.leases.hand_over(task_ids)
 
     # ------------------------------------------------- task records, secrets
     def keeps_secrets(self) -> bool:

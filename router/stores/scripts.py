@@ -11,21 +11,38 @@ script touches is passed in KEYS and carries the account's hash tag
 from __future__ import annotations
 
 #: KEYS: account hash, leases zset, task hash.
-#: ARGV: task_id, mode, reserved_ms, lease_until, owner, at.
-#: Re-checks (R1, R2): status active, room, and for fast/turbo a setting that is
-#: not relax and unreserved fast time > 0. Returns {1, in_flight, reserved_ms}
-#: or {0, reason, <the account hash as a flat list>}.
+#: ARGV: task_id, mode, reserved_ms, lease_until, owner, at, pinned ('1'/'0'),
+#:       body (JSON, kept on the task so that a survivor can route it again),
+#:       created_at, checked_at (when the script is sent: the time T1 is checked at).
+#: Re-checks (R1, R2, T1, B1): status active, room, not a dormant backup and not
+#: inside the account's inactive window (both unless pinned, R7), and for
+#: fast/turbo a setting that is not relax and unreserved fast time > 0. A task
+#: hash left ``expired`` by an adoption is reserved again (same task id).
+#: Returns {1, in_flight, reserved_ms} or {0, reason, <the account hash as a
+#: flat list>}.
 RESERVE = """
 local acc = KEYS[1]
 local st = redis.call('HMGET', acc, 'status', 'in_flight', 'max_in_flight',
-                      'fast_ms', 'reserved_ms', 'setting')
+                      'fast_ms', 'reserved_ms', 'setting', 'backup', 'dormant',
+                      'win_start', 'win_end')
 if not st[1] then return {0, 'unknown_account'} end
 local reason = false
+local pinned = ARGV[7] == '1'
 if st[1] ~= 'active' then reason = 'status'
+elseif not pinned and st[7] == '1' and st[8] == '1' then reason = 'backup_dormant'
 elseif tonumber(st[2]) >= tonumber(st[3]) then reason = 'room'
 elseif ARGV[2] ~= 'relax' then
   if st[6] == 'relax' then reason = 'setting'
   elseif tonumber(st[4]) - tonumber(st[5]) <= 0 then reason = 'fast_time' end
+end
+if not reason and not pinned and st[9] and st[9] ~= '' then
+  local s = tonumber(ARGV[10]) % 86400
+  local a, b = tonumber(st[9]), tonumber(st[10])
+  if a < b then
+    if s >= a and s < b then reason = 'inactive_window' end
+  elseif a > b then
+    if s >= a or s < b then reason = 'inactive_window' end
+  end
 end
 if reason then
   local out = {0, reason}
@@ -33,13 +50,31 @@ if reason then
   for i = 1, #all do out[#out + 1] = all[i] end
   return out
 end
-if redis.call('EXISTS', KEYS[3]) == 1 then return {0, 'duplicate'} end
+local prev = redis.call('HGET', KEYS[3], 'state')
+if prev and prev ~= 'expired' then return {0, 'duplicate'} end
+if prev then redis.call('DEL', KEYS[3]) end
 local inflight = redis.call('HINCRBY', acc, 'in_flight', 1)
 local reserved = redis.call('HINCRBY', acc, 'reserved_ms', tonumber(ARGV[3]))
 redis.call('HSET', KEYS[3], 'state', 'flight', 'mode', ARGV[2], 'reserved_ms', ARGV[3],
-           'owner', ARGV[5], 'at', ARGV[6])
+           'owner', ARGV[5], 'at', ARGV[6], 'body', ARGV[8], 'created', ARGV[9])
+redis.call('PERSIST', KEYS[3])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[4]), ARGV[1])
 return {1, inflight, reserved}
+"""
+
+#: KEYS: task hash.
+#: ARGV: owner, upstream job reference, started_at.
+#: Records the job reference *before* the task starts upstream, so that a
+#: survivor that adopts the task follows that job instead of starting another
+#: (no task runs twice, L1 charges it once). Only the current owner of a task
+#: still in flight may start it: 1, or 0 when the task was adopted meanwhile.
+#: ``starts`` counts the starts (audits: never more than 1).
+START = """
+local t = redis.call('HMGET', KEYS[1], 'state', 'owner')
+if t[1] ~= 'flight' or t[2] ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'job', ARGV[2], 'started', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'starts', 1)
+return 1
 """
 
 #: KEYS: account hash, leases zset, task hash.
@@ -89,27 +124,47 @@ return 1
 """
 
 #: KEYS: account hash, leases zset, then the task hashes of the candidates.
-#: ARGV: now, done ttl, then the candidate task ids (same order as their KEYS).
-#: Releases every candidate whose lease is still at or before ``now`` and that is
-#: still in flight: the room and the reserved fast time come back, nothing is
-#: charged (L1). Returns the released task ids.
+#: ARGV: now, done ttl, new owner, new lease_until, then the candidate task ids
+#:       (same order as their KEYS).
+#: Adopts every candidate whose lease is still at or before ``now`` and that is
+#: still in flight (its owner stopped renewing it):
+#: * not started upstream (no job reference): the reservation is released (room
+#:   and reserved fast time come back, nothing is charged, L1), the task hash is
+#:   left ``expired`` and the adopter routes the task again under the same id;
+#: * started: the adopter becomes its owner with a fresh lease and follows the
+#:   recorded job, which it charges once (L1).
+#: Returns 7 entries per adopted task: id, 'route' or 'resume', body, created,
+#: job, started, mode; then reserved_ms and at (9 in all).
 EXPIRE = """
 local now = tonumber(ARGV[1])
 local out = {}
-for i = 3, #ARGV do
+for i = 5, #ARGV do
   local id = ARGV[i]
-  local key = KEYS[i]
+  local key = KEYS[i - 2]
   local score = redis.call('ZSCORE', KEYS[2], id)
   if score and tonumber(score) <= now then
-    local t = redis.call('HMGET', key, 'state', 'reserved_ms')
+    local t = redis.call('HMGET', key, 'state', 'reserved_ms', 'job', 'body', 'created',
+                         'started', 'mode', 'at')
     if t[1] == 'flight' then
-      redis.call('HINCRBY', KEYS[1], 'in_flight', -1)
-      redis.call('HINCRBY', KEYS[1], 'reserved_ms', 0 - tonumber(t[2]))
-      redis.call('HSET', key, 'state', 'expired')
-      redis.call('EXPIRE', key, tonumber(ARGV[2]))
-      out[#out + 1] = id
+      local kind = 'route'
+      if t[3] and t[3] ~= '' then
+        kind = 'resume'
+        redis.call('HSET', key, 'owner', ARGV[3])
+        redis.call('ZADD', KEYS[2], tonumber(ARGV[4]), id)
+      else
+        redis.call('HINCRBY', KEYS[1], 'in_flight', -1)
+        redis.call('HINCRBY', KEYS[1], 'reserved_ms', 0 - tonumber(t[2]))
+        redis.call('HSET', key, 'state', 'expired')
+        redis.call('EXPIRE', key, tonumber(ARGV[2]))
+        redis.call('ZREM', KEYS[2], id)
+      end
+      for _, v in ipairs({id, kind, t[4] or '', t[5] or '', t[3] or '', t[6] or '',
+                          t[7] or '', t[2] or '0', t[8] or ''}) do
+        out[#out + 1] = v
+      end
+    else
+      redis.call('ZREM', KEYS[2], id)
     end
-    redis.call('ZREM', KEYS[2], id)
   end
 end
 return out
