@@ -17,6 +17,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
+import redis
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -88,6 +90,9 @@ class TurnBatcher(Generic[T, R]):
                 if fut is not None and not fut.done():
                     fut.set_exception(exc)
             if any(w is None for w in waiters):
+                if isinstance(exc, redis.RedisError):  # the store stalled: one line
+                    log.warning("%s: the store did not answer (%s)", self.name, exc)
+                    return
                 raise  # posted items: to whoever flushes (the event loop logs it)
             return
         for fut, res in zip(waiters, results, strict=True):

@@ -22,9 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+import redis
 
 from router.accounts import MS_PER_SECOND
 from router.decision import Outcome
@@ -139,7 +142,12 @@ class TaskRunner:
             self._crashed(task)
 
     def _crashed(self, task: Task) -> None:
-        log.exception("task %s crashed in the proxy", task.task_id)
+        exc = sys.exc_info()[1]
+        if isinstance(exc, redis.RedisError):  # the store stalled or went away
+            log.warning("task %s: the store did not answer (%s); the task fails",
+                        task.task_id, exc)
+        else:
+            log.exception("task %s crashed in the proxy", task.task_id)
         task.status = "failed"
         task.error = task_error("proxy_error", "internal error while running the task")
         with contextlib.suppress(Exception):
