@@ -24,11 +24,12 @@ import numpy.typing as npt
 import simpy
 from simpy.events import Event, Timeout
 
-from router.accounts import TASK_TYPES, Account, Status
+from router.accounts import TASK_TYPES, Account, Status, seconds_to_ms
 from router.errors import ERROR_CODES as ERROR_TABLE
-from router.errors import NotInFlight, RouterError, UnknownAccount
+from router.errors import InvalidRequest, NotInFlight, RouterError, UnknownAccount
 from router.ledger import Policy
 from router.pool import Pool
+from router.requests import ParsedRequest, child_request, parse_request
 from simulations.central_queue import CentralQueue
 from simulations.midjourney import RELAX, AccountExec, ExecParams
 from simulations.scenario import ExecutionModel
@@ -180,17 +181,31 @@ class Simulation:
         self._incidents = bool(options.ban_rate or options.captcha_rate)
         ids = workload.task_ids
         self._tid: Callable[[int], str] = ids.__getitem__ if ids is not None else "t{}".format
+        # Requests resolved once per distinct body: the generator's root templates are
+        # parsed here (None: invalid, left to ``Pool.submit`` for its error decision).
+        self._tpl_req = [_parsed(t) for t in workload.templates]
+        self._code: list[int] = workload.body_code.tolist()
+        self._type_code: list[int] = workload.type_code.tolist()
 
     # ------------------------------------------------------------ workload side
     def _body(self, i: int) -> Any:
         wl = self.wl
         if wl.bodies is not None:
             return wl.bodies[i]
-        code = int(wl.body_code[i])
+        code = self._code[i]
         if code >= 0:
             return wl.templates[code]
-        return {"model": "midjourney", "task_type": self._type[int(wl.type_code[i])],
+        return {"model": "midjourney", "task_type": self._type[self._type_code[i]],
                 "input": {"origin_task_id": self._tid(self._parent[i])}}
+
+    def _request(self, i: int) -> ParsedRequest | None:
+        """Task ``i``'s parsed request (None: invalid, ``Pool.submit`` says why)."""
+        if self.wl.bodies is not None:
+            return _parsed(self.wl.bodies[i])
+        code = self._code[i]
+        if code >= 0:
+            return self._tpl_req[code]
+        return child_request(self._type[self._type_code[i]], self._tid(self._parent[i]))
 
     def _feeder(self) -> Generator[Event, Any, None]:
         """Roots (and trace tasks) arrive at their times, until the horizon."""
@@ -247,7 +262,12 @@ class Simulation:
         (accepted or rejected), False when it is (still) ``pool_saturated``."""
         c, now = self.c, self.env.now
         est = self._est.get(i) if self._est else None
-        d = self.pool.submit(self._tid(i), self._body(i), now, estimated_gpu_seconds=est)
+        req = self._request(i)
+        if req is None:
+            d = self.pool.submit(self._tid(i), self._body(i), now, estimated_gpu_seconds=est)
+        else:
+            d = self.pool.submit_parsed(self._tid(i), req, now,
+                                        None if est is None else seconds_to_ms(est))
         c.attempts[i] += 1
         if d.requested_mode is not None:
             c.req[i] = MODE_CODE[d.requested_mode]
@@ -463,6 +483,13 @@ class Simulation:
         if opt.progress is not None:
             opt.progress(1.0)
         return res
+
+
+def _parsed(body: Any) -> ParsedRequest | None:
+    try:
+        return parse_request(body)
+    except InvalidRequest:
+        return None
 
 
 def simulate(accounts: list[Account], policy: Policy, workload: Workload,
