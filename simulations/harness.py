@@ -186,6 +186,14 @@ class Simulation:
         self._tpl_req = [_parsed(t) for t in workload.templates]
         self._code: list[int] = workload.body_code.tolist()
         self._type_code: list[int] = workload.type_code.tolist()
+        # R9 estimates per task type, as ``route`` would compute them at every call.
+        pol = self.pool.policy
+        self._est_ms = {t: pol.estimate_ms(t) for t in TASK_TYPES}
+        # Task ids, formatted once (at the first submit) for generated runs.
+        self._tids: list[str | None] = [None] * n if ids is None else list(ids)
+        self._cptr: list[int] = workload.child_ptr.tolist()
+        self._cidx: list[int] = workload.child_idx.tolist()
+        self._think: list[float] = workload.think.tolist()
 
     # ------------------------------------------------------------ workload side
     def _body(self, i: int) -> Any:
@@ -205,7 +213,8 @@ class Simulation:
         code = self._code[i]
         if code >= 0:
             return self._tpl_req[code]
-        return child_request(self._type[self._type_code[i]], self._tid(self._parent[i]))
+        p = self._parent[i]
+        return child_request(self._type[self._type_code[i]], self._tids[p] or self._tid(p))
 
     def _feeder(self) -> Generator[Event, Any, None]:
         """Roots (and trace tasks) arrive at their times, until the horizon."""
@@ -244,13 +253,14 @@ class Simulation:
         if wl.generated_followups:
             if not completed or self.stop_children:
                 return
-            a, b = int(wl.child_ptr[i]), int(wl.child_ptr[i + 1])
+            ptr = self._cptr
+            a, b = ptr[i], ptr[i + 1]
             if a == b:
                 return
-            env, think = self.env, wl.think
-            for c in wl.child_idx[a:b].tolist():
+            env, think = self.env, self._think
+            for c in self._cidx[a:b]:
                 self.outstanding += 1
-                Timeout(env, float(think[c]), c).callbacks.append(self._on_followup)
+                Timeout(env, think[c], c).callbacks.append(self._on_followup)
         else:
             for ch in self.parked.pop(i, ()):
                 self.c.ready[ch] = self.env.now
@@ -262,12 +272,15 @@ class Simulation:
         (accepted or rejected), False when it is (still) ``pool_saturated``."""
         c, now = self.c, self.env.now
         est = self._est.get(i) if self._est else None
+        tid = self._tids[i]
+        if tid is None:
+            tid = self._tids[i] = self._tid(i)
         req = self._request(i)
         if req is None:
-            d = self.pool.submit(self._tid(i), self._body(i), now, estimated_gpu_seconds=est)
+            d = self.pool.submit(tid, self._body(i), now, estimated_gpu_seconds=est)
         else:
-            d = self.pool.submit_parsed(self._tid(i), req, now,
-                                        None if est is None else seconds_to_ms(est))
+            d = self.pool.submit_parsed(tid, req, now, self._est_ms.get(req.task_type)
+                                        if est is None else seconds_to_ms(est))
         c.attempts[i] += 1
         if d.requested_mode is not None:
             c.req[i] = MODE_CODE[d.requested_mode]
@@ -293,8 +306,7 @@ class Simulation:
                 if wait > 0:
                     Timeout(self.env, wait, i).callbacks.append(self._on_relax_ready)
                     return True
-            ex.enqueue(i, eff)
-            self._start_ready(ex)
+            self._start_or_wait(ex, i, eff)
             return True
         if err.retryable:
             if first:
@@ -314,9 +326,26 @@ class Simulation:
         i = cast(int, ev.value)
         if self.c.status[i] == CANCELLED:
             return
-        ex = self.execs[self.c.acc[i]]
-        ex.enqueue(i, RELAX)
-        self._start_ready(ex)
+        self._start_or_wait(self.execs[self.c.acc[i]], i, RELAX)
+
+    def _start_or_wait(self, ex: AccountExec, i: int, mode: int) -> None:
+        """Task ``i`` takes a slot of its kind now, or waits in the account's queue.
+        A queue holds tasks only while its slots are all taken (``_start_ready``
+        runs whenever a slot frees), so this is ``enqueue`` + ``_start_ready``."""
+        if mode == RELAX:
+            if ex.relax_q or ex.running_relax >= ex.relax_slots:
+                ex.relax_q.append(i)
+                return
+            ex.running_relax += 1
+        else:
+            if ex.fast_q or ex.running_fast >= ex.fast_slots:
+                ex.fast_q.append(i)
+                return
+            ex.running_fast += 1
+        now = self.env.now
+        self.c.start[i] = now
+        Timeout(self.env, self.params.run_seconds(self._gpu[i], mode), i
+                ).callbacks.append(self._on_finish)
 
     def _start_ready(self, ex: AccountExec) -> None:
         c, env, p = self.c, self.env, self.params
@@ -332,7 +361,7 @@ class Simulation:
         ex = self.execs[k]
         mode = c.eff[i]
         ex.release(mode)
-        tid = self._tid(i)
+        tid = self._tids[i] or self._tid(i)
         completed = not self._fail[i]
         if completed:
             out = self.pool.complete(tid, self._gpu[i], now)
