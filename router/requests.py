@@ -95,6 +95,18 @@ def parse_request(body: object) -> ParsedRequest:
                          None, bot_id, resolved, None, body)
 
 
+def child_request(task_type: str, origin_task_id: str) -> ParsedRequest:
+    """``parse_request`` of the bare child body ``{"model": "midjourney", "task_type":
+    task_type, "input": {"origin_task_id": origin_task_id}}``, built without parsing it
+    (the simulator's follow-ups). Anything else, or an invalid body, goes through
+    ``parse_request`` (same result, same errors)."""
+    body = {"model": "midjourney", "task_type": task_type,
+            "input": {"origin_task_id": origin_task_id}}
+    if task_type not in CHILD_TASK_TYPES or not origin_task_id.strip():
+        return parse_request(body)
+    return ParsedRequest(task_type, True, False, None, origin_task_id, None, None, None, body)
+
+
 def _ignored_mode(process_mode: object, prompt: str | None) -> str | None:
     """M5: describe a mode a child sent (and that is ignored), if any."""
     seen: list[str] = []

@@ -24,11 +24,12 @@ import numpy.typing as npt
 import simpy
 from simpy.events import Event, Timeout
 
-from router.accounts import TASK_TYPES, Account, Status
+from router.accounts import TASK_TYPES, Account, Status, seconds_to_ms
 from router.errors import ERROR_CODES as ERROR_TABLE
-from router.errors import NotInFlight, RouterError, UnknownAccount
+from router.errors import InvalidRequest, NotInFlight, RouterError, UnknownAccount
 from router.ledger import Policy
 from router.pool import Pool
+from router.requests import ParsedRequest, child_request, parse_request
 from simulations.central_queue import CentralQueue
 from simulations.midjourney import RELAX, AccountExec, ExecParams
 from simulations.scenario import ExecutionModel
@@ -180,17 +181,40 @@ class Simulation:
         self._incidents = bool(options.ban_rate or options.captcha_rate)
         ids = workload.task_ids
         self._tid: Callable[[int], str] = ids.__getitem__ if ids is not None else "t{}".format
+        # Requests resolved once per distinct body: the generator's root templates are
+        # parsed here (None: invalid, left to ``Pool.submit`` for its error decision).
+        self._tpl_req = [_parsed(t) for t in workload.templates]
+        self._code: list[int] = workload.body_code.tolist()
+        self._type_code: list[int] = workload.type_code.tolist()
+        # R9 estimates per task type, as ``route`` would compute them at every call.
+        pol = self.pool.policy
+        self._est_ms = {t: pol.estimate_ms(t) for t in TASK_TYPES}
+        # Task ids, formatted once (at the first submit) for generated runs.
+        self._tids: list[str | None] = [None] * n if ids is None else list(ids)
+        self._cptr: list[int] = workload.child_ptr.tolist()
+        self._cidx: list[int] = workload.child_idx.tolist()
+        self._think: list[float] = workload.think.tolist()
 
     # ------------------------------------------------------------ workload side
     def _body(self, i: int) -> Any:
         wl = self.wl
         if wl.bodies is not None:
             return wl.bodies[i]
-        code = int(wl.body_code[i])
+        code = self._code[i]
         if code >= 0:
             return wl.templates[code]
-        return {"model": "midjourney", "task_type": self._type[int(wl.type_code[i])],
+        return {"model": "midjourney", "task_type": self._type[self._type_code[i]],
                 "input": {"origin_task_id": self._tid(self._parent[i])}}
+
+    def _request(self, i: int) -> ParsedRequest | None:
+        """Task ``i``'s parsed request (None: invalid, ``Pool.submit`` says why)."""
+        if self.wl.bodies is not None:
+            return _parsed(self.wl.bodies[i])
+        code = self._code[i]
+        if code >= 0:
+            return self._tpl_req[code]
+        p = self._parent[i]
+        return child_request(self._type[self._type_code[i]], self._tids[p] or self._tid(p))
 
     def _feeder(self) -> Generator[Event, Any, None]:
         """Roots (and trace tasks) arrive at their times, until the horizon."""
@@ -229,13 +253,14 @@ class Simulation:
         if wl.generated_followups:
             if not completed or self.stop_children:
                 return
-            a, b = int(wl.child_ptr[i]), int(wl.child_ptr[i + 1])
+            ptr = self._cptr
+            a, b = ptr[i], ptr[i + 1]
             if a == b:
                 return
-            env, think = self.env, wl.think
-            for c in wl.child_idx[a:b].tolist():
+            env, think = self.env, self._think
+            for c in self._cidx[a:b]:
                 self.outstanding += 1
-                Timeout(env, float(think[c]), c).callbacks.append(self._on_followup)
+                Timeout(env, think[c], c).callbacks.append(self._on_followup)
         else:
             for ch in self.parked.pop(i, ()):
                 self.c.ready[ch] = self.env.now
@@ -247,7 +272,15 @@ class Simulation:
         (accepted or rejected), False when it is (still) ``pool_saturated``."""
         c, now = self.c, self.env.now
         est = self._est.get(i) if self._est else None
-        d = self.pool.submit(self._tid(i), self._body(i), now, estimated_gpu_seconds=est)
+        tid = self._tids[i]
+        if tid is None:
+            tid = self._tids[i] = self._tid(i)
+        req = self._request(i)
+        if req is None:
+            d = self.pool.submit(tid, self._body(i), now, estimated_gpu_seconds=est)
+        else:
+            d = self.pool.submit_parsed(tid, req, now, self._est_ms.get(req.task_type)
+                                        if est is None else seconds_to_ms(est))
         c.attempts[i] += 1
         if d.requested_mode is not None:
             c.req[i] = MODE_CODE[d.requested_mode]
@@ -273,8 +306,7 @@ class Simulation:
                 if wait > 0:
                     Timeout(self.env, wait, i).callbacks.append(self._on_relax_ready)
                     return True
-            ex.enqueue(i, eff)
-            self._start_ready(ex)
+            self._start_or_wait(ex, i, eff)
             return True
         if err.retryable:
             if first:
@@ -294,9 +326,26 @@ class Simulation:
         i = cast(int, ev.value)
         if self.c.status[i] == CANCELLED:
             return
-        ex = self.execs[self.c.acc[i]]
-        ex.enqueue(i, RELAX)
-        self._start_ready(ex)
+        self._start_or_wait(self.execs[self.c.acc[i]], i, RELAX)
+
+    def _start_or_wait(self, ex: AccountExec, i: int, mode: int) -> None:
+        """Task ``i`` takes a slot of its kind now, or waits in the account's queue.
+        A queue holds tasks only while its slots are all taken (``_start_ready``
+        runs whenever a slot frees), so this is ``enqueue`` + ``_start_ready``."""
+        if mode == RELAX:
+            if ex.relax_q or ex.running_relax >= ex.relax_slots:
+                ex.relax_q.append(i)
+                return
+            ex.running_relax += 1
+        else:
+            if ex.fast_q or ex.running_fast >= ex.fast_slots:
+                ex.fast_q.append(i)
+                return
+            ex.running_fast += 1
+        now = self.env.now
+        self.c.start[i] = now
+        Timeout(self.env, self.params.run_seconds(self._gpu[i], mode), i
+                ).callbacks.append(self._on_finish)
 
     def _start_ready(self, ex: AccountExec) -> None:
         c, env, p = self.c, self.env, self.params
@@ -312,7 +361,7 @@ class Simulation:
         ex = self.execs[k]
         mode = c.eff[i]
         ex.release(mode)
-        tid = self._tid(i)
+        tid = self._tids[i] or self._tid(i)
         completed = not self._fail[i]
         if completed:
             out = self.pool.complete(tid, self._gpu[i], now)
@@ -463,6 +512,13 @@ class Simulation:
         if opt.progress is not None:
             opt.progress(1.0)
         return res
+
+
+def _parsed(body: Any) -> ParsedRequest | None:
+    try:
+        return parse_request(body)
+    except InvalidRequest:
+        return None
 
 
 def simulate(accounts: list[Account], policy: Policy, workload: Workload,
