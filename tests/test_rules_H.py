@@ -4,14 +4,23 @@ docs/rules.md section H and docs/formats.md."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
 
-from _util import HOUR, T0, acc, fast, pool, relax
+from _util import HOUR, T0, acc, fast, imagine, pool, relax
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from router.accounts import Account, Mode, Setting, Status
 from router.cli import main
+from router.decision import Decision
+from router.events import Event, check_event
+from router.ledger import Policy
+from router.pool import Pool
+from router.replay import replay_events
+from router.testing import event_scripts, pools
 from router.timeutil import parse_time
 
 DAY_END = parse_time("2026-11-25T00:00:00Z")  # the UTC midnight after T0 (10:00)
@@ -317,3 +326,177 @@ def test_H1_H2_H3_H4_replay_script_gives_the_contract_fields_exactly(tmp_path: P
         assert "recoveries" not in r
     for r in recs:
         assert ("reroute" in r) == (r["event"] == 6)
+
+
+# ---------------------------------------------------------------- properties
+_MODES = st.sampled_from(["fast", "relax", "turbo"])
+
+
+@st.composite
+def _paced_pools(draw: st.DrawFn) -> tuple[list[Account], Policy]:
+    """Pools whose every account has a daily cap (H2) and a gap (H3)."""
+    accs, policy = draw(pools(max_size=5))
+    for a in accs:
+        a.max_jobs_per_day = draw(st.integers(1, 4))
+        a.min_gap_s = float(draw(st.sampled_from([1, 30, 600, 3600])))
+    return accs, policy
+
+
+@st.composite
+def _root_runs(draw: st.DrawFn) -> list[tuple[str, int, int]]:
+    """(op, seconds forward, pick) steps: root submits (some pinned by bot_id),
+    children of earlier tasks, completions."""
+    return draw(st.lists(st.tuples(st.sampled_from(["root", "root", "root", "pin", "child",
+                                                    "complete"]),
+                                   st.sampled_from([0, 1, 29, 30, 600, 3600, 20_000, 86_400]),
+                                   st.integers(0, 50)), min_size=1, max_size=40))
+
+
+def _drive(accs: list[Account], policy: Policy, steps: list[tuple[str, int, int]],
+           indexed: bool = True) -> list[tuple[float, Decision]]:
+    p = Pool(copy.deepcopy(accs), copy.deepcopy(policy), indexed=indexed, explain=False)
+    bots = sorted(a.bot_id for a in accs if a.bot_id is not None)
+    now, out, routed = T0, [], []
+    for k, (op, forward, pick) in enumerate(steps):
+        now += forward
+        if op == "complete":
+            live = sorted(p.ledger.tasks)
+            if live:
+                p.complete(live[pick % len(live)], 10.0, now)
+            continue
+        if op == "child" and routed:
+            body: dict[str, Any] = upscale(routed[pick % len(routed)])
+        elif op == "pin" and bots:
+            body = fast(bot_id=bots[pick % len(bots)])
+        else:
+            body = imagine("a cat", process_mode=["fast", "relax", "turbo"][pick % 3])
+        d = p.submit(f"t{k}", body, now)
+        if d.error is None and d.account_id is not None:
+            routed.append(d.task_id)
+            out.append((now, d))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(_paced_pools(), _root_runs())
+def test_H2_property_a_capped_account_never_exceeds_its_cap_in_any_UTC_day(
+        pool_policy: tuple[list[Account], Policy], steps: list[tuple[str, int, int]]) -> None:
+    """H2: in any UTC day, an account never receives more unpinned root tasks than
+    leave its count (every routed task, pinned ones included) at most its cap;
+    without pinned tasks, never more than the cap."""
+    accs, policy = pool_policy
+    caps = {a.id: a.max_jobs_per_day for a in accs}
+    counts: dict[tuple[str, int], int] = {}
+    for now, d in _drive(accs, policy, steps):
+        assert d.account_id is not None
+        key = (d.account_id, int(now // 86_400))
+        if not d.pinned:
+            cap = caps[d.account_id]
+            assert cap is not None and counts.get(key, 0) < cap
+        counts[key] = counts.get(key, 0) + 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(_paced_pools(), _root_runs())
+def test_H3_property_no_root_task_lands_inside_a_gap(
+        pool_policy: tuple[list[Account], Policy], steps: list[tuple[str, int, int]]) -> None:
+    """H3: an unpinned root task is routed to an account only min_gap_seconds or
+    more after the last task (root or child, pinned or not) routed to it."""
+    accs, policy = pool_policy
+    gaps = {a.id: a.min_gap_s for a in accs}
+    last: dict[str, float] = {}
+    for now, d in _drive(accs, policy, steps):
+        assert d.account_id is not None
+        if not d.pinned and d.account_id in last:
+            assert now >= last[d.account_id] + gaps[d.account_id]
+        last[d.account_id] = now
+
+
+@settings(max_examples=40, deadline=None)
+@given(_paced_pools(), _root_runs())
+def test_H2_H3_property_indexed_equals_the_linear_scan_with_caps_and_gaps(
+        pool_policy: tuple[list[Account], Policy], steps: list[tuple[str, int, int]]) -> None:
+    """S/H2/H3: with a cap and a gap on every account, the indexed candidate sets
+    and the naive scan make the same decisions (every strategy's index parks
+    capped and gapped accounts; the scan checks each one)."""
+    accs, policy = pool_policy
+    fast_run = [(t, d.task_id, d.account_id, d.effective_mode, d.error)
+                for t, d in _drive(accs, policy, steps, indexed=True)]
+    scan_run = [(t, d.task_id, d.account_id, d.effective_mode, d.error)
+                for t, d in _drive(accs, policy, steps, indexed=False)]
+    assert fast_run == scan_run
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a1", "a2"]),
+                          st.sampled_from(["active", "disabled", "banned", "captcha_required"]),
+                          st.one_of(st.none(), st.integers(1, 7200)),
+                          st.integers(0, 5000)), min_size=1, max_size=20))
+def test_H1_property_a_recovery_happens_exactly_at_until_unless_replaced(
+        steps: list[tuple[str, str, int | None, int]]) -> None:
+    """H1: every recovery is at the ``until`` of the account's last set_status,
+    and every such ``until`` that no later set_status replaced gives one."""
+    p = pool(acc("a1"), acc("a2"))
+    now, pending, seen = T0, {}, []
+    expected: list[tuple[str, float, str]] = []
+    status = {"a1": "active", "a2": "active"}
+    for acc_id, st_, until, forward in steps:
+        nxt = now + forward
+        for a_id, u in sorted(pending.items(), key=lambda kv: (kv[1], kv[0])):
+            if u <= nxt:  # due before the next event (L6)
+                expected.append((a_id, u, status[a_id]))
+                status[a_id] = "active"
+                del pending[a_id]
+        now = nxt
+        timed = until is not None and st_ != "active"
+        p.set_status(acc_id, st_, now, until=now + until if timed and until else None)
+        seen += [(r.account_id, r.at, r.status_was.value) for r in p.drain_recoveries()]
+        status[acc_id] = st_
+        if timed and until:
+            pending[acc_id] = now + until
+        else:
+            pending.pop(acc_id, None)
+    p.advance(now + 10_000)
+    seen += [(r.account_id, r.at, r.status_was.value) for r in p.drain_recoveries()]
+    expected += [(a_id, u, status[a_id])
+                 for a_id, u in sorted(pending.items(), key=lambda kv: (kv[1], kv[0]))]
+    assert seen == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(pools(max_size=4), st.data())
+def test_H4_property_fast_exhausted_never_charges_and_always_reroutes_or_errors(
+        pool_policy: tuple[list[Account], Policy], data: st.DataObject) -> None:
+    """H4: a fail with reason fast_exhausted is never charged; for a task running
+    as fast or turbo it always gives a new decision for the same task id, routed
+    or with an error; for a relax task it is a plain fail (no re-route)."""
+    accs, policy = pool_policy
+    bots = [a.bot_id for a in accs if a.bot_id is not None]
+    script = data.draw(event_scripts([a.id for a in accs], bots, max_events=40))
+    p = Pool(copy.deepcopy(accs), copy.deepcopy(policy))
+    modes: dict[str, str | None] = {}
+    for rec in replay_events(p, _events(script)):
+        if rec["op"] == "submit":
+            modes[rec["task_id"]] = rec["effective_mode"]
+        if rec["op"] != "fail" or rec["error"] is not None:
+            continue
+        assert rec["charged_seconds"] == 0.0
+        ran = modes[rec["task_id"]]
+        if ran in ("fast", "turbo") and "reroute" in rec:
+            again = rec["reroute"]
+            assert (again["account_id"] is None) == (again["error"] is not None)
+            modes[rec["task_id"]] = again["effective_mode"]
+        else:
+            assert "reroute" not in rec
+        line = script[rec["event"] - 1]
+        assert ("reroute" in rec) == (line.get("reason") == "fast_exhausted"
+                                      and ran in ("fast", "turbo"))
+
+
+def _events(script: list[dict[str, Any]]) -> list[Event]:
+    out, last = [], None
+    for line, obj in enumerate(script, start=1):
+        ev = check_event(obj, line, "<script>", last)
+        last = ev.at
+        out.append(ev)
+    return out
