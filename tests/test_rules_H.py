@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -500,3 +502,16 @@ def _events(script: list[dict[str, Any]]) -> list[Event]:
         last = ev.at
         out.append(ev)
     return out
+
+
+def test_H1_H4_readme_worked_example_is_byte_identical_to_the_recorded_transcript() -> None:
+    """The README's H1-H4 worked example (examples/health/) gives exactly the bytes
+    recorded in tests/data/health_example.out.jsonl, which the README shows."""
+    repo = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "router.cli", "replay",
+           "--accounts", str(repo / "examples" / "health" / "accounts.json"),
+           "--events", str(repo / "examples" / "health" / "events.jsonl")]
+    got = subprocess.run(cmd, capture_output=True, check=True).stdout
+    recorded = (repo / "tests" / "data" / "health_example.out.jsonl").read_bytes()
+    assert got == recorded
+    assert recorded.decode() in (repo / "README.md").read_text(encoding="utf-8")
