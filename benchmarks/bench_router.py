@@ -62,11 +62,15 @@ MODES = ["fast"] * 5 + ["relax"] * 3 + ["turbo"] * 2
 STEP = 5.0  # seconds between decisions: 5,000 decisions span ~7 h (windows open and close)
 
 
-def make_accounts(n: int, seed: int, windows: float = 0.0) -> list[Account]:
+def make_accounts(n: int, seed: int, windows: float = 0.0,
+                  pacing: bool = False) -> list[Account]:
     """A mixed pool: plans, settings, statuses, fast time, ~5 % backups.
 
-    ``windows`` is the share of accounts with an 8-hour inactive window (T1).
+    ``windows`` is the share of accounts with an 8-hour inactive window (T1);
+    ``pacing`` gives every account a daily cap of 1-49 jobs (H2) and a gap of
+    10-599 s (H3), drawn from a separate generator (the pool is otherwise the same).
     """
+    prng = random.Random(seed + 7_919)
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -82,6 +86,8 @@ def make_accounts(n: int, seed: int, windows: float = 0.0) -> list[Account]:
             renews_at=T0 + rng.randrange(1, 30 * 86_400), weight=rng.choice([1.0, 2.0]),
             backup=rng.random() < 0.05, max_in_flight=PLAN_MAX_IN_FLIGHT[plan],
             bot_id=i + 1, inactive_window=window,
+            max_jobs_per_day=prng.randrange(1, 50) if pacing else None,
+            min_gap_s=float(prng.randrange(10, 600)) if pacing else 0.0,
         ))
     return out
 
@@ -94,13 +100,13 @@ def bodies(k: int, seed: int) -> list[dict[str, Any]]:
 
 
 def run_once(n: int, decisions: int, *, indexed: bool, explain: bool,
-             strategy: Strategy, windows: float, seed: int) -> float:
+             strategy: Strategy, windows: float, seed: int, pacing: bool = False) -> float:
     """Seconds per decision (submit + complete) over ``decisions`` decisions."""
     # The warm-up to the steady state runs on the indexed engine without
     # explanations (the scan would need minutes at 100k); then the pool is
     # switched to the configuration under test. ScanCandidates keeps no derived
     # state, so handing it the accounts is all a switch needs.
-    pool = Pool(make_accounts(n, seed, windows), Policy(strategy, seed=seed),
+    pool = Pool(make_accounts(n, seed, windows, pacing), Policy(strategy, seed=seed),
                 indexed=True, explain=False)
     reqs = bodies(max(decisions, 1), seed)
     in_flight: deque[str] = deque()
@@ -181,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strategy", default="least_loaded", choices=[s.value for s in Strategy])
     ap.add_argument("--windows", type=float, default=0.0,
                     help="share of accounts with an 8-hour inactive window (T1)")
+    ap.add_argument("--pacing", action="store_true",
+                    help="every account has a daily cap (H2, 1-49 jobs) and a gap (H3, 10-599 s)")
     ap.add_argument("--strategy-sizes", type=int, nargs="*", default=[10, 10_000, 100_000],
                     help="pool sizes of the per-strategy table (none: skip it)")
     ap.add_argument("--replay-accounts", type=int, default=10_000,
@@ -188,9 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replay-events", type=int, default=2_000)
     args = ap.parse_args(argv)
     strategy = Strategy(args.strategy)
-    common = {"strategy": strategy, "windows": args.windows}
+    common = {"strategy": strategy, "windows": args.windows, "pacing": args.pacing}
     print(f"byoa-router benchmark: route + reserve + complete per decision; "
-          f"strategy {strategy.value}, windows {args.windows:.0%}, medians of {args.runs} runs")
+          f"strategy {strategy.value}, windows {args.windows:.0%}, "
+          f"{'caps+gaps on every account (H2, H3), ' if args.pacing else ''}"
+          f"medians of {args.runs} runs")
     print(f"python {sys.version.split()[0]}")
     rows = []
     head = (f"{'accounts':>9} | {'indexed µs':>10} | {'+explain µs':>11} | {'scan µs':>9} | "
@@ -207,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{n:>9,} | {fast:>10.1f} | {full:>11.1f} | {scan:>9.1f} | "
               f"{scan / fast:>7.1f}x | {scan_decisions:>6}", flush=True)
     by_n = {n: (f, e, s) for n, f, e, s in rows}
+    if 10 in by_n and 10_000 in by_n:
+        print(f"growth 10 -> 10k (indexed, explain=False): "
+              f"{by_n[10_000][0] / by_n[10][0]:.2f}x")
     if 10 in by_n and 100_000 in by_n:
         print(f"growth 10 -> 100k (indexed, explain=False): "
               f"{by_n[100_000][0] / by_n[10][0]:.2f}x")
@@ -238,7 +251,7 @@ def strategy_table(args: argparse.Namespace) -> None:
         cells = []
         for n in sizes:
             us = median_us(args.runs, n, args.decisions, indexed=True, explain=False,
-                           strategy=strategy, windows=args.windows)
+                           strategy=strategy, windows=args.windows, pacing=args.pacing)
             base.setdefault(n, us)
             cells.append(f"{us:>9.1f} µs ({us / base[n]:>4.2f}x)")
         print(f"{strategy.value:>15} | " + " | ".join(cells), flush=True)

@@ -162,6 +162,7 @@ class PeriodRecord:
     flipped_at: float | None = None
     setting_at_end: Setting | None = None
     flipped_at_end: bool = False
+    corrected_ms: int = 0  # H4: fast time zeroed on an upstream report, neither used nor expired
 
 
 @dataclass(slots=True)
@@ -179,6 +180,8 @@ class Account:
     max_in_flight: int = -1  # -1: the plan's default room
     bot_id: int | None = None
     inactive_window: InactiveWindow | None = None
+    max_jobs_per_day: int | None = None  # H2: None = no cap
+    min_gap_s: float = 0.0  # H3: seconds between two routed tasks
     order: int = 0
     # --- ledger state -------------------------------------------------------
     in_flight: int = 0
@@ -188,6 +191,10 @@ class Account:
     next_renewal_at: float | None = None
     period: PeriodRecord | None = None
     history: list[PeriodRecord] = field(default_factory=list)
+    # --- pacing state (H2, H3) ----------------------------------------------
+    jobs_day: int = -1  # H2: the UTC day number (epoch seconds // 86400) counted
+    jobs_today: int = 0  # H2: tasks routed to the account on ``jobs_day``
+    last_routed_at: float | None = None  # H3: when the last task was routed here
 
     def __post_init__(self) -> None:
         self.plan = Plan(self.plan)
@@ -197,6 +204,31 @@ class Account:
             self.fast_ms = PLAN_ALLOWANCE_MS[self.plan]
         if self.max_in_flight < 0:
             self.max_in_flight = PLAN_MAX_IN_FLIGHT[self.plan]
+
+    @property
+    def paced(self) -> bool:
+        """True when the account uses a daily cap (H2) or a minimum gap (H3)."""
+        return self.max_jobs_per_day is not None or self.min_gap_s > 0
+
+    def paced_until(self) -> float | None:
+        """H2/H3: the instant before which a root task cannot take the account,
+        or None when pacing never blocks it. Blocked at ``now`` iff ``now <``
+        the returned value (time only moves forward, L6): the end of the gap
+        after the last routed task (H3), or the next 00:00 UTC once today's
+        count has reached the cap (H2), whichever is later."""
+        until: float | None = None
+        cap = self.max_jobs_per_day
+        if cap is not None and self.jobs_today >= cap and self.jobs_day >= 0:
+            until = (self.jobs_day + 1) * 86_400.0
+        if self.min_gap_s > 0 and self.last_routed_at is not None:
+            gap_end = self.last_routed_at + self.min_gap_s
+            if until is None or gap_end > until:
+                until = gap_end
+        return until
+
+    def jobs_on_day(self, now: float) -> int:
+        """H2: tasks routed to the account during the UTC day of ``now``."""
+        return self.jobs_today if self.jobs_day == int(now // 86_400) else 0
 
     @property
     def unreserved_ms(self) -> int:

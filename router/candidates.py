@@ -9,6 +9,9 @@ Two implementations answer the same questions:
   *available* accounts (id order) for weighted and p2c, an ``ExpiringIndex``
   for expiring_first's fast path. Inactive windows (T1) are followed by a
   clock of window transitions, so "available now" is known without a scan.
+  Daily caps (H2) and gaps (H3) are followed the same way: an account they
+  block is parked until the next 00:00 UTC or the end of its gap (only time
+  lifts them), never met again at every pick.
   Explanations (X1) come from counts and per-account rules kept up to date
   once the first explanation is asked for.
 * ``ScanCandidates`` recomputes everything by a linear scan: the deliberately
@@ -35,6 +38,7 @@ from router.rules import (
     eligible_paths,
     fast_reason,
     is_available,
+    pacing_reason,
     relax_reason,
     unavailable_until,
 )
@@ -239,6 +243,11 @@ class IndexedCandidates:
         self._win_heap: list[tuple[float, str]] = []  # (next change, id), one per account
         self._win_now = float("-inf")
         self._explainer: _Explainer | None = None
+        # H2/H3: paced accounts, and (blocked until, id) for the strategies that
+        # file only available accounts (weighted, p2c, expiring_first)
+        self._paced: dict[str, Account] = {}
+        self._pace_heap: list[tuple[float, str]] = []
+        self._clock = float("-inf")  # the latest ``now`` a pick or explanation saw
 
     # ---------------------------------------------------------------- updates
     def update(self, acc: Account, backups_active: bool) -> None:
@@ -265,6 +274,11 @@ class IndexedCandidates:
                 self._n_fast += fast_ok - fast_was
                 self._n_relax += relax_ok - relax_was
             room = acc.in_flight < acc.max_in_flight and acc_id not in self._in_window
+            if room and acc_id in self._paced:
+                until = acc.paced_until()
+                if until is not None and until > self._clock:  # H2/H3: parked till then
+                    room = False
+                    heapq.heappush(self._pace_heap, (until, acc_id))
             if self._tree:
                 units = weight_units(acc)
                 self._set_available("fast", acc_id, units if fast_ok and room else None)
@@ -284,6 +298,8 @@ class IndexedCandidates:
         if w is not None and w.start_s != w.end_s and acc_id not in self._windowed:
             self._windowed[acc_id] = acc
             heapq.heappush(self._win_heap, (float("-inf"), acc_id))  # placed at the next pick
+        if acc.paced:
+            self._paced[acc_id] = acc
         if self._explainer is not None:
             self._explainer = None  # a new account: rebuilt on the next explanation
 
@@ -344,6 +360,29 @@ class IndexedCandidates:
         for acc in changed:
             self.update(acc, self._backups_active)
 
+    def _advance_pacing(self, now: float) -> None:
+        """H2/H3: re-file the accounts whose cap or gap ended at or before ``now``
+        (stale entries re-file an account harmlessly)."""
+        heap = self._pace_heap
+        due: list[Account] = []
+        while heap and heap[0][0] <= now:
+            due.append(self._paced[heapq.heappop(heap)[1]])
+        for acc in due:
+            self.update(acc, self._backups_active)
+
+    def _tick(self, now: float) -> None:
+        """Bring the time-driven state (T1 windows, H2/H3 pacing) to ``now``."""
+        if self._win_heap and (self._win_heap[0][0] <= now or now < self._win_now):
+            self._advance_windows(now)
+        if now < self._clock and self._paced:  # time went back: re-file the paced
+            self._clock = now
+            self._pace_heap.clear()
+            for acc in self._paced.values():
+                self.update(acc, self._backups_active)
+        self._clock = now
+        if self._pace_heap and self._pace_heap[0][0] <= now:
+            self._advance_pacing(now)
+
     def _rebuild_trees(self) -> None:
         self._ids = sorted(self._accounts)
         self._pos = {i: k for k, i in enumerate(self._ids)}
@@ -367,8 +406,7 @@ class IndexedCandidates:
 
     def pick(self, path: Path, now: float, state: StrategyState) -> Account | None:
         strategy = self.strategy
-        if self._win_heap and (self._win_heap[0][0] <= now or now < self._win_now):
-            self._advance_windows(now)
+        self._tick(now)
         if self._least_loaded or (self._expiring and path == "relax"):
             accounts = self._accounts
 
@@ -426,8 +464,7 @@ class IndexedCandidates:
 
     # ----------------------------------------------------------- explanations
     def _explaining(self, now: float) -> _Explainer:
-        if self._win_heap and (self._win_heap[0][0] <= now or now < self._win_now):
-            self._advance_windows(now)
+        self._tick(now)
         ex = self._explainer
         if ex is None:
             ex = self._explainer = _Explainer()
@@ -440,7 +477,20 @@ class IndexedCandidates:
         rule that excluded it; from state kept up to date, not a scan (the map
         is copied: O(n) at C speed)."""
         ex = self._explaining(now)
-        return ex.summary(path), ex.rejections(path, chosen)
+        rejections = ex.rejections(path, chosen)
+        if self._paced:  # H2/H3 depend on the time: set at the moment of asking
+            reasons, added = ex.reason[path], False
+            for acc_id, acc in self._paced.items():
+                if (acc_id == chosen or reasons.get(acc_id) is not None
+                        or acc_id in self._in_window or acc.in_flight >= acc.max_in_flight):
+                    continue
+                r = pacing_reason(acc, now)
+                if r is not None:
+                    added = added or acc_id not in rejections
+                    rejections[acc_id] = r.rule
+            if added:
+                rejections = {i: rejections[i] for i in sorted(rejections)}
+        return ex.summary(path), rejections
 
     def summary(self, path: Path, now: float) -> str:
         """X1's summary line alone, from counts kept up to date."""

@@ -133,6 +133,18 @@ def _record_text(rec: dict[str, Any]) -> str:
                 f"{rec['fast_hours_remaining']:.4f} h fast left")
     else:
         line = f"{head} clock moves on"
+    again = rec.get("reroute")
+    if again is not None:  # H4: the new decision for the same task
+        if again["error"]:
+            line += f"\n      reroute: REJECTED {again['error']['code']} (H4)"
+        else:
+            fb = "  [fallback]" if again["fallback"] else ""
+            line += (f"\n      reroute: -> {again['account_id']} as {again['effective_mode']}"
+                     f"{fb} (H4)")
+        if again.get("explanation"):
+            line += f"\n      why: {again['explanation']}"
+    for r in rec.get("recoveries", ()):
+        line += f"\n      recovered: {r['account_id']} at {r['at']} (was {r['status_was']}, H1)"
     for r in rec["renewals"]:
         line += (f"\n      renewal: {r['account_id']} at {r['at']}, "
                  f"{r['expired_hours']:.4f} h expired")

@@ -13,7 +13,7 @@ from router.errors import RouteError
 class Notification:
     """An account notification (GoAPI's notification webhook types)."""
 
-    type: str  # mj_bot_no_fasthour | backups_activated | no_active_mj_bot
+    type: str  # mj_bot_no_fasthour | backups_activated | no_active_mj_bot | account_recovered
     at: float
     account_id: str | None = None
 
@@ -31,6 +31,15 @@ class Renewal:
     account_id: str
     at: float
     expired_ms: int
+
+
+@dataclass(slots=True)
+class Recovery:
+    """H1: a timed status ended; the account is ``active`` again from ``at``."""
+
+    account_id: str
+    at: float
+    status_was: Status
 
 
 @dataclass(slots=True)

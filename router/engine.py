@@ -74,9 +74,10 @@ def _route_free(ledger: Ledger, d: Decision, now: float, est: int, explain: bool
             if relax_acc is None:
                 if explain:
                     _explain(ledger, d, "fast", now, "none available now (R5)")
+                    _pacing_tail(ledger, d)
                 return _fail(d, "pool_saturated", "R5",
                              "fast-eligible accounts exist but none is available now "
-                             "(no room or inside an inactive window) (R5); retry when one frees")
+                             f"({_why_busy(ledger)}) (R5); retry when one frees")
             d.notes.append("fallback_on_saturation: fast-eligible accounts are busy (R5)")
             return _relax_chosen(ledger, d, relax_acc, now, explain, fallback=True)
         d.fallback = True  # R3
@@ -91,9 +92,10 @@ def _route_free(ledger: Ledger, d: Decision, now: float, est: int, explain: bool
     if cands.eligible_count("relax") > 0:
         if explain:
             _explain(ledger, d, path, now, "relax-eligible accounts exist, none available now (R5)")
+            _pacing_tail(ledger, d)
         return _fail(d, "pool_saturated", "R5",
                      "relax-eligible accounts exist but none is available now "
-                     "(no room or inside an inactive window) (R5); retry when one frees")
+                     f"({_why_busy(ledger)}) (R5); retry when one frees")
     if explain:
         tail = ("no account can run relax (R4)" if path == "relax"
                 else cands.summary("relax", now))
@@ -233,6 +235,30 @@ def _route_pinned(ledger: Ledger, d: Decision, acc: Account, est: int, why: str)
 
 
 # ---------------------------------------------------------------- explanations
+def _why_busy(ledger: Ledger) -> str:
+    """R5's list of temporary conditions; H2/H3 named only when a pool uses them
+    (a pool without pacing keeps its bytes)."""
+    if ledger.paced:
+        return "no room, inside an inactive window, daily cap (H2) or gap (H3)"
+    return "no room or inside an inactive window"
+
+
+def _pacing_tail(ledger: Ledger, d: Decision) -> None:
+    """X1 for a paced pool that is saturated: how many eligible accounts the
+    daily cap (H2) and the gap (H3) keep off, from the rejections just made."""
+    if not ledger.paced or d.explanation is None:
+        return
+    caps = gaps = 0
+    for rule in d.rejections.values():
+        if rule == "H2":
+            caps += 1
+        elif rule == "H3":
+            gaps += 1
+    parts = [f"{n} {label}" for n, label in ((caps, "daily cap (H2)"), (gaps, "gap (H3)")) if n]
+    if parts:
+        d.explanation = f"{d.explanation}: {', '.join(parts)}"
+
+
 def _fail(d: Decision, code: str, rule: str, message: str) -> Decision:
     d.error = make_error(code, rule, message)
     d.account_id, d.effective_mode, d.reserved_ms, d.fallback = None, None, 0, False

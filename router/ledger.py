@@ -25,7 +25,7 @@ from router.accounts import (
     seconds_to_ms,
 )
 from router.candidates import Candidates, IndexedCandidates, ScanCandidates
-from router.decision import Decision, Notification, Outcome, Renewal
+from router.decision import Decision, Notification, Outcome, Recovery, Renewal
 from router.errors import NotInFlight, UnknownAccount
 from router.strategies import Strategy, StrategyState
 from router.timeutil import DAY, add_months
@@ -104,12 +104,18 @@ class Ledger:
         self.clock: float | None = None
         self.backups_active = False
         self._has_backups = any(a.backup for a in self.accounts.values())
+        #: H2/H3 in use by some account: saturation messages then name them (X1)
+        self.paced = any(a.paced for a in self.accounts.values())
         self._active: set[str] = set()
         self._nb_active: set[str] = set()
         self._nb_fast: set[str] = set()
         self._had_active = True
         self._pool_dirty = True  # B1's sets moved since evaluate_pool last looked
         self._renewals: list[tuple[float, str]] = []
+        # H1: pending recoveries, one per account (a later set_status replaces it)
+        self._recoveries: list[tuple[float, str]] = []
+        self.pending_recovery: dict[str, float] = {}
+        self.recoveries: list[Recovery] = []
         self.notifications: list[Notification] = []
         self.renewals: list[Renewal] = []
         self.started = False
@@ -151,6 +157,11 @@ class Ledger:
         except KeyError:
             raise UnknownAccount(f"no account {account_id!r} in the pool", "L5") from None
 
+    def drain_recoveries(self) -> list[Recovery]:
+        """Hand over (and forget) the H1 recoveries since the last call."""
+        out, self.recoveries = self.recoveries, []
+        return out
+
     def drain(self) -> tuple[list[Notification], list[Renewal]]:
         """Hand over (and forget) the notifications and renewals since last drain."""
         notes, ren = self.notifications, self.renewals
@@ -174,8 +185,10 @@ class Ledger:
     def advance(self, now: float) -> None:
         """L6: before an event at ``now``: due renewals in time order, then B1."""
         clock, heap = self.clock, self._renewals
+        rec = self._recoveries
         if (self.started and clock is not None and now >= clock
-                and not (heap and heap[0][0] <= now)):  # the usual case: nothing due
+                and not (heap and heap[0][0] <= now)
+                and not (rec and rec[0][0] <= now)):  # the usual case: nothing due
             self.clock = now
             if self._pool_dirty:
                 self.evaluate_pool(now)
@@ -188,12 +201,32 @@ class Ledger:
             )
         self.clock = now
         heap = self._renewals
-        while heap and heap[0][0] <= now:
-            at, acc_id = heapq.heappop(heap)
-            acc = self.accounts[acc_id]
-            self._renew(acc, at)
-            heapq.heappush(heap, (acc.next_renewal_at or at, acc_id))
+        while True:  # L6/H1: renewals and recoveries in time order, a renewal first on ties
+            due_renewal = bool(heap) and heap[0][0] <= now
+            due_recovery = bool(rec) and rec[0][0] <= now
+            if due_recovery and (not due_renewal or rec[0][0] < heap[0][0]):
+                at, acc_id = heapq.heappop(rec)
+                self._recover(acc_id, at)
+            elif due_renewal:
+                at, acc_id = heapq.heappop(heap)
+                acc = self.accounts[acc_id]
+                self._renew(acc, at)
+                heapq.heappush(heap, (acc.next_renewal_at or at, acc_id))
+            else:
+                break
         self.evaluate_pool(now)
+
+    def _recover(self, acc_id: str, at: float) -> None:
+        """H1: a timed status ends at ``at`` (unless a later set_status replaced it)."""
+        if self.pending_recovery.get(acc_id) != at:
+            return  # replaced or cancelled by a later set_status (H1)
+        del self.pending_recovery[acc_id]
+        acc = self.accounts[acc_id]
+        was = acc.status
+        acc.status = Status.ACTIVE
+        self.recoveries.append(Recovery(acc_id, at, was))
+        self.notifications.append(Notification("account_recovered", at, acc_id))
+        self.touch(acc)
 
     def _renew(self, acc: Account, at: float) -> None:
         """L4: expire the leftover fast time, reset to the plan's allowance."""
@@ -259,6 +292,12 @@ class Ledger:
         self.parents[decision.task_id] = Parent(False, acc.id, decision.requested_mode)
         if not decision.pinned:
             self.state.last_id = acc.id
+        if acc.paced:  # H2 count (UTC day) and H3 last-routed time, pinned tasks too
+            day = int(now // 86_400)
+            if acc.jobs_day != day:
+                acc.jobs_day, acc.jobs_today = day, 0
+            acc.jobs_today += 1
+            acc.last_routed_at = now
         # only the load and the reservation changed: no pool-level set moves (B1)
         self.candidates.update(acc, self.backups_active)
 
@@ -313,13 +352,56 @@ class Ledger:
         self.candidates.update(acc, self.backups_active)  # load and reservation only
         return Outcome(task_id, acc.id, 0, 0, acc.fast_ms, acc.setting, acc.status)
 
+    def fail_fast_exhausted(self, task_id: str, now: float) -> tuple[Outcome, InFlight]:
+        """H4: upstream reports no fast time left for a task running as fast or
+        turbo. Not charged (L1); the account's fast time becomes 0 as a
+        correction (neither used nor expired in L4's records); L3 then flips an
+        account set to fast or turbo as if a charge had emptied it. A relax task
+        is failed as usual. The caller re-routes the task (H4)."""
+        task = self.tasks.get(task_id)
+        if task is None or task.mode is Mode.RELAX:
+            out = self.fail(task_id, now)
+            assert task is not None
+            return out, task
+        task, acc = self._release(task_id, "fail")
+        period = acc.period
+        if period is not None:
+            period.corrected_ms += acc.fast_ms
+        acc.fast_ms = 0
+        flipped = False
+        if acc.setting in (Setting.FAST, Setting.TURBO):
+            acc.flipped_from = acc.setting
+            acc.setting = Setting.RELAX
+            flipped = True
+            if period is not None and period.flipped_at is None:
+                period.flipped_at = now
+            self.notifications.append(Notification("mj_bot_no_fasthour", now, acc.id))
+        self._track_fast(acc)
+        self.candidates.update(acc, self.backups_active)
+        return Outcome(task_id, acc.id, 0, 0, acc.fast_ms, acc.setting, acc.status,
+                       flipped), task
+
     def cancel(self, task_id: str, now: float) -> Outcome:
         return self.fail(task_id, now, verb="cancel")
 
     # --------------------------------------------------------- user changes
-    def set_status(self, account_id: str, status: Status, now: float) -> Account:
-        """L5: takes effect for new routing at once; in-flight tasks finish."""
+    def set_status(self, account_id: str, status: Status, now: float,
+                   until: float | None = None) -> Account:
+        """L5: takes effect for new routing at once; in-flight tasks finish.
+
+        H1: ``until`` schedules a return to ``active`` at that time; any
+        set_status replaces the account's pending recovery (or cancels it)."""
         acc = self.account(account_id)
+        if until is not None:
+            if status not in (Status.DISABLED, Status.BANNED, Status.CAPTCHA_REQUIRED):
+                raise ValueError(f"until is allowed only with disabled, banned or "
+                                 f"captcha_required, not {status.value} (H1)")
+            if until <= now:
+                raise ValueError("until must be later than the event's time (H1)")
+            self.pending_recovery[account_id] = until
+            heapq.heappush(self._recoveries, (until, account_id))
+        else:
+            self.pending_recovery.pop(account_id, None)
         acc.status = status
         self.touch(acc)
         return acc

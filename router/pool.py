@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from router.accounts import Account, Setting, Status, seconds_to_ms
-from router.decision import Decision, Notification, Outcome, Renewal
+from router.accounts import Account, Mode, Setting, Status, seconds_to_ms
+from router.decision import Decision, Notification, Outcome, Recovery, Renewal
 from router.engine import route
 from router.errors import InvalidRequest, NotInFlight
 from router.ledger import Ledger, Policy
@@ -38,6 +38,9 @@ class Pool:
         self.ledger = Ledger(accounts, policy, indexed=indexed)
         self.explain = explain
         self.submitted: set[str] = set()
+        #: H4: the request and estimate of each routed task, to route it again
+        #: (kept only while a pool has accounts that may be re-routed to: all)
+        self._requests: dict[str, tuple[ParsedRequest, int | None]] = {}
 
     @property
     def policy(self) -> Policy:
@@ -83,6 +86,8 @@ class Pool:
         else:
             est = None if estimated_gpu_seconds is None else seconds_to_ms(estimated_gpu_seconds)
             d = route(ledger, req, task_id, now, est, explain=self.explain)
+            if d.error is None and d.account_id is not None:
+                self._requests[task_id] = (req, est)
         self.submitted.add(task_id)
         if d.error is None:
             ledger.reserve(d, now)
@@ -110,6 +115,7 @@ class Pool:
         now = at if type(at) is float else _ts(at)
         ledger = self.ledger
         ledger.advance(now)
+        self._requests.pop(task_id, None)
         try:
             return ledger.complete(task_id, seconds_to_ms(gpu_seconds), now)
         finally:
@@ -118,23 +124,57 @@ class Pool:
     def fail(self, task_id: str, at: float | str) -> Outcome:
         now = _ts(at)
         self.ledger.advance(now)
+        self._requests.pop(task_id, None)
         try:
             return self.ledger.fail(task_id, now)
         finally:
             self.ledger.evaluate_pool(now)
 
+    def fail_fast_exhausted(self, task_id: str, at: float | str
+                            ) -> tuple[Outcome, Decision | None]:
+        """H4: a ``fail`` with ``reason: fast_exhausted``.
+
+        For a task running as fast or turbo: no charge (L1), the account's fast
+        time is zeroed as a correction, L3 flips it, and the task is routed
+        again at once, at the same time, as a new decision for the same task id
+        (reserved when accepted). Returns the fail's outcome and that decision;
+        for a task running as relax the fail is an ordinary one and the
+        decision is None. Raises ``NotInFlight`` like ``fail``."""
+        now = _ts(at)
+        ledger = self.ledger
+        ledger.advance(now)
+        try:
+            out, task = ledger.fail_fast_exhausted(task_id, now)
+            saved = self._requests.pop(task_id, None)
+            if task.mode is Mode.RELAX or saved is None:
+                return out, None
+            req, est = saved
+            ledger.evaluate_pool(now)  # L3 may have woken the backups (B1)
+            d = route(ledger, req, task_id, now, est, explain=self.explain)
+            if d.error is None:
+                ledger.reserve(d, now)
+                if d.account_id is not None:
+                    self._requests[task_id] = (req, est)
+            return out, d
+        finally:
+            ledger.evaluate_pool(now)
+
     def cancel(self, task_id: str, at: float | str) -> Outcome:
         now = _ts(at)
         self.ledger.advance(now)
+        self._requests.pop(task_id, None)
         try:
             return self.ledger.cancel(task_id, now)
         finally:
             self.ledger.evaluate_pool(now)
 
-    def set_status(self, account_id: str, status: Status | str, at: float | str) -> Account:
+    def set_status(self, account_id: str, status: Status | str, at: float | str,
+                   until: float | str | None = None) -> Account:
+        """L5; H1: with ``until``, the account becomes active again at that time."""
         now = _ts(at)
         self.ledger.advance(now)
-        acc = self.ledger.set_status(account_id, Status(status), now)
+        acc = self.ledger.set_status(account_id, Status(status), now,
+                                     None if until is None else _ts(until))
         self.ledger.evaluate_pool(now)
         return acc
 
@@ -148,6 +188,10 @@ class Pool:
     def drain(self) -> tuple[list[Notification], list[Renewal]]:
         """Notifications and renewals since the last drain, in order."""
         return self.ledger.drain()
+
+    def drain_recoveries(self) -> list[Recovery]:
+        """H1: the recoveries since the last call, in time order."""
+        return self.ledger.drain_recoveries()
 
     def not_in_flight_reason(self, task_id: str) -> str:
         """Why ``task_id`` cannot be finished (for event error lines)."""

@@ -1,4 +1,4 @@
-"""Eligibility predicates (R1, B1, R2, R4, R6, T1). Each returns the ``Reason``
+"""Eligibility predicates (R1, B1, R2, R4, R6, T1, H2, H3). Each returns the ``Reason``
 that excludes an account, or ``None`` when the account passes.
 
 The order inside each chain is the order of the rules: status (R1), backup
@@ -30,6 +30,8 @@ NO_FAST_TIME = Reason("R2", "no fast time")
 NO_RELAX_PLAN = Reason("R4", "basic, no relax")
 INACTIVE_WINDOW = Reason("T1", "inactive window")
 NO_ROOM = Reason("R1", "full")
+DAILY_CAP = Reason("H2", "daily cap")
+MIN_GAP = Reason("H3", "gap")
 
 
 def can_take_work(acc: Account, backups_active: bool) -> Reason | None:
@@ -64,11 +66,25 @@ def relax_reason(acc: Account, backups_active: bool) -> Reason | None:
 
 
 def availability_reason(acc: Account, now: float) -> Reason | None:
-    """R1 "available now": outside the inactive window (T1) and with room."""
+    """R1 "available now": outside the inactive window (T1), with room, under
+    its daily cap (H2) and past its minimum gap (H3), checked in that order."""
     if acc.inactive_window is not None and acc.inactive_window.contains(now):
         return INACTIVE_WINDOW
     if acc.in_flight >= acc.max_in_flight:
         return NO_ROOM
+    if acc.max_jobs_per_day is not None or acc.min_gap_s > 0:
+        return pacing_reason(acc, now)
+    return None
+
+
+def pacing_reason(acc: Account, now: float) -> Reason | None:
+    """H2 then H3: is a root task kept off ``acc`` at ``now`` by its pacing?"""
+    cap = acc.max_jobs_per_day
+    if cap is not None and acc.jobs_on_day(now) >= cap:
+        return DAILY_CAP
+    last = acc.last_routed_at
+    if acc.min_gap_s > 0 and last is not None and now < last + acc.min_gap_s:
+        return MIN_GAP
     return None
 
 
@@ -92,10 +108,15 @@ def unavailable_until(acc: Account, now: float) -> float | None:
     """None when ``acc`` is available now (exactly ``is_available``), else a time
     before which it surely stays unavailable: one second before its inactive
     window ends (T1; the second absorbs float rounding), or ``now`` when it has
-    no room (that can change with any event)."""
+    no room (that can change with any event), or the end of its daily cap
+    (next 00:00 UTC, H2) or of its gap (H3): pacing is only lifted by time."""
     window = acc.inactive_window
     if window is not None and window.contains(now):
         return now + (window.end_s - now % 86_400) % 86_400 - 1.0
     if acc.in_flight >= acc.max_in_flight:
         return now
+    if (acc.max_jobs_per_day is not None or acc.min_gap_s > 0) and pacing_reason(
+            acc, now) is not None:
+        until = acc.paced_until()  # H2/H3: only a later time (a new day) lifts it
+        return until if until is not None and until > now else now
     return None

@@ -110,7 +110,20 @@ def accounts(draw: st.DrawFn, account_id: str | None = None, *,
         max_in_flight=draw(st.one_of(st.integers(0, 4), st.just(PLAN_MAX_IN_FLIGHT[plan]))),
         bot_id=None,
         inactive_window=draw(windows()),
+        max_jobs_per_day=draw(daily_caps()),
+        min_gap_s=draw(min_gaps()),
     )
+
+
+def daily_caps() -> st.SearchStrategy[int | None]:
+    """H2: mostly no cap; otherwise a small one, so that it binds."""
+    return st.one_of(st.none(), st.none(), st.none(), st.integers(1, 5))
+
+
+def min_gaps() -> st.SearchStrategy[float]:
+    """H3: mostly no gap; otherwise whole seconds up to an hour (some fractional)."""
+    return st.one_of(st.just(0.0), st.just(0.0), st.just(0.0),
+                     st.integers(1, 3600).map(float), st.sampled_from([0.5, 90.25]))
 
 
 def policies(strategies: Sequence[Strategy] | None = None) -> st.SearchStrategy[Policy]:
@@ -156,6 +169,10 @@ def account_document(accs: Sequence[Account], policy: Policy) -> dict[str, Any]:
         if a.inactive_window is not None:
             start, end = a.inactive_window.as_text()
             d["inactive_window"] = {"start": start, "end": end}
+        if a.max_jobs_per_day is not None:
+            d["max_jobs_per_day"] = a.max_jobs_per_day  # H2
+        if a.min_gap_s > 0:
+            d["min_gap_seconds"] = a.min_gap_s  # H3
         out.append(d)
     return {"policy": {"strategy": policy.strategy.value, "seed": policy.seed,
                        "fallback_on_saturation": policy.fallback_on_saturation,
@@ -301,6 +318,8 @@ def event_scripts(draw: st.DrawFn, account_ids: Sequence[str], bot_ids: Sequence
         elif op in ("complete", "fail", "cancel"):
             choices = submitted[-8:] if valid_only else [*submitted[-8:], "ghost"]
             ev = {"op": op, "at": at, "task_id": draw(st.sampled_from(choices))}
+            if op == "fail" and draw(st.booleans()):
+                ev["reason"] = "fast_exhausted"  # H4
             if op == "complete":
                 ev["gpu_seconds"] = draw(st.one_of(st.integers(0, 120_000),
                                                    st.integers(0, 4_000_000))) / 1000
@@ -310,6 +329,9 @@ def event_scripts(draw: st.DrawFn, account_ids: Sequence[str], bot_ids: Sequence
             if op == "set_status":
                 ev = {"op": op, "at": at, "account_id": acc_id,
                       "status": draw(st.sampled_from([s.value for s in Status] + ["active"]))}
+                if ev["status"] in ("disabled", "banned", "captcha_required") and draw(
+                        st.booleans()):  # H1: a timed status, recovered at until
+                    ev["until"] = format_time(now + draw(st.integers(1, 3 * DAY)))
             else:
                 ev = {"op": op, "at": at, "account_id": acc_id,
                       "setting": draw(st.sampled_from([s.value for s in Setting]))}
@@ -321,6 +343,6 @@ def event_scripts(draw: st.DrawFn, account_ids: Sequence[str], bot_ids: Sequence
 
 __all__ = [
     "START", "account_document", "account_documents", "account_ids", "accounts",
-    "event_scripts", "policies", "pools", "prompts", "renewal_instants", "request_bodies",
-    "windows",
+    "daily_caps", "event_scripts", "min_gaps", "policies", "pools", "prompts",
+    "renewal_instants", "request_bodies", "windows",
 ]

@@ -34,7 +34,8 @@ def group_accounts(group: GroupModel, index: int, start: float) -> list[Account]
             id=f"{prefix}-{k + 1:0{width}d}", plan=group.plan, setting=group.setting,
             status=group.status, fast_hours_remaining=group.fast_hours_remaining,
             weight=group.weight, backup=group.backup, max_in_flight=group.max_in_flight,
-            inactive_window=group.inactive_window))
+            inactive_window=group.inactive_window, max_jobs_per_day=group.max_jobs_per_day,
+            min_gap_seconds=group.min_gap_seconds))
         acc.renews_at = renews
         out.append(acc)
     return out

@@ -100,6 +100,8 @@ class GroupModel(BaseModel):
     backup: bool = False
     max_in_flight: int | None = Field(default=None, ge=0)
     inactive_window: WindowModel | None = None
+    max_jobs_per_day: int | None = Field(default=None, gt=0)  # H2
+    min_gap_seconds: float = Field(default=0.0, ge=0)  # H3
 
     @field_validator("renewal", mode="before")
     @classmethod

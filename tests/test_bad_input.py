@@ -388,3 +388,63 @@ def test_bad_input_through_the_real_entry_point_has_no_traceback(tmp_path: Path)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == (f"byoa replay: {accounts}:1: accounts[0].plan: expected one of "
                            "'basic', 'standard', 'pro' or 'mega', got 'gold'\n")
+
+
+# ------------------------------------------------- health and pacing (H1-H4)
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("max_jobs_per_day", 0, "expected a value greater than 0, got 0"),
+    ("max_jobs_per_day", -1, "expected a value greater than 0, got -1"),
+    ("max_jobs_per_day", 1.5, "expected a valid integer, got 1.5"),
+    ("max_jobs_per_day", True, "expected a valid integer, got True"),
+    ("max_jobs_per_day", "3", "expected a valid integer, got '3'"),
+    ("min_gap_seconds", -1, "expected a value greater than or equal to 0, got -1"),
+    ("min_gap_seconds", "10", "expected a valid number, got '10'"),
+    ("min_gap_seconds", True, "expected a valid number, got True"),
+])
+def test_bad_input_H2_H3_account_fields(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                        tick: Path, field: str, value: Any,
+                                        expected: str) -> None:
+    text = '{"accounts": [\n' + json.dumps({"id": "a1", "plan": "pro", field: value}) + "\n]}"
+    got = _bad_accounts(capsys, tmp_path, "a.json", text, tick)
+    assert got == [f"a.json:2: accounts[0].{field}: {expected}"]
+
+
+def test_bad_input_H3_non_finite_gap(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                     tick: Path) -> None:
+    text = '{"accounts": [\n{"id": "a1", "plan": "pro", "min_gap_seconds": Infinity}]}'
+    got = _bad_accounts(capsys, tmp_path, "a.json", text, tick)
+    assert got == ["a.json:2: accounts[0].min_gap_seconds: expected a finite number, got inf"]
+
+
+_SET = {"op": "set_status", "at": AT, "account_id": "a1"}
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ({**_SET, "status": "active", "until": "2026-11-24T11:00:00Z"},
+     "until: expected no until with status 'active'; until is allowed only with disabled, "
+     "banned, captcha_required (H1)"),
+    ({**_SET, "status": "subscription_expired", "until": "2026-11-24T11:00:00Z"},
+     "until: expected no until with status 'subscription_expired'; until is allowed only "
+     "with disabled, banned, captcha_required (H1)"),
+    ({**_SET, "status": "banned", "until": AT},
+     "until: expected a time later than at (2026-11-24T10:00:00Z), got "
+     "'2026-11-24T10:00:00Z' (H1)"),
+    ({**_SET, "status": "banned", "until": "tomorrow"},
+     "until: expected an ISO-8601 UTC time such as 2026-12-01T08:00:00Z, got 'tomorrow' (H1)"),
+    ({**_SET, "status": "banned", "until": 5},
+     "until: expected an ISO-8601 UTC time such as 2026-12-01T08:00:00Z, got 5 (H1)"),
+    ({"op": "fail", "at": AT, "task_id": "t1", "reason": "timeout"},
+     "reason: expected fast_exhausted or no reason, got 'timeout' (H4)"),
+    ({"op": "fail", "at": AT, "task_id": "t1", "reason": None},
+     "reason: expected fast_exhausted or no reason, got None (H4)"),
+    ({"op": "cancel", "at": AT, "task_id": "t1", "reason": "fast_exhausted"},
+     "reason: unknown field for a cancel event; expected only op, at, task_id"),
+])
+def test_bad_input_H1_H4_event_fields_stop_with_exit_2(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, ok_accounts: Path,
+        line: dict[str, Any], expected: str) -> None:
+    events = _write_events(tmp_path / "e.jsonl", [{"op": "tick", "at": AT}, line])
+    code, out, err = _replay(capsys, ok_accounts, events)
+    assert code == 2
+    assert [r["event"] for r in out] == [1]
+    assert err == f"byoa replay: {events}:2: {expected}\n"

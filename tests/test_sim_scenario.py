@@ -59,3 +59,30 @@ def test_bad_scenario_on_the_command_line_is_exit_2(
     assert main(["simulate", "--trace", "x.jsonl", "--out", str(tmp_path / "o")]) == 2
     assert "--accounts" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_H2_H3_fleet_groups_carry_caps_and_gaps_to_every_account() -> None:
+    """H2/H3: ``max_jobs_per_day`` and ``min_gap_seconds`` on a ``[[fleet.groups]]``
+    entry reach each of its accounts (explicit ``[[fleet.accounts]]`` take the
+    accounts file's fields, the same model)."""
+    from simulations.fleet import scenario_accounts
+
+    sc = parse_scenario('[[fleet.groups]]\nplan = "pro"\ncount = 2\nmax_jobs_per_day = 200\n'
+                        'min_gap_seconds = 30\n[[fleet.accounts]]\nid = "x"\nplan = "mega"\n'
+                        'max_jobs_per_day = 5\n', source="s.toml")
+    accs = scenario_accounts(sc, "s.toml", None, 0.0)
+    assert [(a.id, a.max_jobs_per_day, a.min_gap_s) for a in accs] == [
+        ("x", 5, 0.0), ("pro1-1", 200, 30.0), ("pro1-2", 200, 30.0)]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[[fleet.groups]]\nplan = "pro"\nmax_jobs_per_day = 0\n',
+     "s.toml:3: fleet.groups[0].max_jobs_per_day: expected a value greater than 0, got 0"),
+    ('[[fleet.groups]]\nplan = "pro"\nmin_gap_seconds = -5\n',
+     "s.toml:3: fleet.groups[0].min_gap_seconds: expected a value greater than or equal to 0, "
+     "got -5"),
+])
+def test_bad_H2_H3_group_fields_name_file_line_and_field(text: str, expected: str) -> None:
+    with pytest.raises(InputError) as exc:
+        parse_scenario(text, source="s.toml")
+    assert expected in str(exc.value)

@@ -64,6 +64,18 @@ class MAcc:
     flipped_from: str | None = None
     used: int = 0
     allowance: int = 0
+    cap: int | None = None  # H2
+    gap: float = 0.0  # H3
+    day_counts: dict[int, int] = field(default_factory=dict)  # H2: UTC day -> routed
+    last_routed: float | None = None  # H3
+    corrected: int = 0  # H4
+
+    def paced_free(self, now: float) -> bool:
+        """H2 and H3 for a root task at ``now``."""
+        if self.cap is not None and self.day_counts.get(int(now // 86_400), 0) >= self.cap:
+            return False
+        return not (self.gap > 0 and self.last_routed is not None
+                    and now < self.last_routed + self.gap)
 
     def in_window(self, now: float) -> bool:
         if self.window is None or self.window[0] == self.window[1]:
@@ -81,6 +93,9 @@ class Model:
     tasks: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # id->(acc,mode,res)
     parents: dict[str, tuple[str | None, str]] = field(default_factory=dict)  # id->(acc,mode)
     renewals: list[tuple[str, float, int]] = field(default_factory=list)
+    pending: dict[str, float] = field(default_factory=dict)  # H1: account -> until
+    recoveries: list[tuple[str, float, str]] = field(default_factory=list)
+    info: dict[str, tuple[str, bool, str]] = field(default_factory=dict)  # requested, pinned, type
 
     # --- time
     def start(self, now: float) -> None:
@@ -97,16 +112,27 @@ class Model:
             assert a.anchor is not None
             k = a.renewals
             while nth_renewal(a.anchor, k) <= now:
-                due.append((nth_renewal(a.anchor, k), a.id))
+                due.append((nth_renewal(a.anchor, k), "", a.id))
                 k += 1
-        for at, acc_id in sorted(due):
+        for acc_id, until in self.pending.items():
+            if until <= now:
+                due.append((until, "~recovery", acc_id))  # "~" sorts after ids: renewal first
+        for item in sorted(due):
+            at, acc_id = item[0], item[-1]
+            if item[1] == "~recovery":  # H1: a recovery
+                a = self.accounts[acc_id]
+                del self.pending[acc_id]
+                self.recoveries.append((acc_id, at, a.status))
+                a.status = "active"
+                continue
             a = self.accounts[acc_id]
             a.renewals += 1
             if a.status == "subscription_expired":
                 continue
-            assert a.allowance == a.used + a.fast  # L4 conservation of the closing period
+            assert a.allowance == a.used + a.fast + a.corrected  # L4 (H4: corrections apart)
             self.renewals.append((a.id, at, a.fast))
             a.fast, a.allowance, a.used = ALLOWANCE[a.plan], ALLOWANCE[a.plan], 0
+            a.corrected = 0
             if self.restore and a.flipped_from is not None:
                 a.setting, a.flipped_from = a.flipped_from, None
         self.evaluate_backups()
@@ -130,7 +156,7 @@ class Model:
 
     @staticmethod
     def free(a: MAcc, now: float) -> bool:
-        return not a.in_window(now) and a.in_flight < a.room
+        return not a.in_window(now) and a.in_flight < a.room and a.paced_free(now)
 
     def expected_root(self, mode: str, now: float) -> tuple[set[str], str | None, bool]:
         """(accounts the task may go to, error code, fallback) for an unpinned root."""
@@ -166,8 +192,13 @@ class Model:
         return (eff, None) if a.in_flight < a.room else (None, "pool_saturated")
 
     # --- ledger
-    def reserve(self, task_id: str, acc_id: str, mode: str, requested: str, est: int) -> None:
+    def reserve(self, task_id: str, acc_id: str, mode: str, requested: str, est: int,
+                now: float, pinned: bool, task_type: str) -> None:
         a = self.accounts[acc_id]
+        day = int(now // 86_400)
+        a.day_counts[day] = a.day_counts.get(day, 0) + 1  # H2: pinned tasks count too
+        a.last_routed = now  # H3
+        self.info[task_id] = (requested, pinned, task_type)
         res = 0 if mode == "relax" else est * (2 if mode == "turbo" else 1)
         a.in_flight += 1
         a.reserved += res
@@ -191,12 +222,31 @@ class Model:
         self.evaluate_backups()
         return a, charge, flipped
 
+    def exhaust(self, task_id: str) -> tuple[MAcc, bool, bool]:
+        """H4: (account, flipped, re-routed?) of a fast_exhausted fail."""
+        acc_id, mode, res = self.tasks[task_id]
+        if mode == "relax":
+            a, _c, _f = self.finish(task_id, None)
+            return a, False, False
+        self.tasks.pop(task_id)
+        a = self.accounts[acc_id]
+        a.in_flight -= 1
+        a.reserved -= res
+        a.corrected += a.fast
+        a.fast = 0
+        flipped = a.setting in ("fast", "turbo")
+        if flipped:
+            a.flipped_from, a.setting = a.setting, "relax"
+        self.evaluate_backups()
+        return a, flipped, True
+
 
 def _model_of(acc: Account) -> MAcc:
     w = acc.inactive_window
     return MAcc(acc.id, acc.plan.value, acc.setting.value, acc.status.value, acc.fast_ms,
                 acc.renews_at, acc.backup, acc.max_in_flight, acc.bot_id,
-                (w.start_s, w.end_s) if w else None)
+                (w.start_s, w.end_s) if w else None, cap=acc.max_jobs_per_day,
+                gap=acc.min_gap_s)
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -221,6 +271,10 @@ class LedgerMachine(RuleBasedStateMachine):
         got = [(r.account_id, r.at, r.expired_ms) for r in renewals]
         assert got == self.model.renewals
         self.model.renewals = []
+        recovered = [(r.account_id, r.at, r.status_was.value)
+                     for r in self.pool.drain_recoveries()]
+        assert recovered == self.model.recoveries  # H1: exactly at until, unless replaced
+        self.model.recoveries = []
 
     # ------------------------------------------------------------- rules
     @rule(mode=st.sampled_from(["fast", "relax", "turbo"]),
@@ -247,7 +301,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert d.account_id in allowed and d.fallback == fallback
                 eff = "relax" if fallback else mode
                 assert d.effective_mode is not None and d.effective_mode.value == eff
-                self.model.reserve(task_id, d.account_id, eff, mode, ESTIMATE[task_type])
+                self.model.reserve(task_id, d.account_id, eff, mode, ESTIMATE[task_type],
+                                   self.now, False, task_type)
         self.model.evaluate_backups()
 
     @precondition(lambda self: bool(self.model.parents))
@@ -271,7 +326,8 @@ class LedgerMachine(RuleBasedStateMachine):
             assert d.effective_mode.value == eff
             assert d.fallback == (eff == "relax" and mode != "relax")
             assert eff is not None
-            self.model.reserve(d.task_id, a.id, eff, mode, ESTIMATE[task_type])
+            self.model.reserve(d.task_id, a.id, eff, mode, ESTIMATE[task_type], self.now, True,
+                               task_type)
 
     @precondition(lambda self: bool(self.model.tasks))
     @rule(data=st.data(), gpu_ms=st.one_of(st.integers(0, 90_000), st.integers(0, 5_000_000)))
@@ -291,6 +347,43 @@ class LedgerMachine(RuleBasedStateMachine):
         a, _charge, _ = self.model.finish(task_id, None)
         assert (out.account_id, out.charged_ms, out.fast_ms) == (a.id, 0, a.fast)
 
+    @precondition(lambda self: bool(self.model.tasks))
+    @rule(data=st.data())
+    def fail_fast_exhausted(self, data: st.DataObject) -> None:
+        """H4: no charge, fast time 0 (a correction), L3 flip, and a new decision
+        for the same task id (or an error), as the model says."""
+        task_id = data.draw(st.sampled_from(sorted(self.model.tasks)))
+        out, again = self.pool.fail_fast_exhausted(task_id, self.now)
+        a, flipped, reroutes = self.model.exhaust(task_id)
+        assert (out.account_id, out.charged_ms, out.fast_ms, out.flipped) == (
+            a.id, 0, a.fast, flipped)
+        assert (again is not None) == reroutes
+        if again is None:
+            return
+        assert again.task_id == task_id
+        requested, pinned, task_type = self.model.info[task_id]
+        if pinned:
+            self._check_pinned(again, a, requested, task_type)
+            return
+        allowed, code, fallback = self.model.expected_root(requested, self.now)
+        assert (again.error.code if again.error else None) == code, (again.error, code)
+        if code is None:
+            assert again.account_id in allowed and again.fallback == fallback
+            eff = "relax" if fallback else requested
+            assert again.effective_mode is not None and again.effective_mode.value == eff
+            self.model.reserve(task_id, again.account_id, eff, requested, ESTIMATE[task_type],
+                               self.now, False, task_type)
+
+    @rule(data=st.data(), status=st.sampled_from(["disabled", "banned", "captcha_required"]),
+          seconds=st.integers(1, 3 * 86_400))
+    def set_status_until(self, data: st.DataObject, status: str, seconds: int) -> None:
+        """H1: a timed status; replaces any pending recovery of the account."""
+        acc_id = data.draw(st.sampled_from(sorted(self.model.accounts)))
+        self.pool.set_status(acc_id, status, self.now, until=self.now + seconds)
+        self.model.accounts[acc_id].status = status
+        self.model.pending[acc_id] = self.now + seconds
+        self.model.evaluate_backups()
+
     @rule(task=st.sampled_from(["t0", "ghost"]))
     def finish_unknown(self, task: str) -> None:
         try:
@@ -306,6 +399,7 @@ class LedgerMachine(RuleBasedStateMachine):
         acc_id = data.draw(st.sampled_from(sorted(self.model.accounts)))
         self.pool.set_status(acc_id, status, self.now)
         self.model.accounts[acc_id].status = status
+        self.model.pending.pop(acc_id, None)  # H1: no until cancels a pending recovery
         self.model.evaluate_backups()
 
     @rule(data=st.data(), setting=st.sampled_from(["fast", "turbo", "relax"]))
@@ -337,7 +431,11 @@ class LedgerMachine(RuleBasedStateMachine):
             assert (a.flipped_from.value if a.flipped_from else None) == m.flipped_from
             assert a.fast_ms >= 0
             assert a.period is not None and a.period.used_ms == m.used
-            assert a.period.allowance_ms == m.allowance == m.used + m.fast  # L4
+            assert a.period.allowance_ms == m.allowance == m.used + m.fast + m.corrected  # L4
+            assert a.period.corrected_ms == m.corrected  # H4
+            if m.cap is not None or m.gap > 0:  # the ledger counts only where H2/H3 apply
+                assert a.jobs_on_day(self.now) == m.day_counts.get(int(self.now // 86_400), 0)
+                assert a.last_routed_at == m.last_routed  # H3
 
 
 TestLedgerMachine = LedgerMachine.TestCase

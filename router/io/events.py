@@ -24,12 +24,17 @@ _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # op: (required fields, optional fields) besides "op" and "at"
     "submit": (frozenset({"task_id", "request"}), frozenset({"estimated_gpu_seconds"})),
     "complete": (frozenset({"task_id", "gpu_seconds"}), frozenset()),
-    "fail": (frozenset({"task_id"}), frozenset()),
+    "fail": (frozenset({"task_id"}), frozenset({"reason"})),  # H4
     "cancel": (frozenset({"task_id"}), frozenset()),
-    "set_status": (frozenset({"account_id", "status"}), frozenset()),
+    "set_status": (frozenset({"account_id", "status"}), frozenset({"until"})),  # H1
     "set_setting": (frozenset({"account_id", "setting"}), frozenset()),
     "tick": (frozenset(), frozenset()),
 }
+
+
+#: H1: the statuses a set_status may end at ``until``.
+_TIMED_STATUSES: tuple[str, ...] = (
+    Status.DISABLED.value, Status.BANNED.value, Status.CAPTCHA_REQUIRED.value)
 
 
 @dataclass(slots=True)
@@ -102,6 +107,19 @@ def check_event(obj: object, line: int, source: str, last_at: float | None) -> E
     if op == "set_status" and obj["status"] not in [s.value for s in Status]:
         raise err(f"expected one of {', '.join(s.value for s in Status)}, got {obj['status']!r}",
                   "status")
+    if op == "set_status" and "until" in obj:
+        if obj["status"] not in _TIMED_STATUSES:
+            raise err(f"expected no until with status {obj['status']!r}; until is allowed "
+                      f"only with {', '.join(_TIMED_STATUSES)} (H1)", "until")
+        try:
+            until = parse_time(obj["until"])
+        except ValueError as exc:
+            raise err(f"{exc} (H1)", "until") from None
+        if until <= at:
+            raise err(f"expected a time later than at ({format_time(at)}), "
+                      f"got {obj['until']!r} (H1)", "until")
+    if op == "fail" and "reason" in obj and obj["reason"] != "fast_exhausted":
+        raise err(f"expected fast_exhausted or no reason, got {obj['reason']!r} (H4)", "reason")
     if op == "set_setting" and obj["setting"] not in [s.value for s in Setting]:
         raise err(f"expected one of {', '.join(s.value for s in Setting)}, "
                   f"got {obj['setting']!r}", "setting")

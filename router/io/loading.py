@@ -90,6 +90,8 @@ class AccountModel(BaseModel):
     max_in_flight: int | None = Field(default=None, ge=0)
     bot_id: int | None = Field(default=None, gt=0)
     inactive_window: WindowModel | None = None
+    max_jobs_per_day: int | None = Field(default=None, gt=0)  # H2
+    min_gap_seconds: float = Field(default=0.0, ge=0)  # H3
 
     @field_validator("renews_at")
     @classmethod
@@ -315,6 +317,7 @@ def account_from_model(am: AccountModel) -> Account:
         weight=am.weight, backup=am.backup,
         max_in_flight=PLAN_MAX_IN_FLIGHT[plan] if am.max_in_flight is None else am.max_in_flight,
         bot_id=am.bot_id, inactive_window=window,
+        max_jobs_per_day=am.max_jobs_per_day, min_gap_s=float(am.min_gap_seconds),
     )
 
 

@@ -66,6 +66,8 @@ def _apply(pool: Pool, ev: Event, seen_tasks: set[str], source: str) -> dict[str
     raw = ev.raw
     pool.advance(ev.at)
     pre_notes, pre_renewals = pool.drain()
+    recoveries = pool.drain_recoveries()  # H1: only ``advance`` makes them
+    reroute: Decision | None = None
     body: dict[str, Any]
     error: dict[str, Any] | None = None
     if ev.op == "submit":
@@ -83,6 +85,8 @@ def _apply(pool: Pool, ev: Event, seen_tasks: set[str], source: str) -> dict[str
         try:
             if ev.op == "complete":
                 out = pool.complete(task_id, raw["gpu_seconds"], ev.at)
+            elif ev.op == "fail" and raw.get("reason") == "fast_exhausted":
+                out, reroute = pool.fail_fast_exhausted(task_id, ev.at)  # H4
             elif ev.op == "fail":
                 out = pool.fail(task_id, ev.at)
             else:
@@ -104,7 +108,7 @@ def _apply(pool: Pool, ev: Event, seen_tasks: set[str], source: str) -> dict[str
         account_id = ev.account_id
         try:
             if ev.op == "set_status":
-                acc = pool.set_status(account_id, raw["status"], ev.at)
+                acc = pool.set_status(account_id, raw["status"], ev.at, raw.get("until"))
             else:
                 acc = pool.set_setting(account_id, raw["setting"], ev.at)
         except RouterError:
@@ -122,7 +126,24 @@ def _apply(pool: Pool, ev: Event, seen_tasks: set[str], source: str) -> dict[str
         body = {}
     notes, renewals = pool.drain()
     record = _head(ev, error, pre_notes + notes, pre_renewals + renewals)
+    if recoveries:  # H1: only where it applies (old scripts keep their bytes)
+        record["recoveries"] = [
+            {"account_id": r.account_id, "at": format_time(r.at), "status_was": r.status_was.value}
+            for r in recoveries
+        ]
     record.update(body)
+    if reroute is not None:  # H4: the new decision for the same task id
+        fields = decision_fields(reroute)
+        record["reroute"] = {
+            "account_id": fields["account_id"],
+            "requested_mode": fields["requested_mode"],
+            "mode_source": fields["mode_source"],
+            "effective_mode": fields["effective_mode"],
+            "fallback": fields["fallback"],
+            "error": reroute.error.as_dict() if reroute.error else None,
+            "explanation": fields["explanation"],
+            "rejections": fields["rejections"],
+        }
     return record
 
 
