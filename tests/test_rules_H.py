@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from router.accounts import Account, Mode, Setting, Status
 from router.cli import main
 from router.decision import Decision
-from router.events import Event, check_event
+from router.io.events import Event, check_event
+from router.io.replay import replay_events
 from router.ledger import Policy
 from router.pool import Pool
-from router.replay import replay_events
 from router.testing import event_scripts, pools
 from router.timeutil import parse_time
 
