@@ -332,19 +332,24 @@ class Ledger:
         if period is not None:
             period.used_ms += applied
             period.overdraft_ms += overdraft
-        flipped = False
-        if charge > 0 and acc.fast_ms == 0 and acc.setting in (Setting.FAST, Setting.TURBO):
-            acc.flipped_from = acc.setting
-            acc.setting = Setting.RELAX
-            flipped = True
-            if period is not None and period.flipped_at is None:
-                period.flipped_at = now
-            self.notifications.append(Notification("mj_bot_no_fasthour", now, acc.id))
+        flipped = charge > 0 and acc.fast_ms == 0 and self._flip(acc, now)
         # status and backup flag are unchanged: only the B1 "has fast time" set moves
         self._track_fast(acc)
         self.candidates.update(acc, self.backups_active)
         return Outcome(task_id, acc.id, charge, overdraft, acc.fast_ms, acc.setting,
                        acc.status, flipped)
+
+    def _flip(self, acc: Account, now: float) -> bool:
+        """L3: an account set to fast or turbo whose fast time is gone is set to
+        relax, with ``mj_bot_no_fasthour``; ``True`` if it flipped."""
+        if acc.setting not in (Setting.FAST, Setting.TURBO):
+            return False
+        acc.flipped_from = acc.setting
+        acc.setting = Setting.RELAX
+        if acc.period is not None and acc.period.flipped_at is None:
+            acc.period.flipped_at = now
+        self.notifications.append(Notification("mj_bot_no_fasthour", now, acc.id))
+        return True
 
     def fail(self, task_id: str, now: float, *, verb: str = "fail") -> Outcome:
         """L1: failed and cancelled tasks are not charged; the slot comes back."""
@@ -368,14 +373,7 @@ class Ledger:
         if period is not None:
             period.corrected_ms += acc.fast_ms
         acc.fast_ms = 0
-        flipped = False
-        if acc.setting in (Setting.FAST, Setting.TURBO):
-            acc.flipped_from = acc.setting
-            acc.setting = Setting.RELAX
-            flipped = True
-            if period is not None and period.flipped_at is None:
-                period.flipped_at = now
-            self.notifications.append(Notification("mj_bot_no_fasthour", now, acc.id))
+        flipped = self._flip(acc, now)
         self._track_fast(acc)
         self.candidates.update(acc, self.backups_active)
         return Outcome(task_id, acc.id, 0, 0, acc.fast_ms, acc.setting, acc.status,
