@@ -37,7 +37,8 @@ from router.accounts import (
     Setting,
     Status,
 )
-from router.io.boundary import parse_toml_model, read_text
+from router.io.boundary import parse_toml_model
+from router.io.files import read_text
 from router.io.loading import AccountModel, PolicyModel, WindowModel, apply_policy, policy_model
 from router.io.locate import toml_lines
 from router.ledger import Policy

@@ -43,7 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from router.accounts import Plan, Setting
 from router.errors import InputError
-from router.io.boundary import parse_toml_model, read_text
+from router.io.boundary import parse_toml_model
+from router.io.files import read_text
 from router.io.loading import apply_policy, policy_model
 from router.io.locate import nearest_line, toml_lines
 from router.ledger import Policy

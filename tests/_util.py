@@ -13,6 +13,7 @@ from router.accounts import (
     Setting,
     Status,
 )
+from router.io.events import Event, check_event
 from router.ledger import Policy
 from router.pool import Pool
 from router.strategies import Strategy
@@ -67,3 +68,13 @@ def child(origin: str, task_type: str = "upscale", **inp: Any) -> dict[str, Any]
 
 def public(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "config": {"service_mode": "public"}}
+
+
+def events(script: list[dict[str, Any]]) -> list[Event]:
+    """An event script given as dicts, checked line by line as ``byoa replay`` does."""
+    out, last = [], None
+    for line, obj in enumerate(script, start=1):
+        ev = check_event(obj, line, "<script>", last)
+        last = ev.at
+        out.append(ev)
+    return out

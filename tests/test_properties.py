@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from _util import events
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.accounts import PLAN_HAS_RELAX, Account, Mode, Plan, Setting, Status
 from router.decision import Decision, Outcome
 from router.errors import NotInFlight, UnknownAccount
-from router.io.events import Event, check_event
 from router.io.replay import replay_events
 from router.ledger import Policy
 from router.modes import apply_mode, prompt_modes, resolve_mode
@@ -26,14 +26,6 @@ from router.testing import event_scripts, pools, prompts
 
 FAST_MODES = (Mode.FAST, Mode.TURBO)
 
-
-def _events(script: list[dict[str, Any]]) -> list[Event]:
-    out, last = [], None
-    for line, obj in enumerate(script, start=1):
-        ev = check_event(obj, line, "<script>", last)
-        last = ev.at
-        out.append(ev)
-    return out
 
 
 @dataclass
@@ -61,7 +53,7 @@ def run(accounts: list[Account], policy: Policy, script: list[dict[str, Any]],
     """Drive a Pool through ``script`` via its Python API, keeping a trace."""
     pool = Pool(accounts, policy)
     trace = Trace()
-    for ev in _events(script):
+    for ev in events(script):
         raw = ev.raw
         pool.advance(ev.at)
         if ev.op == "submit":
@@ -250,7 +242,7 @@ def _replay(accounts: list[Account], policy: Policy, script: list[dict[str, Any]
             indexed: bool, explain: bool = True) -> list[dict[str, Any]]:
     pool = Pool(copy.deepcopy(accounts), copy.deepcopy(policy), indexed=indexed,
                 explain=explain)
-    return list(replay_events(pool, _events(script)))
+    return list(replay_events(pool, events(script)))
 
 
 @given(scenarios())

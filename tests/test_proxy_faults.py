@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from proxy_procs import API_KEY, start_proxy
 from redis_server import redis_binary
 
 from router.io.loading import load_accounts
-from router.stores.embedded import free_port
+from router.stores.embedded import embedded_redis
 from router.stores.redis_store import connect, load_into_redis
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,35 +25,26 @@ BODY = {"model": "midjourney", "task_type": "imagine", "input": {"prompt": "a ca
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """A redis-server this test can stop and continue (SIGSTOP/SIGCONT)."""
-    port = free_port()
-    proc = subprocess.Popen([redis_binary().path, "--port", str(port), "--bind", "127.0.0.1",
-                             "--dir", str(tmp_path), "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(500):
+def server() -> Iterator[tuple[int, str]]:
+    """A redis-server this test can stop and continue (SIGSTOP/SIGCONT): its pid and URL."""
+    with embedded_redis(redis_binary()) as url:
+        pid = int(connect(url).info("server")["process_id"])
+        accounts, policy = load_accounts(REPO / "examples" / "accounts.json")
+        load_into_redis(connect(url), accounts, policy, time.time())
         try:
-            connect(url).ping()
-            break
-        except Exception:
-            time.sleep(0.02)
-    accounts, policy = load_accounts(REPO / "examples" / "accounts.json")
-    load_into_redis(connect(url), accounts, policy, time.time())
-    yield proc, url
-    os.kill(proc.pid, signal.SIGCONT)
-    proc.terminate()
-    proc.wait(timeout=10)
+            yield pid, url
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
 
 def test_a_stalled_redis_gives_503_with_retry_after_then_recovers(
-        server: tuple[subprocess.Popen[bytes], str], tmp_path: Path) -> None:
-    proc, url = server
+        server: tuple[int, str], tmp_path: Path) -> None:
+    pid, url = server
     proxy = start_proxy(["--redis", url, "--redis-timeout", "0.5"], str(tmp_path), "stall")
     try:
         assert httpx.post(f"{proxy.url}/api/v1/task", json=BODY, headers=H,
                           timeout=10).status_code == 200
-        os.kill(proc.pid, signal.SIGSTOP)
+        os.kill(pid, signal.SIGSTOP)
         try:
             # the client gives up after 8 s: a proxy that waited for Redis would fail here
             r = httpx.post(f"{proxy.url}/api/v1/task", json=BODY, headers=H, timeout=8)
@@ -63,7 +53,7 @@ def test_a_stalled_redis_gives_503_with_retry_after_then_recovers(
             assert r.json()["data"]["error"]["raw_message"] == "store_unavailable"
             assert r.json()["message"].startswith("the shared store (Redis) did not answer")
         finally:
-            os.kill(proc.pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGCONT)
         deadline = time.monotonic() + 30
         while True:
             r = httpx.post(f"{proxy.url}/api/v1/task", json=BODY, headers=H, timeout=10)

@@ -11,14 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _util import HOUR, T0, acc, fast, imagine, pool, relax
+from _util import HOUR, T0, acc, events, fast, imagine, pool, relax
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.accounts import Account, Mode, Setting, Status
 from router.cli import main
 from router.decision import Decision
-from router.io.events import Event, check_event
 from router.io.replay import replay_events
 from router.ledger import Policy
 from router.pool import Pool
@@ -477,7 +476,7 @@ def test_H4_property_fast_exhausted_never_charges_and_always_reroutes_or_errors(
     script = data.draw(event_scripts([a.id for a in accs], bots, max_events=40))
     p = Pool(copy.deepcopy(accs), copy.deepcopy(policy))
     modes: dict[str, str | None] = {}
-    for rec in replay_events(p, _events(script)):
+    for rec in replay_events(p, events(script)):
         if rec["op"] == "submit":
             modes[rec["task_id"]] = rec["effective_mode"]
         if rec["op"] != "fail" or rec["error"] is not None:
@@ -494,14 +493,6 @@ def test_H4_property_fast_exhausted_never_charges_and_always_reroutes_or_errors(
         assert ("reroute" in rec) == (line.get("reason") == "fast_exhausted"
                                       and ran in ("fast", "turbo"))
 
-
-def _events(script: list[dict[str, Any]]) -> list[Event]:
-    out, last = [], None
-    for line, obj in enumerate(script, start=1):
-        ev = check_event(obj, line, "<script>", last)
-        last = ev.at
-        out.append(ev)
-    return out
 
 
 def test_H1_H4_readme_worked_example_is_byte_identical_to_the_recorded_transcript() -> None:

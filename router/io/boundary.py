@@ -1,6 +1,5 @@
 """Validation at the boundary: one wording for every validation message
-(``file:line: field: what was expected``). Files are read by ``router.io.files``
-(re-exported here as ``read_text`` for the file formats)."""
+(``file:line: field: what was expected``). Files are read by ``router.io.files``."""
 
 from __future__ import annotations
 
@@ -11,12 +10,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from router.errors import InputError
-from router.io.files import read_text
 from router.io.locate import PathKey, format_path, nearest_line, toml_lines
 
 M = TypeVar("M", bound=BaseModel)
-
-__all__ = ["describe_error", "parse_toml_model", "read_text", "validation_error"]
 
 
 def describe_error(err: Mapping[str, Any], unknown_field: str) -> str:

@@ -38,7 +38,8 @@ from router.accounts import (
     hours_to_ms,
 )
 from router.errors import InputError
-from router.io.boundary import read_text, validation_error
+from router.io.boundary import validation_error
+from router.io.files import read_text
 from router.io.locate import (
     PathKey,
     format_path,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -109,8 +108,8 @@ class TaskRunner:
         try:
             mine = d.account_id is None or await self._starts.call(
                 (task.task_id, d.account_id, job, started))
-        except Exception:
-            self._crashed(task)
+        except Exception as exc:
+            self._crashed(task, exc)
             return
         if task.status != "pending":
             return  # cancelled while its start was being recorded
@@ -138,11 +137,10 @@ class TaskRunner:
             self.finished(task)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            self._crashed(task)
+        except Exception as exc:
+            self._crashed(task, exc)
 
-    def _crashed(self, task: Task) -> None:
-        exc = sys.exc_info()[1]
+    def _crashed(self, task: Task, exc: Exception) -> None:
         if isinstance(exc, redis.RedisError):  # the store stalled or went away
             log.warning("task %s: the store did not answer (%s); the task fails",
                         task.task_id, exc)
