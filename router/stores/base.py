@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from router.accounts import Account, Mode, Setting, Status
-from router.decision import Decision, Notification, Outcome, Renewal
+from router.decision import Decision, Notification, Outcome, Recovery, Renewal
 from router.errors import NotInFlight
 from router.ledger import Policy
 
@@ -72,9 +72,27 @@ class AccountStore(Protocol):
 
     def fail(self, task_id: str, now: float) -> Outcome: ...
 
+    def fail_fast_exhausted(self, task_id: str, now: float) -> tuple[Outcome, Decision | None]:
+        """H4: a ``fail`` with ``reason: fast_exhausted`` (``Pool.fail_fast_exhausted``).
+
+        For a task running as fast or turbo: not charged (L1), the account's fast
+        time zeroed as a correction, L3's flip (``mj_bot_no_fasthour``), and the
+        same task id routed again at ``now``: the outcome and that new decision
+        (reserved when accepted; an error such as ``pool_saturated`` otherwise).
+        For a relax task, an ordinary fail and None. Raises ``NotInFlight`` like
+        ``fail`` (a second delivery changes nothing)."""
+        ...
+
     def cancel(self, task_id: str, now: float) -> Outcome: ...
 
-    def set_status(self, account_id: str, status: Status, now: float) -> Account: ...
+    def set_status(self, account_id: str, status: Status, now: float,
+                   until: float | None = None) -> Account:
+        """L5. H1: ``until`` (epoch seconds, later than ``now``; only with
+        ``disabled``, ``banned`` or ``captcha_required``, else ``ValueError``)
+        makes the account ``active`` again at that time, once across processes,
+        with one ``account_recovered`` notification; any ``set_status`` replaces
+        the account's pending recovery (without ``until``: cancels it)."""
+        ...
 
     def set_setting(self, account_id: str, setting: Setting, now: float) -> Account: ...
 
@@ -88,6 +106,11 @@ class AccountStore(Protocol):
 
     def drain(self) -> tuple[list[Notification], list[Renewal]]:
         """Notifications and renewals this store produced since the last drain."""
+        ...
+
+    def drain_recoveries(self) -> list[Recovery]:
+        """H1: the recoveries this store applied since the last call, in time
+        order (each also gave an ``account_recovered`` notification)."""
         ...
 
     def maintain(self, now: float) -> list[str]:

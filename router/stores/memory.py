@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from router.accounts import Account, Setting, Status
-from router.decision import Decision, Notification, Outcome, Renewal
+from router.decision import Decision, Notification, Outcome, Recovery, Renewal
 from router.errors import NotInFlight, UnknownAccount
 from router.ledger import Policy
 from router.pool import Pool
@@ -93,8 +93,12 @@ class MemoryStore:
     def cancel(self, task_id: str, now: float) -> Outcome:
         return self.pool.cancel(task_id, now)
 
-    def set_status(self, account_id: str, status: Status, now: float) -> Account:
-        return copy.copy(self.pool.set_status(account_id, status, now))
+    def fail_fast_exhausted(self, task_id: str, now: float) -> tuple[Outcome, Decision | None]:
+        return self.pool.fail_fast_exhausted(task_id, now)
+
+    def set_status(self, account_id: str, status: Status, now: float,
+                   until: float | None = None) -> Account:
+        return copy.copy(self.pool.set_status(account_id, status, now, until))
 
     def set_setting(self, account_id: str, setting: Setting, now: float) -> Account:
         return copy.copy(self.pool.set_setting(account_id, setting, now))
@@ -107,6 +111,9 @@ class MemoryStore:
 
     def drain(self) -> tuple[list[Notification], list[Renewal]]:
         return self.pool.drain()
+
+    def drain_recoveries(self) -> list[Recovery]:
+        return self.pool.drain_recoveries()
 
     def maintain(self, now: float) -> list[str]:
         return []
