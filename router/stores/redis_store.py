@@ -166,6 +166,7 @@ class RedisStore:
                              args=[h["lver"], 0, *flatten(ledger_fields(acc)),
                                    *flatten(extra or {})])
             if int(ok) == 1:
+                self.mirror.update_next_due()  # H1: a recovery may now be pending
                 self.pool.evaluate(now)
                 snap = copy.copy(acc)
                 snap.history = self._history(account_id)
