@@ -111,15 +111,18 @@ def test_the_count_starts_again_at_midnight_utc_across_processes_H2(url: str) ->
     assert counts(a)["c1"] == (midnight // DAY, 1)
 
 
-def test_a_task_routed_on_a_day_already_left_behind_is_refused_H2(url: str) -> None:
+def test_a_task_routed_on_a_day_already_left_behind_waits_for_that_day_H2(url: str) -> None:
     """A process whose routing time is still yesterday while another already
-    counted today's first job cannot add to a day whose count is gone."""
+    counted today's first job cannot add to a day whose count is gone: the
+    script refuses, and the process routes again at 00:00 UTC (L6: time moves
+    on), where the account still has room under its cap."""
     midnight = (int(T0 // DAY) + 1) * DAY
-    a, b = two(url, [acc("c1", max_jobs_per_day=5), acc("n1")], start=midnight - 60)
+    a, b = two(url, [acc("c1", max_jobs_per_day=5)], start=midnight - 60)
     assert a.submit("t1", body(), float(midnight)).account_id == "c1"
     d = b.submit("t2", body(), midnight - 0.5)  # B's clock is behind A's
-    assert d.account_id == "n1" and b.lost_races == 1
-    assert counts(a)["c1"] == (midnight // DAY, 1)
+    assert d.account_id == "c1" and b.lost_races == 1
+    assert counts(a)["c1"] == (midnight // DAY, 2)
+    assert connect(url).hget("byoa:{acc:c1}:t:t2", "at") == repr(float(midnight))
 
 
 def test_two_processes_never_land_inside_one_gap_H3(url: str) -> None:

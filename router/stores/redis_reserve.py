@@ -77,6 +77,7 @@ class Reserver:
         self.clock = clock
         self._reserve = client.register_script(scripts.RESERVE)
         self.lost_races = 0
+        self._day_floor = 0.0  # the earliest routing time of the current rounds (H2)
 
     def submit_many(self, items: list[tuple[str, Any, float | None]],
                     now: float) -> list[Decision]:
@@ -123,10 +124,14 @@ class Reserver:
                 reroute: bool = False) -> None:
         """Rounds until every task has a decision; lost races route again."""
         c0 = self.clock()
+        self._day_floor = now
         for k in range(2 * len(self.mirror.ids) + 4):
             if not todo:
                 break
             at = now if k == 0 else now + max(0.0, self.clock() - c0)
+            # H2: another process already counts a later UTC day ('clock'): this
+            # process's routing time catches up with it (time only moves on, L6)
+            at = max(at, self._day_floor)
             todo = self._round(todo, at, batch, c0 + (at - now), reroute)
         for i, task_id, _req, _est, _body in todo:
             batch.out[i] = Decision(task_id, error=PoolSaturated(
@@ -238,7 +243,10 @@ class Reserver:
                     f"task id {task_id!r} was already submitted", "M0").as_error())
                 continue
             self.lost_races += 1
-            self.mirror.write(acc.id, pairs(res[2:]))
+            fresh = pairs(res[2:])
+            if str(res[1]) == "clock":
+                self._day_floor = max(self._day_floor, int(fresh["jobs_day"]) * 86_400.0)
+            self.mirror.write(acc.id, fresh)
             retry.append(by_index[i])
         for acc_id in touched:
             ledger.touch(ledger.accounts[acc_id])
