@@ -28,6 +28,7 @@ from redis_server import redis_cluster, redis_server
 from router.accounts import Account, Plan, Setting, Status, hours_to_ms
 from router.errors import NotInFlight
 from router.ledger import Policy
+from router.stores.base import HealthStore
 from router.stores.cluster import client_for
 from router.stores.memory import MemoryStore
 from router.stores.redis_store import RedisStore, connect, load_into_redis
@@ -159,9 +160,11 @@ def test_a_timed_status_recovers_once_across_processes_H1(url: str) -> None:
     load_into_redis(client, [acc("a1"), acc("a2")], Policy(), T0)
     stores = [RedisStore(connect(url), owner=f"p{i}", refresh_interval=3600.0,
                          clock=Clock()) for i in range(5)]
-    stores[0].set_status("a1", Status.BANNED, T0, T0 + 100)
+    stores[0].set_status_until("a1", Status.BANNED, T0, T0 + 100)
     for s in stores[1:]:
         s.refresh()  # every mirror knows the pending recovery
+    assert isinstance(stores[4], HealthStore)  # what the proxy asks of a store for H1/H4
+    assert stores[4].pending_recoveries() == {"a1": T0 + 100}
     for s in stores:
         s.advance(T0 + 99)
     assert all(s.ledger.accounts["a1"].status is Status.BANNED for s in stores)
@@ -173,21 +176,22 @@ def test_a_timed_status_recovers_once_across_processes_H1(url: str) -> None:
     assert [(r.account_id, r.at, r.status_was) for r in recs] == [("a1", T0 + 100,
                                                                    Status.BANNED)]
     assert all(s.ledger.accounts["a1"].status is Status.ACTIVE for s in stores)
+    assert all(s.pending_recoveries() == {} for s in stores)
     assert stores[3].submit("t1", body(), T0 + 101).error is None
 
 
 def test_a_recovery_replaced_by_another_process_does_not_happen_H1(url: str) -> None:
     a, b = two(url, [acc("a1"), acc("a2")])
-    a.set_status("a1", Status.BANNED, T0, T0 + 100)
+    a.set_status_until("a1", Status.BANNED, T0, T0 + 100)
     b.refresh()
     b.set_status("a1", Status.CAPTCHA_REQUIRED, T0 + 10)  # no until: cancels it
     a.advance(T0 + 200)  # A's mirror still has the old recovery: the script says no
     b.advance(T0 + 200)
     assert [n for s in (a, b) for n in s.drain()[0] if n.type == "account_recovered"] == []
     assert a.ledger.accounts["a1"].status is Status.CAPTCHA_REQUIRED
-    b.set_status("a1", Status.DISABLED, T0 + 300, T0 + 400)  # replaced by a later until
+    b.set_status_until("a1", Status.DISABLED, T0 + 300, T0 + 400)  # replaced below
     a.refresh()
-    a.set_status("a1", Status.DISABLED, T0 + 350, T0 + 500)
+    a.set_status_until("a1", Status.DISABLED, T0 + 350, T0 + 500)
     b.advance(T0 + 450)
     assert b.ledger.accounts["a1"].status is Status.DISABLED
     b.advance(T0 + 500)
@@ -200,9 +204,9 @@ def test_a_recovery_replaced_by_another_process_does_not_happen_H1(url: str) -> 
 def test_until_must_be_later_and_only_with_an_outage_status_H1(url: str) -> None:
     a, _b = two(url, [acc("a1")])
     with pytest.raises(ValueError, match="H1"):
-        a.set_status("a1", Status.BANNED, T0, T0)
+        a.set_status_until("a1", Status.BANNED, T0, T0)
     with pytest.raises(ValueError, match="H1"):
-        a.set_status("a1", Status.ACTIVE, T0, T0 + 10)
+        a.set_status_until("a1", Status.ACTIVE, T0, T0 + 10)
 
 
 # ---------------------------------------------------------------------- H4

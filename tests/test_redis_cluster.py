@@ -68,7 +68,7 @@ def test_health_rules_hold_across_processes_on_a_cluster_H1_H2_H4() -> None:
             out, d = stores[2].fail_fast_exhausted("t1", t0 + 2)
             assert (out.account_id, out.charged_ms, out.fast_ms) == (ids[0], 0, 0)
             assert d is not None and d.task_id == "t1" and d.account_id == ids[2]
-            stores[0].set_status(ids[3], Status.BANNED, t0 + 3, t0 + 60)
+            stores[0].set_status_until(ids[3], Status.BANNED, t0 + 3, t0 + 60)
             for s in stores:
                 s.refresh()
                 s.advance(t0 + 60)

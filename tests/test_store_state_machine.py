@@ -219,7 +219,7 @@ class SameLedger(RuleBasedStateMachine):
     def set_status_until(self, acc: str, status: Status, dt: float) -> None:
         """H1: a timed status; the recovery at ``now + dt`` (a renewal first on a
         tie, L6) unless a later set_status replaces it."""
-        a, b = self._both("set_status", acc, status, self.now, self.now + dt)
+        a, b = self._both("set_status_until", acc, status, self.now, self.now + dt)
         assert _state(a) == _state(b)
 
     @precondition(lambda self: bool(self.ids))

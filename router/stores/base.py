@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from router.accounts import Account, Mode, Setting, Status
 from router.decision import Decision, Notification, Outcome, Recovery, Renewal
@@ -72,27 +72,9 @@ class AccountStore(Protocol):
 
     def fail(self, task_id: str, now: float) -> Outcome: ...
 
-    def fail_fast_exhausted(self, task_id: str, now: float) -> tuple[Outcome, Decision | None]:
-        """H4: a ``fail`` with ``reason: fast_exhausted`` (``Pool.fail_fast_exhausted``).
-
-        For a task running as fast or turbo: not charged (L1), the account's fast
-        time zeroed as a correction, L3's flip (``mj_bot_no_fasthour``), and the
-        same task id routed again at ``now``: the outcome and that new decision
-        (reserved when accepted; an error such as ``pool_saturated`` otherwise).
-        For a relax task, an ordinary fail and None. Raises ``NotInFlight`` like
-        ``fail`` (a second delivery changes nothing)."""
-        ...
-
     def cancel(self, task_id: str, now: float) -> Outcome: ...
 
-    def set_status(self, account_id: str, status: Status, now: float,
-                   until: float | None = None) -> Account:
-        """L5. H1: ``until`` (epoch seconds, later than ``now``; only with
-        ``disabled``, ``banned`` or ``captcha_required``, else ``ValueError``)
-        makes the account ``active`` again at that time, once across processes,
-        with one ``account_recovered`` notification; any ``set_status`` replaces
-        the account's pending recovery (without ``until``: cancels it)."""
-        ...
+    def set_status(self, account_id: str, status: Status, now: float) -> Account: ...
 
     def set_setting(self, account_id: str, setting: Setting, now: float) -> Account: ...
 
@@ -106,11 +88,6 @@ class AccountStore(Protocol):
 
     def drain(self) -> tuple[list[Notification], list[Renewal]]:
         """Notifications and renewals this store produced since the last drain."""
-        ...
-
-    def drain_recoveries(self) -> list[Recovery]:
-        """H1: the recoveries this store applied since the last call, in time
-        order (each also gave an ``account_recovered`` notification)."""
         ...
 
     def maintain(self, now: float) -> list[str]:
@@ -159,6 +136,36 @@ class RecordStore(Protocol):
         ...
 
     def get_record(self, task_id: str) -> str | None: ...
+
+
+@runtime_checkable
+class HealthStore(Protocol):
+    """H1 and H4 for an embedding, where a store implements them (``MemoryStore``).
+
+    A separate protocol so that a store without them still is a ``Store``; the
+    proxy checks ``isinstance(store, HealthStore)`` and says so when it is not."""
+
+    def set_status_until(self, account_id: str, status: Status, now: float,
+                         until: float) -> Account:
+        """H1: ``set_status`` with a return to ``active`` at ``until`` (``account_recovered``
+        among the next drain's notifications); raises ``ValueError`` for a status other
+        than disabled, banned or captcha_required, or ``until`` not after ``now``."""
+        ...
+
+    def fail_fast_exhausted(self, task_id: str, now: float) -> tuple[Outcome, Decision | None]:
+        """H4: ``fail`` with ``reason: fast_exhausted``: no charge, fast time to 0, the L3
+        flip, and the new decision for the same task id (reserved when accepted; None
+        for a task that ran as relax: an ordinary fail). Raises ``NotInFlight``."""
+        ...
+
+    def drain_recoveries(self) -> list[Recovery]:
+        """H1: the recoveries since the last call, in time order."""
+        ...
+
+    def pending_recoveries(self) -> dict[str, float]:
+        """H1: account id -> the time it becomes active again, for the accounts with a
+        timed status."""
+        ...
 
 
 class Store(AccountStore, RecordStore, Protocol):

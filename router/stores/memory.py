@@ -93,15 +93,24 @@ class MemoryStore:
     def cancel(self, task_id: str, now: float) -> Outcome:
         return self.pool.cancel(task_id, now)
 
-    def fail_fast_exhausted(self, task_id: str, now: float) -> tuple[Outcome, Decision | None]:
-        return self.pool.fail_fast_exhausted(task_id, now)
-
-    def set_status(self, account_id: str, status: Status, now: float,
-                   until: float | None = None) -> Account:
-        return copy.copy(self.pool.set_status(account_id, status, now, until))
+    def set_status(self, account_id: str, status: Status, now: float) -> Account:
+        return copy.copy(self.pool.set_status(account_id, status, now))
 
     def set_setting(self, account_id: str, setting: Setting, now: float) -> Account:
         return copy.copy(self.pool.set_setting(account_id, setting, now))
+
+    def set_status_until(self, account_id: str, status: Status, now: float,
+                         until: float) -> Account:
+        return copy.copy(self.pool.set_status(account_id, status, now, until))  # H1
+
+    def fail_fast_exhausted(self, task_id: str, now: float) -> tuple[Outcome, Decision | None]:
+        return self.pool.fail_fast_exhausted(task_id, now)  # H4
+
+    def drain_recoveries(self) -> list[Recovery]:
+        return self.pool.drain_recoveries()
+
+    def pending_recoveries(self) -> dict[str, float]:
+        return dict(self.pool.ledger.pending_recovery)
 
     def advance(self, now: float) -> None:
         self.pool.advance(now)
@@ -112,10 +121,8 @@ class MemoryStore:
     def drain(self) -> tuple[list[Notification], list[Renewal]]:
         return self.pool.drain()
 
-    def drain_recoveries(self) -> list[Recovery]:
-        return self.pool.drain_recoveries()
-
     def maintain(self, now: float) -> list[str]:
+        self.pool.advance(now)  # L6/H1: renewals and recoveries due, without traffic
         return []
 
     def keeps_secrets(self) -> bool:

@@ -172,13 +172,27 @@ class RedisStore:
                 snap.history = self._history(account_id)
                 return snap
 
-    def set_status(self, account_id: str, status: Status, now: float,
-                   until: float | None = None) -> Account:
-        """L5; H1: ``until`` schedules the account's return to ``active`` (replacing
-        any pending one; without it, a pending recovery is cancelled)."""
+    def set_status(self, account_id: str, status: Status, now: float) -> Account:
+        """L5 (and H1: it cancels the account's pending recovery, if any)."""
+        return self._set_status(account_id, status, now, None)
+
+    def set_status_until(self, account_id: str, status: Status, now: float,
+                         until: float) -> Account:
+        """H1 (``HealthStore``): the account returns to ``active`` at ``until``, once
+        across processes (``PoolEvents``), replacing any pending recovery."""
+        return self._set_status(account_id, status, now, until)
+
+    def _set_status(self, account_id: str, status: Status, now: float,
+                    until: float | None) -> Account:
         return self._user_change(
             account_id, now, lambda lg: lg.set_status(account_id, Status(status), now, until),
             {"recover_at": "" if until is None else repr(float(until))})
+
+    def pending_recoveries(self) -> dict[str, float]:
+        """H1: account id -> when its timed status ends, as this process last read
+        them (refreshed at most ``refresh_interval`` ago)."""
+        self.mirror.maybe_refresh()
+        return dict(self.ledger.pending_recovery)
 
     def set_setting(self, account_id: str, setting: Setting, now: float) -> Account:
         return self._user_change(account_id, now,
