@@ -34,6 +34,7 @@ from router.proxy.metrics import Counters, Histogram
 from router.proxy.notices import Notifier
 from router.proxy.queue import LocalQueue, TaskQueue
 from router.proxy.records import TaskRecords
+from router.proxy.reroute import Rerouter
 from router.proxy.runner import TaskRunner
 from router.proxy.tasks import Task, task_data
 from router.proxy.upstream import Upstream
@@ -84,6 +85,10 @@ class TaskService:
                                self.counters, limit=config.queue_limit, route=self._route,
                                routed=self._routed, rejected=self._rejected)
         self.admin = AccountAdmin(store, self.notifier, self.line.wake)
+        self.rerouter = Rerouter(store, self.notifier, self.counters, routed=self._routed,
+                                 queue=self._requeue, rejected=self._rejected,
+                                 finished=self._finished)
+        self.runner.refused = self.rerouter.take  # H4
         self._submits: TurnBatcher[Task, Answer] = TurnBatcher(self._submit_many,
                                                                name="submits")
         self._loops: list[asyncio.Task[None]] = []
@@ -221,6 +226,15 @@ class TaskService:
         self.records.register(task)
         self.runner.start(task)
 
+    def _requeue(self, task: Task, now: float) -> None:
+        """H4: a re-routed task that found no room waits in the line (R5), its record
+        (with ``meta.reroutes``) written first; the line, not this process, holds it."""
+        task.queued = True
+        self.records.save(task)
+        self.records.forget(task)
+        self.line.enqueue(task, now)
+        self._let_queued_in()
+
     def _count_rejected(self, task: Task, d: Decision) -> None:
         assert d.error is not None
         self.counters.count(f"rejected_{d.error.code}")
@@ -254,7 +268,8 @@ class TaskService:
         for a in self.store.take_adopted():
             self._adopt(a)
         self.counters.count("adopted", len(adopted))
-        self.notifier.drain()
+        if any(n.type == "account_recovered" for n in self.notifier.drain()):
+            self.line.wake()  # H1: an account is back, the line may move
         return adopted
 
     def _adopt(self, a: Adoption) -> None:
