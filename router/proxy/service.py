@@ -38,6 +38,7 @@ from router.proxy.reroute import Rerouter
 from router.proxy.runner import TaskRunner
 from router.proxy.tasks import Task, task_data
 from router.proxy.upstream import Upstream
+from router.proxy.waiting import LineEstimate
 from router.stores.base import Adoption, Store
 from router.timeutil import parse_time
 
@@ -89,6 +90,8 @@ class TaskService:
                                  queue=self._requeue, rejected=self._rejected,
                                  finished=self._finished)
         self.runner.refused = self.rerouter.take  # H4
+        self.waiting = LineEstimate(self.queue.position)
+        self.records.placement = self.waiting.placement  # R5: place and estimated start
         self._submits: TurnBatcher[Task, Answer] = TurnBatcher(self._submit_many,
                                                                name="submits")
         self._loops: list[asyncio.Task[None]] = []
@@ -248,6 +251,7 @@ class TaskService:
 
     def _finished(self, task: Task) -> None:
         task.ended_at = task.ended_at or time.time()
+        self.waiting.finished(task)
         self.records.save(task)
         self.notifier.task_finished(task)
         self.notifier.drain()
@@ -352,8 +356,8 @@ class TaskService:
         return self.admin.accounts()
 
     def set_account(self, account_id: str, status: Status | None, setting: Setting | None,
-                    secrets: Mapping[str, str]) -> dict[str, Any]:
-        return self.admin.set_account(account_id, status, setting, secrets)
+                    secrets: Mapping[str, str], *, until: str | None = None) -> dict[str, Any]:
+        return self.admin.set_account(account_id, status, setting, secrets, until=until)
 
 
 def _decision(a: Adoption, meta: dict[str, Any]) -> Decision:
