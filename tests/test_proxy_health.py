@@ -18,10 +18,12 @@ from proxy_procs import API_KEY, start_proxy
 from test_proxy_api import Receiver, wait_for
 
 from router.accounts import Setting, Status
+from router.proxy.edge import ApiError
 from router.proxy.metrics import render_metrics
 from router.proxy.service import ProxyConfig, TaskService
 from router.proxy.upstream import SimulatedUpstream
 from router.stores.memory import MemoryStore
+from router.timeutil import format_time
 
 FAST = {"model": "midjourney", "task_type": "imagine", "input": {"prompt": "a cat --fast"}}
 H = {"x-api-key": API_KEY}
@@ -120,3 +122,207 @@ def test_a_reroute_that_finds_no_room_waits_in_line_not_failed_H4_R5() -> None:
     assert data["status"] == "completed" and data["meta"]["account_id"] == "a2"
     assert data["meta"]["reroutes"] == moved["meta"]["reroutes"]  # kept through the line
     assert svc.counters.get("rerouted") == 1 and svc.counters.get("queued") == 1
+
+
+def test_a_timed_status_ends_at_until_with_account_recovered_H1() -> None:
+    """H1: ``until`` makes the account active again at that time, without traffic (the
+    maintenance pass), with an ``account_recovered`` webhook naming the old status; a
+    task that waited for it (R5) then runs."""
+    receiver = Receiver()
+    try:
+        hour = int(time.time() % 86_400 // 3600)  # a2 sleeps now (T1): the task must wait
+        svc, store = service([acc("a1", fast_s=3600),
+                              acc("a2", window=(hour, (hour + 2) % 24))],
+                             SimulatedUpstream(speedup=600),
+                             notify_url=receiver.url + "/notify", maintain_interval=0.05)
+
+        async def main() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            until = time.time() + 0.5
+            view = svc.set_account("a1", Status.BANNED, None, {},
+                                   until=datetime_text(until))
+            status, env = await svc.submit_async(dict(FAST))
+            assert status == 200, env
+            waiting = env["data"]
+            data = await until_status(svc, env["data"]["task_id"], ("completed", "failed"))
+            if svc.notifier.webhooks is not None:
+                await svc.notifier.webhooks.idle()
+            return view, waiting, data
+
+        view, waiting, data = run(svc, main)
+    finally:
+        receiver.close()
+    assert view["status"] == "banned" and view["recovers_at"] is not None
+    assert waiting["status"] == "pending" and waiting["meta"]["queued"] is True
+    assert data["status"] == "completed" and data["meta"]["account_id"] == "a1"
+    a1 = store.accounts()[0]
+    assert a1.status is Status.ACTIVE
+    assert store.pending_recoveries() == {}
+    kinds = [body["type"] for _path, _h, body in receiver.calls]
+    assert kinds == ["mj_bot_banned", "account_recovered"]
+    recovered = receiver.calls[1][2]
+    assert recovered["detail"]["account_id"] == "a1"
+    assert recovered["detail"]["status_was"] == "banned"
+    assert recovered["detail"]["recovered_at"] == view["recovers_at"]
+
+
+def datetime_text(at: float) -> str:
+    return format_time(round(at, 3))
+
+
+def test_until_that_is_not_a_future_time_or_not_with_a_timed_status_is_refused_H1() -> None:
+    """H1: a bad ``until`` changes nothing and says what was expected."""
+    svc, store = service([acc("a1")], SimulatedUpstream())
+    cases = [
+        (Status.BANNED, "yesterday", "ISO-8601"),
+        (Status.BANNED, datetime_text(time.time() - 60), "not in the future"),
+        (Status.ACTIVE, datetime_text(time.time() + 60), "together with status"),
+        (Status.SUBSCRIPTION_EXPIRED, datetime_text(time.time() + 60), "together with status"),
+        (None, datetime_text(time.time() + 60), "together with status"),
+    ]
+    for status, until, expected in cases:
+        with pytest.raises(ApiError) as info:
+            svc.set_account("a1", status, None, {}, until=until)
+        assert info.value.code == "invalid_request" and expected in info.value.message
+        assert info.value.message.startswith("until: ")
+    (a1,) = store.accounts()
+    assert a1.status is Status.ACTIVE and store.pending_recoveries() == {}
+
+
+def test_a_waiting_task_shows_its_place_and_an_estimated_start_R5() -> None:
+    """R5: a queued task's GET shows ``queue_position`` (1 = next) and
+    ``estimated_start_at``: null until enough tasks finished to give a rate, then
+    later for a later place."""
+    svc, _store = service([acc("a1", max_in_flight=1)], SimulatedUpstream(speedup=600))
+
+    async def main() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        ids = []
+        for _ in range(3):
+            _s, env = await svc.submit_async(dict(FAST))
+            ids.append(env["data"]["task_id"])
+        first = [await svc.get_async(t) for t in ids[1:]]
+        for t in ids:
+            await until_status(svc, t, ("completed",))
+        later = []
+        for _ in range(3):
+            _s, env = await svc.submit_async(dict(FAST))
+            later.append(env["data"]["task_id"])
+        second = [await svc.get_async(t) for t in later[1:]]
+        for t in later:
+            await until_status(svc, t, ("completed",))
+        return [d for d in first if d], [d for d in second if d]
+
+    first, second = run(svc, main)
+    assert [d["meta"]["queue_position"] for d in first] == [1, 2]
+    assert [d["meta"]["estimated_start_at"] for d in first] == [None, None]  # no rate yet
+    assert [d["meta"]["queue_position"] for d in second] == [1, 2]
+    starts = [d["meta"]["estimated_start_at"] for d in second]
+    assert None not in starts and starts[0] <= starts[1]
+
+
+def test_per_account_gauges_are_the_stores_values_H2() -> None:
+    """/metrics: fast hours left, in flight, status and jobs today against the cap, per
+    account, equal to the store's snapshot."""
+    capped = acc("a1", fast_s=7200)
+    capped.max_jobs_per_day = 5
+    svc, store = service([capped, acc("a2", status="banned")], SimulatedUpstream())
+    store.submit("t1", dict(FAST), time.time())
+    text = render_metrics(svc)
+    values = {line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1]
+              for line in text.splitlines() if line and not line.startswith("#")}
+    a1, a2 = store.accounts()
+    assert float(values['byoa_account_fast_hours_remaining{account="a1"}']) == 2.0
+    assert int(values['byoa_account_in_flight{account="a1"}']) == a1.in_flight == 1
+    assert int(values['byoa_account_jobs_today{account="a1"}']) == 1
+    assert int(values['byoa_account_max_jobs_per_day{account="a1"}']) == 5
+    assert 'byoa_account_max_jobs_per_day{account="a2"}' not in values  # no cap, no series
+    assert values['byoa_account_status{account="a2",status="banned"}'] == "1"
+    assert values['byoa_account_status{account="a1",status="active"}'] == "1"
+    assert a2.status is Status.BANNED
+
+
+ACCOUNTS = {"accounts": [
+    {"id": "a1", "plan": "standard", "fast_hours_remaining": 1.0, "max_in_flight": 2},
+    {"id": "a2", "plan": "standard", "fast_hours_remaining": 1.0, "max_in_flight": 2,
+     "weight": 0.5},
+]}
+
+
+@pytest.fixture()
+def served(tmp_path: Any) -> Any:
+    notify = Receiver()
+    tasks = Receiver()
+    (tmp_path / "accounts.json").write_text(json.dumps(ACCOUNTS))
+    p = start_proxy(["--accounts", str(tmp_path / "accounts.json"), "--speedup", "600",
+                     "--upstream-fast-exhausted", "a1", "--notify-url", notify.url + "/n",
+                     "--webhook-backoff", "0.05", "--lease", "0.3"], str(tmp_path))
+    yield p, notify, tasks
+    p.stop()
+    notify.close()
+    tasks.close()
+
+
+def test_byoa_serve_reroutes_a_refused_task_and_recovers_a_timed_ban_H1_H4(
+        served: Any) -> None:
+    """A real ``byoa serve``: the upstream refuses a1's fast jobs; the task moves to a2
+    under its id (GET shows ``meta.reroutes``), the task webhook and ``task_rerouted``
+    say so; ``until`` bans a2 for a moment and ``account_recovered`` ends it."""
+    p, notify, tasks = served
+    body = dict(FAST, config={"webhook_config": {"endpoint": tasks.url + "/t", "secret": "s"}})
+    r = httpx.post(f"{p.url}/api/v1/task", json=body, headers=H, timeout=10)
+    assert r.status_code == 200 and r.json()["data"]["meta"]["account_id"] == "a1"
+    tid = r.json()["data"]["task_id"]
+
+    def task() -> dict[str, Any]:
+        data: dict[str, Any] = httpx.get(f"{p.url}/api/v1/task/{tid}", headers=H,
+                                         timeout=10).json()["data"]
+        return data
+
+    wait_for(lambda: task()["status"] == "completed")
+    data = task()
+    assert data["meta"]["account_id"] == "a2"
+    assert [m["account_id"] for m in data["meta"]["reroutes"]] == ["a1"]
+    wait_for(lambda: len(tasks.calls) >= 2)
+    assert [c[2]["data"]["status"] for c in tasks.calls] == ["pending", "completed"]
+    assert tasks.calls[0][2]["data"]["meta"]["reroutes"][0]["reroute"]["account_id"] == "a2"
+    wait_for(lambda: {"task_rerouted", "mj_bot_no_fasthour"}
+             <= {c[2]["type"] for c in notify.calls})
+    moved = next(c[2] for c in notify.calls if c[2]["type"] == "task_rerouted")
+    assert moved["detail"]["task_id"] == tid and moved["detail"]["from_account_id"] == "a1"
+
+    accounts = {a["id"]: a for a in httpx.get(f"{p.url}/api/v1/accounts", headers=H,
+                                              timeout=10).json()["data"]["accounts"]}
+    assert accounts["a1"]["fast_hours_remaining"] == 0.0
+    assert accounts["a1"]["setting"] == "relax" and accounts["a1"]["flipped_to_relax"]
+
+    for bad, expected in (({"status": "banned", "until": "2020-01-01T00:00:00Z"},
+                           "not in the future"),
+                          ({"status": "banned", "until": "soon"}, "ISO-8601"),
+                          ({"status": "active", "until": datetime_text(time.time() + 60)},
+                           "together with status"),
+                          ({"status": "banned", "until": 5}, "ISO-8601")):
+        r = httpx.post(f"{p.url}/api/v1/accounts/a2", json=bad, headers=H, timeout=10)
+        assert r.status_code == 400, bad
+        assert r.json()["data"]["error"]["raw_message"] == "invalid_request"
+        assert expected in r.json()["message"], r.json()
+
+    until = datetime_text(time.time() + 1.0)
+    r = httpx.post(f"{p.url}/api/v1/accounts/a2", json={"status": "banned", "until": until},
+                   headers=H, timeout=10)
+    assert r.status_code == 200, r.text
+    view = r.json()["data"]["account"]
+    assert view["status"] == "banned" and view["recovers_at"] == until
+
+    def a2() -> dict[str, Any]:
+        accs = httpx.get(f"{p.url}/api/v1/accounts", headers=H, timeout=10).json()
+        return next(a for a in accs["data"]["accounts"] if a["id"] == "a2")
+
+    wait_for(lambda: a2()["status"] == "active")
+    assert a2()["recovers_at"] is None
+    wait_for(lambda: any(c[2]["type"] == "account_recovered" for c in notify.calls))
+    rec = next(c[2] for c in notify.calls if c[2]["type"] == "account_recovered")
+    assert rec["detail"]["account_id"] == "a2" and rec["detail"]["status_was"] == "banned"
+
+    text = httpx.get(f"{p.url}/metrics", headers=H, timeout=10).text
+    assert 'byoa_account_fast_hours_remaining{account="a1"} 0.0' in text
+    assert 'byoa_account_status{account="a2",status="active"} 1' in text
+    assert 'byoa_tasks_total{event="rerouted"} 1' in text
