@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shlex
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -326,3 +329,28 @@ def test_byoa_serve_reroutes_a_refused_task_and_recovers_a_timed_ban_H1_H4(
     assert 'byoa_account_fast_hours_remaining{account="a1"} 0.0' in text
     assert 'byoa_account_status{account="a2",status="active"} 1' in text
     assert 'byoa_tasks_total{event="rerouted"} 1' in text
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_proxy_transcript_runs_against_byoa_serve_as_shown(
+        tmp_path: Any, monkeypatch: Any, capsys: Any) -> None:
+    """The README's H1/H4 proxy transcript: its ``byoa serve`` line is started as
+    written (on a free port), its block runs, and prints exactly the text below it."""
+    text = README.read_text(encoding="utf-8")
+    (block, shown), = re.findall(
+        r"```python\n(# byoa serve [^\n]*--upstream-fast-exhausted.*?)```\n\n```text\n(.*?)```",
+        text, re.DOTALL)
+    args = shlex.split(block.splitlines()[0].removeprefix("# byoa serve "))
+    port = args.index("--port")
+    del args[port:port + 2]
+    monkeypatch.chdir(README.parent)
+    p = start_proxy(args, str(tmp_path))
+    try:
+        monkeypatch.setenv("BYOA_URL", p.url)
+        monkeypatch.setenv("BYOA_API_KEY", API_KEY)
+        exec(compile(block, "README.md", "exec"), {})  # our own README
+    finally:
+        p.stop()
+    assert capsys.readouterr().out == shown
