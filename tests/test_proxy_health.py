@@ -127,6 +127,64 @@ def test_a_reroute_that_finds_no_room_waits_in_line_not_failed_H4_R5() -> None:
     assert svc.counters.get("rerouted") == 1 and svc.counters.get("queued") == 1
 
 
+def test_with_no_other_account_the_moved_task_runs_as_relax_on_the_same_one_H4() -> None:
+    """H4 then R3/L3: the only account was flipped to relax, so the new decision for the
+    same task id is relax with ``fallback`` there, which the upstream runs."""
+    upstream = SimulatedUpstream(speedup=600)
+    upstream.exhaust("a1")
+    svc, store = service([acc("a1", fast_s=3600)], upstream)
+
+    async def main() -> dict[str, Any]:
+        _s, env = await svc.submit_async(dict(FAST))
+        return await until_status(svc, env["data"]["task_id"], ("completed", "failed"))
+
+    data = run(svc, main)
+    assert data["status"] == "completed" and data["meta"]["account_id"] == "a1"
+    assert data["meta"]["effective_mode"] == "relax" and data["meta"]["fallback"] is True
+    (move,) = data["meta"]["reroutes"]
+    assert move["effective_mode"] == "fast" and move["reroute"]["effective_mode"] == "relax"
+    (a1,) = store.accounts()
+    assert a1.fast_ms == 0 and a1.in_flight == 0  # relax is not charged fast time (L1)
+
+
+class PlainStore:
+    """A store without H1/H4 (not a ``HealthStore``): only ``Store``'s methods."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("set_status_until", "fail_fast_exhausted", "drain_recoveries",
+                    "pending_recoveries"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+def test_a_store_without_H4_fails_the_refused_task_and_refuses_until() -> None:
+    """Without ``HealthStore`` the refusal is an ordinary upstream failure (room back,
+    nothing charged, a note saying why it did not move) and ``until`` is a 400."""
+    upstream = SimulatedUpstream(speedup=600)
+    upstream.exhaust("a1")
+    inner = MemoryStore([acc("a1", fast_s=3600), acc("a2", fast_s=3600, weight=0.5)],
+                        start_at=time.time())
+    store: Any = PlainStore(inner)
+    svc = TaskService(store, upstream, ProxyConfig(api_key="k", start_delay=0.0))
+
+    async def main() -> dict[str, Any]:
+        _s, env = await svc.submit_async(dict(FAST))
+        return await until_status(svc, env["data"]["task_id"], ("completed", "failed"))
+
+    data = run(svc, main)
+    assert data["status"] == "failed" and data["error"]["raw_message"] == "upstream_failed"
+    assert "does not implement H4" in data["meta"]["note"]
+    assert "reroutes" not in data["meta"]
+    a1 = inner.accounts()[0]
+    assert a1.in_flight == 0 and a1.fast_ms == 3_600_000  # the proxy's books unchanged
+    with pytest.raises(ApiError) as info:
+        svc.set_account("a2", Status.BANNED, None, {}, until=datetime_text(time.time() + 60))
+    assert "does not keep timed statuses" in info.value.message
+
+
 def test_a_timed_status_ends_at_until_with_account_recovered_H1() -> None:
     """H1: ``until`` makes the account active again at that time, without traffic (the
     maintenance pass), with an ``account_recovered`` webhook naming the old status; a
