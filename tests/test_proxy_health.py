@@ -412,3 +412,34 @@ def test_readme_proxy_transcript_runs_against_byoa_serve_as_shown(
     finally:
         p.stop()
     assert capsys.readouterr().out == shown
+
+
+def test_the_local_and_the_redis_line_give_the_same_places_R5() -> None:
+    """R5: ``position`` on both lines: 1 for a claimed task (being routed) and for the
+    head, then in arrival order after the claimed ones; None once it left the line."""
+    from redis_server import redis_server
+
+    from router.proxy.queue import LocalQueue, RedisQueue
+    from router.stores.redis_store import connect
+
+    def places(q: Any) -> list[list[int | None]]:
+        out = []
+        for t in ("t1", "t2", "t3", "t4"):
+            q.push(t, "{}")
+        out.append([q.position(t) for t in ("t1", "t2", "t3", "t4", "nope")])
+        (claimed, _payload), = q.claim(1)
+        assert claimed == "t1"
+        out.append([q.position(t) for t in ("t1", "t2", "t3", "t4")])
+        q.done("t1")
+        q.remove("t3")
+        out.append([q.position(t) for t in ("t1", "t2", "t3", "t4")])
+        return out
+
+    expected = [[1, 2, 3, 4, None], [1, 2, 3, 4], [None, 1, None, 2]]
+    assert places(LocalQueue()) == expected
+    with redis_server() as url:
+        client = connect(url)
+        try:
+            assert places(RedisQueue(client, prefix="health")) == expected
+        finally:
+            client.close()
