@@ -7,7 +7,9 @@ flip and renewal comes from the store, i.e. from ``router.engine`` and
 ``router.ledger``; ``TaskService`` only sequences them in real time, with one
 helper per job: ``TaskRecords`` (task records), ``Dispatcher`` (the waiting
 line), ``TaskRunner`` (running and charging), ``Notifier`` (webhooks),
-``AccountAdmin`` (account endpoints).
+``AccountAdmin`` (account endpoints), ``Rerouter`` (a task the upstream refused
+for lack of fast time moves, H4), ``LineEstimate`` (a waiting task's place and
+estimated start, R5).
 """
 
 from __future__ import annotations
