@@ -20,13 +20,13 @@ from _util import acc
 from proxy_procs import API_KEY, start_proxy
 from test_proxy_api import Receiver, wait_for
 
-from router.accounts import Setting, Status
+from router.accounts import Mode, Setting, Status
 from router.proxy.edge import ApiError
 from router.proxy.metrics import render_metrics
 from router.proxy.service import ProxyConfig, TaskService
 from router.proxy.upstream import SimulatedUpstream
 from router.stores.memory import MemoryStore
-from router.timeutil import format_time
+from router.timeutil import format_time, parse_time
 
 FAST = {"model": "midjourney", "task_type": "imagine", "input": {"prompt": "a cat --fast"}}
 H = {"x-api-key": API_KEY}
@@ -253,7 +253,8 @@ def test_a_waiting_task_shows_its_place_and_an_estimated_start_R5() -> None:
     """R5: a queued task's GET shows ``queue_position`` (1 = next) and
     ``estimated_start_at``: null until enough tasks finished to give a rate, then
     later for a later place."""
-    svc, _store = service([acc("a1", max_in_flight=1)], SimulatedUpstream(speedup=600))
+    # about a second a task: the line does not move while it is read
+    svc, _store = service([acc("a1", max_in_flight=1)], SimulatedUpstream(speedup=60))
 
     async def main() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         ids = []
@@ -443,3 +444,30 @@ def test_the_local_and_the_redis_line_give_the_same_places_R5() -> None:
             assert places(RedisQueue(client, prefix="health")) == expected
         finally:
             client.close()
+
+
+def test_upstream_fast_exhausted_option_and_its_start_time_H4() -> None:
+    """``--upstream-fast-exhausted ACCOUNT[@TIME]``: from TIME on (default: always) fast
+    and turbo jobs on ACCOUNT are refused as ``fast_exhausted``; relax jobs and jobs that
+    started earlier run; a bad value is a clear error naming the option."""
+    from router.errors import InputError
+    from router.proxy.cli import fast_exhausted
+
+    since = parse_time("2026-12-01T12:00:00Z")
+    assert fast_exhausted(["a1", "a2@2026-12-01T12:00:00Z"]) == {"a1": float("-inf"),
+                                                                 "a2": since}
+    for bad in ("@2026-12-01T12:00:00Z", "a1@noon"):
+        with pytest.raises(InputError) as info:
+            fast_exhausted([bad])
+        assert info.value.field == "--upstream-fast-exhausted"
+    up = SimulatedUpstream(speedup=1e9, fast_exhausted={"a2": since})
+
+    def outcome(mode: Mode, started: float) -> str | None:
+        job = up.reference("t1", "imagine", mode, "a2")
+        res = asyncio.run(up.run(job, dict(FAST), started))
+        return res.reason if not res.ok else "ok"
+
+    assert outcome(Mode.FAST, since) == "fast_exhausted"
+    assert outcome(Mode.TURBO, since + 1) == "fast_exhausted"
+    assert outcome(Mode.RELAX, since + 1) == "ok"
+    assert outcome(Mode.FAST, since - 1) == "ok"
