@@ -471,3 +471,41 @@ def test_upstream_fast_exhausted_option_and_its_start_time_H4() -> None:
     assert outcome(Mode.TURBO, since + 1) == "fast_exhausted"
     assert outcome(Mode.RELAX, since + 1) == "ok"
     assert outcome(Mode.FAST, since - 1) == "ok"
+
+
+def test_byoa_serve_puts_a_moved_task_that_finds_no_room_in_line_H4_R5(
+        tmp_path: Any) -> None:
+    """A real ``byoa serve``: a2's only slot is busy when a1 is refused, so the moved
+    task waits in the line (pending, its place shown), then runs on a2: never failed."""
+    accounts = {"accounts": [
+        {"id": "a1", "plan": "standard", "max_in_flight": 1},
+        {"id": "a2", "plan": "standard", "max_in_flight": 1, "weight": 0.5}]}
+    (tmp_path / "accounts.json").write_text(json.dumps(accounts))
+    p = start_proxy(["--accounts", str(tmp_path / "accounts.json"), "--speedup", "12",
+                     "--start-delay", "2", "--upstream-fast-exhausted", "a1"], str(tmp_path))
+    try:
+        ids = []
+        for _ in range(2):  # a1, then a2 (about five seconds), both before either starts
+            r = httpx.post(f"{p.url}/api/v1/task", json=FAST, headers=H, timeout=10)
+            assert r.status_code == 200
+            ids.append(r.json()["data"]["task_id"])
+            assert r.json()["data"]["meta"]["account_id"] == f"a{len(ids)}"
+
+        def task() -> dict[str, Any]:
+            data: dict[str, Any] = httpx.get(f"{p.url}/api/v1/task/{ids[0]}", headers=H,
+                                             timeout=10).json()["data"]
+            return data
+
+        wait_for(lambda: bool(task()["meta"].get("reroutes")))
+        waiting = task()
+        wait_for(lambda: task()["status"] == "completed", timeout=60)
+        done = task()
+    finally:
+        p.stop()
+    assert waiting["status"] == "pending" and waiting["meta"]["queued"] is True
+    assert waiting["meta"]["queue_position"] == 1
+    assert "estimated_start_at" in waiting["meta"]  # null: nothing finished yet
+    move = waiting["meta"]["reroutes"][0]
+    assert move["account_id"] == "a1"
+    assert move["reroute"]["error"]["code"] == "pool_saturated"
+    assert done["meta"]["account_id"] == "a2" and done["meta"]["reroutes"] == [move]
