@@ -164,7 +164,7 @@ def start_proxies(arg_sets: list[list[str]], speedup: float,
     procs = [subprocess.Popen([byoa, "serve", "--api-key", KEY, "--port", str(p),
                                "--speedup", str(speedup), "--start-delay", "0",
                                "--drain-seconds", "0", *a],
-                              stdout=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for a, p in zip(arg_sets, ports, strict=True)]
     s = Servers(procs, ports, extra_pids)
     _wait_up(s)
@@ -404,7 +404,7 @@ def main() -> None:
     ap.add_argument("--warm", type=float, default=0.5, help="warm-up seconds per scenario")
     ap.add_argument("--conns", type=int, default=32, help="keep-alive connections")
     ap.add_argument("--depth", type=int, default=4, help="pipelined requests per connection")
-    ap.add_argument("--waiting", type=int, default=3000,
+    ap.add_argument("--waiting", type=int, default=2000,
                     help="tasks queued before a saturated window opens")
     ap.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     opts = ap.parse_args()

@@ -9,6 +9,7 @@ The ``x-api-key`` header is compared in constant time.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -49,8 +50,21 @@ def create_app(service: TaskService) -> FastAPI:
     return app
 
 
+#: Starlette's ``JSONResponse.render`` settings, with one encoder for the process
+#: (``json.dumps`` with these arguments builds a new encoder for every answer).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None,
+                           separators=(",", ":")).encode
+
+
+class _JSONResponse(JSONResponse):
+    """``JSONResponse`` with the same bytes, encoded by the shared encoder."""
+
+    def render(self, content: Any) -> bytes:
+        return _ENCODE(content).encode("utf-8")
+
+
 def _json(status: int, content: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(content, status_code=status)
+    return _JSONResponse(content, status_code=status)
 
 
 def _error(code: str, message: str, *, status: int | None = None) -> JSONResponse:
