@@ -14,11 +14,12 @@ After a warm-up, the generator reads the CPU time (utime + stime from
 is used), counts the ``200`` answers for ``--seconds``, and reads the CPU time
 again. CPU per submit = server CPU in the window / 200 answers in the window.
 
-Scenarios, each run (servers started afresh for each):
+Scenarios, each run (servers started afresh for each run):
 
 * ``bare x1`` / ``bare x2``: FastAPI/uvicorn with the settings of ``byoa serve``
   (no access log, log level warning); ``POST /api/v1/task`` reads and parses the
-  JSON body and returns a constant GoAPI task envelope.
+  JSON body and returns a constant GoAPI task envelope. Two processes are
+  started; ``x1`` drives the first alone, ``x2`` both.
 * ``proxy memory x1 idle``: one ``byoa serve --accounts`` process; the pool never
   fills (``max_in_flight`` 10^6 per account, ``--speedup 3000``: tasks finish in
   about 20 ms and are charged, so their whole life is in the CPU figure).
@@ -359,11 +360,13 @@ def run_once(opts: argparse.Namespace, tmp: Path, run: int) -> dict[str, dict[st
     full_file.write_text(json.dumps(accounts_doc(1)))
     res: dict[str, dict[str, float]] = {}
 
-    def go(label: str, servers: Servers, proxy: bool, warm_min: int = 0) -> None:
+    def go(label: str, servers: Servers, proxy: bool, warm_min: int = 0,
+           stop: bool = True) -> None:
         try:
             res[label] = measure(servers, opts, proxy=proxy, warm_min=warm_min)
         finally:
-            servers.stop()
+            if stop:
+                servers.stop()
         row = res[label]
         print(f"run {run}: {label:<28} {row['submits_per_s']:>7,.0f} submits/s, "
               f"server {row['server_cpu_us_per_submit']:>6,.0f} us/submit, "
@@ -372,12 +375,13 @@ def run_once(opts: argparse.Namespace, tmp: Path, run: int) -> dict[str, dict[st
                  f"{row['waiting_at_end']:,.0f} waiting" if proxy else ""),
               file=sys.stderr, flush=True)
 
-    go("bare x1", start_bare(1), False)
+    bare = start_bare(2)  # x1 on the first, then x2 on both (one start-up less)
+    go("bare x1", Servers(bare.procs[:1], bare.ports[:1]), False, stop=False)
+    go("bare x2", bare, False)
     go("proxy memory x1 idle",
        start_proxies([["--accounts", str(idle_file)]], 3000, []), True)
     go("proxy memory x1 saturated",
        start_proxies([["--accounts", str(full_file)]], 0.01, []), True, opts.waiting)
-    go("bare x2", start_bare(2), False)
     for kind, path, speedup, warm_min in (("idle", idle_file, 3000.0, 0),
                                           ("saturated", full_file, 0.01, opts.waiting)):
         with embedded_redis() as url:
@@ -400,7 +404,7 @@ def run_once(opts: argparse.Namespace, tmp: Path, run: int) -> dict[str, dict[st
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=2.0, help="measured window per scenario")
+    ap.add_argument("--seconds", type=float, default=1.5, help="measured window per scenario")
     ap.add_argument("--warm", type=float, default=0.5, help="warm-up seconds per scenario")
     ap.add_argument("--conns", type=int, default=32, help="keep-alive connections")
     ap.add_argument("--depth", type=int, default=4, help="pipelined requests per connection")
