@@ -9,6 +9,7 @@ The ``x-api-key`` header is compared in constant time.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -31,16 +32,27 @@ from router.proxy.service import TaskService
 log = logging.getLogger(__name__)
 
 
+#: The cyclic garbage collector's thresholds while serving. Every submit allocates
+#: a few dozen containers and keeps some (the task and its record), so with the
+#: default 700 a collection ran every few requests: about a tenth of the CPU per
+#: routed submit (benchmarks/bench_proxy_cpu.py). Reference counting still frees
+#: everything that is not in a cycle at once; cycles wait a little longer.
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
 def create_app(service: TaskService) -> FastAPI:
     """The FastAPI app around one ``TaskService`` (which owns the store)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        previous = gc.get_threshold()
+        gc.set_threshold(*GC_THRESHOLDS)
         await service.start()
         try:
             yield
         finally:
             await service.stop()
+            gc.set_threshold(*previous)
 
     app = FastAPI(title="byoa serve", version="0.1.0", lifespan=lifespan,
                   description="GoAPI-shaped Midjourney proxy with the BYOA router embedded.")
