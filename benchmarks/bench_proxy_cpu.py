@@ -159,13 +159,17 @@ def start_bare(n: int) -> Servers:
 
 
 def start_proxies(arg_sets: list[list[str]], speedup: float,
-                  extra_pids: list[int]) -> Servers:
+                  extra_pids: list[int], tree: str | None = None) -> Servers:
+    """``byoa serve`` processes; with ``tree``, its ``router`` package (PYTHONPATH)."""
     byoa = os.path.join(os.path.dirname(sys.executable), "byoa")
+    env = dict(os.environ)
+    if tree:
+        env["PYTHONPATH"] = tree
     ports = [free_port() for _ in arg_sets]
     procs = [subprocess.Popen([byoa, "serve", "--api-key", KEY, "--port", str(p),
                                "--speedup", str(speedup), "--start-delay", "0",
                                "--drain-seconds", "0", *a],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
              for a, p in zip(arg_sets, ports, strict=True)]
     s = Servers(procs, ports, extra_pids)
     _wait_up(s)
@@ -378,12 +382,18 @@ def run_once(opts: argparse.Namespace, tmp: Path, run: int) -> dict[str, dict[st
     bare = start_bare(2)  # x1 on the first, then x2 on both (one start-up less)
     go("bare x1", Servers(bare.procs[:1], bare.ports[:1]), False, stop=False)
     go("bare x2", bare, False)
-    go("proxy memory x1 idle",
-       start_proxies([["--accounts", str(idle_file)]], 3000, []), True)
+    # with --baseline, the idle proxies also run from that tree (alternating which first)
+    versions: list[tuple[str, str | None]] = [("", None)]
+    if opts.baseline:
+        versions.insert(run % 2, (" baseline", opts.baseline))
+    for tag, tree in versions:
+        go(f"proxy memory x1 idle{tag}",
+           start_proxies([["--accounts", str(idle_file)]], 3000, [], tree), True)
     go("proxy memory x1 saturated",
        start_proxies([["--accounts", str(full_file)]], 0.01, []), True, opts.waiting)
-    for kind, path, speedup, warm_min in (("idle", idle_file, 3000.0, 0),
-                                          ("saturated", full_file, 0.01, opts.waiting)):
+    for kind, path, speedup, warm_min, tag, tree in (
+            *[("idle", idle_file, 3000.0, 0, tag, tree) for tag, tree in versions],
+            ("saturated", full_file, 0.01, opts.waiting, "", None)):
         with embedded_redis() as url:
             import redis
 
@@ -395,9 +405,9 @@ def run_once(opts: argparse.Namespace, tmp: Path, run: int) -> dict[str, dict[st
             load_into_redis(client, accs, policy, time.time(), replace=True)
             redis_pid = int(redis.Redis.from_url(url).info("server")["process_id"])
             client.close()
-            go(f"proxy redis x2 {kind}",
-               start_proxies([["--redis", url], ["--redis", url]], speedup, [redis_pid]),
-               True, warm_min)
+            go(f"proxy redis x2 {kind}{tag}",
+               start_proxies([["--redis", url], ["--redis", url]], speedup, [redis_pid],
+                             tree), True, warm_min)
     return res
 
 
@@ -410,6 +420,9 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=4, help="pipelined requests per connection")
     ap.add_argument("--waiting", type=int, default=2000,
                     help="tasks queued before a saturated window opens")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also run the idle proxies from the router package in DIR (e.g. "
+                    "`git archive REV router | tar -x -C DIR`): before/after in one run")
     ap.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     opts = ap.parse_args()
     if opts.bare_server:
@@ -447,6 +460,11 @@ def main() -> None:
         print(f"  throughput proxy {tag} saturated / idle: "
               f"{med_ratio(f'proxy {tag} saturated', f'proxy {tag} idle', 'submits_per_s'):.2f}"
               "  (goal >= 1)")
+    if opts.baseline:
+        for tag in ("memory x1", "redis x2"):
+            ratio = med_ratio(f"proxy {tag} idle", f"proxy {tag} idle baseline",
+                              "server_cpu_us_per_submit")
+            print(f"  CPU/submit proxy {tag} idle, this tree / baseline: {ratio:.2f}")
     for tag in ("memory x1", "redis x2"):
         print(f"  throughput proxy {tag} idle / bare: "
               f"{med_ratio(f'proxy {tag} idle', 'bare ' + tag[-2:], 'submits_per_s'):.2f}")
