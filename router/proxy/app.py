@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 #: The cyclic garbage collector's thresholds while serving. Every submit allocates
 #: a few dozen containers and keeps some (the task and its record), so with the
 #: default 700 a collection ran every few requests: about a tenth of the CPU per
-#: routed submit (benchmarks/bench_proxy_cpu.py). Reference counting still frees
+#: routed submit (timed with ``gc.callbacks`` under the load of
+#: benchmarks/bench_proxy_cpu.py). Reference counting still frees
 #: everything that is not in a cycle at once; cycles wait a little longer.
 GC_THRESHOLDS = (50_000, 20, 10)
 
@@ -45,9 +46,9 @@ def create_app(service: TaskService) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
         previous = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLDS)
-        await service.start()
         try:
             yield
         finally:
