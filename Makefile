@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck pytest bench bench-sim bench-sweep clean
+.PHONY: install demo test lint typecheck pytest bench bench-sim bench-sweep bench-proxy clean
 
 install: $(STAMP)
 
@@ -36,6 +36,9 @@ bench-sim: install
 
 bench-sweep: install
 	$(PY) benchmarks/bench_sweep.py
+
+bench-proxy: install
+	$(PY) benchmarks/bench_proxy_cpu.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

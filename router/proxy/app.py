@@ -9,6 +9,8 @@ The ``x-api-key`` header is compared in constant time.
 
 from __future__ import annotations
 
+import gc
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,16 +32,28 @@ from router.proxy.service import TaskService
 log = logging.getLogger(__name__)
 
 
+#: The cyclic garbage collector's thresholds while serving. Every submit allocates
+#: a few dozen containers and keeps some (the task and its record), so with the
+#: default 700 a collection ran every few requests: about a tenth of the CPU per
+#: routed submit (timed with ``gc.callbacks`` under the load of
+#: benchmarks/bench_proxy_cpu.py). Reference counting still frees
+#: everything that is not in a cycle at once; cycles wait a little longer.
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
 def create_app(service: TaskService) -> FastAPI:
     """The FastAPI app around one ``TaskService`` (which owns the store)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        previous = gc.get_threshold()
+        gc.set_threshold(*GC_THRESHOLDS)
         try:
             yield
         finally:
             await service.stop()
+            gc.set_threshold(*previous)
 
     app = FastAPI(title="byoa serve", version="0.1.0", lifespan=lifespan,
                   description="GoAPI-shaped Midjourney proxy with the BYOA router embedded.")
@@ -49,8 +63,21 @@ def create_app(service: TaskService) -> FastAPI:
     return app
 
 
+#: Starlette's ``JSONResponse.render`` settings, with one encoder for the process
+#: (``json.dumps`` with these arguments builds a new encoder for every answer).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None,
+                           separators=(",", ":")).encode
+
+
+class _JSONResponse(JSONResponse):
+    """``JSONResponse`` with the same bytes, encoded by the shared encoder."""
+
+    def render(self, content: Any) -> bytes:
+        return _ENCODE(content).encode("utf-8")
+
+
 def _json(status: int, content: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(content, status_code=status)
+    return _JSONResponse(content, status_code=status)
 
 
 def _error(code: str, message: str, *, status: int | None = None) -> JSONResponse:

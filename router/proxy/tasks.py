@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeGuard
 
 from router.accounts import MS_PER_HOUR, MS_PER_SECOND, Account
 from router.decision import Decision
@@ -46,50 +47,62 @@ class Task:
                 secret if isinstance(secret, str) else "")
 
 
-def _empty_output() -> dict[str, Any]:
-    return {"image_url": "", "image_urls": None, "temporary_image_urls": None,
-            "discord_image_url": "", "actions": [], "progress": 0,
-            "intermediate_image_urls": None}
+def _mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """A JSON object (``dict`` first: the ABC check costs more, bodies are dicts)."""
+    return isinstance(value, dict | Mapping)  # tried in this order
+
+
+#: Timestamps as text: a task's times are formatted on every record write and
+#: answer (four or more times in its life), each value once here.
+_stamp = lru_cache(maxsize=65_536)(format_time)
 
 
 def task_data(t: Task) -> dict[str, Any]:
     """``data`` of GoAPI's envelope for one task (webhook secret never echoed)."""
-    body = t.body if isinstance(t.body, Mapping) else {}
-    cfg = body.get("config") if isinstance(body.get("config"), Mapping) else {}
-    assert isinstance(cfg, Mapping)
+    body: Mapping[str, Any] = t.body if _mapping(t.body) else {}
+    raw_cfg = body.get("config")
+    cfg: Mapping[str, Any] = raw_cfg if _mapping(raw_cfg) else {}
     service_mode = cfg.get("service_mode")
+    wh = cfg.get("webhook_config")
+    endpoint = wh.get("endpoint") if _mapping(wh) else ""
+    tt = body.get("task_type")
+    inp = body.get("input")
     d = t.decision
     meta: dict[str, Any] = {
-        "created_at": format_time(t.created_at),
-        "started_at": format_time(t.started_at) if t.started_at else None,
-        "ended_at": format_time(t.ended_at) if t.ended_at else None,
+        "created_at": _stamp(t.created_at),
+        "started_at": _stamp(t.started_at) if t.started_at else None,
+        "ended_at": _stamp(t.ended_at) if t.ended_at else None,
         "queued": t.queued,
     }
     if d is not None and d.error is None:
-        meta.update({
-            "pool": d.pool, "account_id": d.account_id,
-            "requested_mode": d.requested_mode.value if d.requested_mode else None,
-            "mode_source": d.mode_source,
-            "effective_mode": d.effective_mode.value if d.effective_mode else None,
-            "fallback": d.fallback, "explanation": d.explanation,
-        })
+        rm, em = d.requested_mode, d.effective_mode
+        meta["pool"] = d.pool
+        meta["account_id"] = d.account_id
+        meta["requested_mode"] = rm.value if rm else None
+        meta["mode_source"] = d.mode_source
+        meta["effective_mode"] = em.value if em else None
+        meta["fallback"] = d.fallback
+        meta["explanation"] = d.explanation
     if t.gpu_seconds is not None:
         meta["usage"] = {"gpu_seconds": t.gpu_seconds, "charged_seconds": t.charged_seconds}
     if t.note:
         meta["note"] = t.note
     if t.reroutes:  # H4: only where it applies
         meta["reroutes"] = t.reroutes
-    output = _empty_output()
-    output.update(t.output)
-    endpoint, _secret = t.webhook()
+    output: dict[str, Any] = {
+        "image_url": "", "image_urls": None, "temporary_image_urls": None,
+        "discord_image_url": "", "actions": [], "progress": 0, "intermediate_image_urls": None}
+    if t.output:
+        output.update(t.output)
     return {
         "task_id": t.task_id,
         "model": body.get("model", ""),
-        "task_type": t.task_type,
+        "task_type": tt if isinstance(tt, str) else "",
         "status": t.status,
         "config": {"service_mode": service_mode if isinstance(service_mode, str) else "",
-                   "webhook_config": {"endpoint": endpoint, "secret": ""}},
-        "input": body.get("input") if isinstance(body.get("input"), Mapping) else {},
+                   "webhook_config": {"endpoint": endpoint if isinstance(endpoint, str) else "",
+                                      "secret": ""}},
+        "input": inp if _mapping(inp) else {},
         "output": output,
         "meta": meta,
         "detail": None,
