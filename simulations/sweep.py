@@ -213,6 +213,40 @@ def write_table(df: pd.DataFrame, out: Path, stem: str = "sweep") -> tuple[Path,
     return pq, csv
 
 
+#: The columns of ``pacing_table``, in print order.
+PACING_COLUMNS = ("accounts", "max_jobs_per_day", "min_gap_seconds", "wait_p50_s", "wait_p95_s",
+                  "fast_wait_p95_s", "p95_vs_unpaced", "queued_share", "downgraded_share")
+
+
+def pacing_table(df: pd.DataFrame) -> pd.DataFrame:
+    """What pacing (H2 caps, H3 gaps) costs, per workload, fleet and policy (means over
+    replicates): waits from ready to start of all tasks (p50, p95) and of fast ones
+    (p95), the p95 against the grid's first unpaced fleet on the same workload and
+    policy, the share of tasks that waited in the central queue (``pool_saturated``,
+    R5) and the share of fast/turbo requests run as relax."""
+    d = df.copy()
+    for col in ("max_jobs_per_day", "min_gap_seconds", "wait_seconds.fast.p95"):
+        if col not in d.columns:
+            d[col] = np.nan
+    d["wait_p50_s"] = d["wait_seconds.all.p50"]
+    d["wait_p95_s"] = d["wait_seconds.all.p95"]
+    d["fast_wait_p95_s"] = d["wait_seconds.fast.p95"]
+    d["queued_share"] = d["tasks_queued_once"] / d["tasks_total"].where(d["tasks_total"] > 0)
+    asked = d["tasks_fast_requested"].where(d["tasks_fast_requested"] > 0)
+    d["downgraded_share"] = (d["tasks_downgraded"] / asked).fillna(0.0)
+    keys = ["workload", "fleet", "policy"]
+    cols = [c for c in PACING_COLUMNS if c != "p95_vs_unpaced"]
+    t = d.groupby(keys, sort=False)[cols].mean()
+    paced = t["max_jobs_per_day"].notna() | (t["min_gap_seconds"].fillna(0) > 0)
+    ratio = pd.Series(np.nan, index=t.index)
+    for _, group in t.groupby(level=["workload", "policy"], sort=False):
+        base = group[~paced.loc[group.index]]
+        if not base.empty:
+            ratio.loc[group.index] = group["wait_p95_s"] / base["wait_p95_s"].iloc[0]
+    t.insert(PACING_COLUMNS.index("p95_vs_unpaced"), "p95_vs_unpaced", ratio)
+    return t
+
+
 def scenario_from_row(grid: SweepGrid, row: dict[str, Any] | pd.Series) -> ScenarioSpec:
     """Rebuild the spec of one table row from the grid and the row's names and seed."""
     fleet = next(f for f in grid.fleets if f.name == row["fleet"])
