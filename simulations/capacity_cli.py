@@ -18,7 +18,13 @@ from router.strategies import Strategy
 from simulations.bounds import WorkloadProfile, profile_trace
 from simulations.planner import PlanOptions, Targets, markdown, plan
 from simulations.spec import PLANS, PolicySpec, WorkloadSpec
-from simulations.sweep import default_workers, pacing_table, run_sweep, write_table
+from simulations.sweep import (
+    default_workers,
+    pacing_table,
+    pacing_text,
+    run_sweep,
+    write_table,
+)
 from simulations.sweepfile import load_sweep
 from simulations.tiling import is_event_script, tile_trace, to_event_script
 
@@ -61,7 +67,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         costs = pacing_table(df)
         print("\nwhat pacing costs (H2 daily cap, H3 gap; means over replicates):")
-        print(costs.to_string(float_format=lambda x: f"{x:.2f}", na_rep="-"))
+        print(pacing_text(costs))
         print(f"plot: {pacing_costs(costs, out / 'plots' / 'pacing_costs.png')}")
     print(f"\n{len(df)} rows -> {pq} and {csv}")
     return 0

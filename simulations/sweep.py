@@ -247,6 +247,36 @@ def pacing_table(df: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
+def pacing_text(t: pd.DataFrame) -> str:
+    """``pacing_table`` for people: one line per row; the workload and policy are
+    named only when the grid has more than one."""
+    idx = t.index.to_frame(index=False)
+    show = ["fleet"] + [k for k in ("policy", "workload") if idx[k].nunique() > 1]
+    head = [*show, "accounts", "cap/day", "gap s", "wait p50 s", "wait p95 s",
+            "fast p95 s", "p95 vs unpaced", "queued", "downgraded"]
+
+    def num(x: float, fmt: str) -> str:
+        return "-" if pd.isna(x) else format(x, fmt)
+
+    rows = []
+    for (_, r), (_, key) in zip(t.reset_index(drop=True).iterrows(), idx.iterrows(),
+                                strict=True):
+        rows.append([*(str(key[k]) for k in show), num(r["accounts"], ".0f"),
+                     num(r["max_jobs_per_day"], ".0f"), num(r["min_gap_seconds"], "g"),
+                     num(r["wait_p50_s"], ",.0f"), num(r["wait_p95_s"], ",.0f"),
+                     num(r["fast_wait_p95_s"], ",.0f"), num(r["p95_vs_unpaced"], ".2f"),
+                     num(100.0 * r["queued_share"], ".1f") + " %",
+                     num(100.0 * r["downgraded_share"], ".1f") + " %"])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    n = len(show)
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < n else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return "\n".join([line(head), *(line(row) for row in rows)])
+
+
 def scenario_from_row(grid: SweepGrid, row: dict[str, Any] | pd.Series) -> ScenarioSpec:
     """Rebuild the spec of one table row from the grid and the row's names and seed."""
     fleet = next(f for f in grid.fleets if f.name == row["fleet"])
