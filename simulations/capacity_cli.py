@@ -128,6 +128,20 @@ def _names(text: str, allowed: dict[str, Any], flag: str) -> list[str]:
     return names
 
 
+def _cap(text: str | None) -> int | None:
+    """``--max-jobs-per-account-day``: H2's ``max_jobs_per_day``, an integer >= 1."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"expected an integer >= 1 (jobs per account per UTC day, H2), "
+                         f"got {text!r}", field="--max-jobs-per-account-day")
+    return value
+
+
 def _workload(args: argparse.Namespace, days: float,
               out: Path) -> tuple[WorkloadSpec, WorkloadProfile]:
     if args.trace:
@@ -170,10 +184,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.p95_fast_wait <= 0:
         raise InputError(f"expected seconds > 0, got {args.p95_fast_wait}",
                          field="--p95-fast-wait")
+    cap = _cap(args.max_jobs_per_account_day)
     for flag, value in (("--seeds", args.seeds), ("--max-accounts", args.max_accounts),
-                        ("--max-simulated", args.max_simulated),
-                        ("--max-jobs-per-account-day", args.max_jobs_per_account_day)):
-        if value is not None and value < 1:
+                        ("--max-simulated", args.max_simulated)):
+        if value < 1:
             raise InputError(f"expected an integer >= 1, got {value}", field=flag)
     if args.days <= 0:
         raise InputError(f"expected days > 0, got {args.days}", field="--days")
@@ -188,7 +202,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         prices=prices, extra_hour_price=args.extra_hour_price,
         extra_hours=_floats(args.extra_hours, "--extra-hours"), plans=plans,
         max_accounts=args.max_accounts,
-        max_jobs_per_account_day=args.max_jobs_per_account_day, policies=policies,
+        max_jobs_per_account_day=cap, policies=policies,
         seeds=args.seeds,
         root_seed=args.root_seed, max_simulated=args.max_simulated,
         workers=_workers(args.workers), dask_address=args.dask,
@@ -230,7 +244,7 @@ def _setup_plan(p: argparse.ArgumentParser) -> None:
                    help="plans to mix (default all four)")
     p.add_argument("--max-accounts", type=int, default=30,
                    help="largest fleet considered (default 30)")
-    p.add_argument("--max-jobs-per-account-day", type=int, default=None, metavar="N",
+    p.add_argument("--max-jobs-per-account-day", default=None, metavar="N",
                    help="every account at most N jobs per UTC day (H2 max_jobs_per_day on "
                    "each candidate account; default: no cap)")
     p.add_argument("--policies", default="documented,restore,restore_expiring",
