@@ -15,6 +15,7 @@ from sim_helpers import run_toml
 from router import InputError
 from router.cli import main
 from router.timeutil import DAY
+from simulations.fleet import spec_accounts
 from simulations.scenario import GeneratorModel
 from simulations.sweepfile import load_sweep, parse_sweep
 
@@ -96,6 +97,9 @@ def test_sweep_fleets_take_a_daily_cap_and_a_gap_for_every_account() -> None:
     assert not plain.paced and plain.label() == "2 standard"
     assert paced.max_jobs_per_day == 5 and paced.min_gap_seconds == 600
     assert paced.label() == "2 standard (cap 5/day, gap 600 s)"
+    accounts = spec_accounts(paced, 0.0)
+    assert [(a.max_jobs_per_day, a.min_gap_s) for a in accounts] == [(5, 600.0)] * 2
+    assert all(not a.paced for a in spec_accounts(plain, 0.0))
 
 
 @pytest.mark.parametrize(("old", "new", "message"), [
