@@ -95,10 +95,8 @@ def pacing_costs(table: pd.DataFrame, path: Path) -> Path:
     """What pacing costs (``simulations.sweep.pacing_table``): waits of all tasks (p50,
     p95) and of fast tasks (p95), and the shares queued and downgraded, per fleet."""
     t = table.reset_index()
-    many = t["workload"].nunique() > 1 or t["policy"].nunique() > 1
-    labels = [f"{r.fleet}\n{r.policy}" + (f"\n{r.workload}" if t["workload"].nunique() > 1
-                                          else "") if many else str(r.fleet)
-              for r in t.itertuples()]
+    parts = ["fleet"] + [k for k in ("policy", "workload") if t[k].nunique() > 1]
+    labels = ["\n".join(str(v) for v in row) for row in t[parts].itertuples(index=False)]
     x = np.arange(len(t))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
     width = 0.27
