@@ -291,8 +291,8 @@ def test_account_secrets_are_write_only(proxy: Proxy) -> None:
     bad = httpx.post(f"{proxy.url}/api/v1/accounts/a2",
                      json={"discord_token": SECRET, "color": SECRET}, headers=H)
     assert bad.status_code == 400 and SECRET not in bad.text
-    assert bad.json()["message"] == ("unknown field(s) color; allowed: status, setting, "
-                                     "discord_token")
+    assert bad.json()["message"] == ("unknown field(s) color; allowed: status, until, "
+                                     "setting, discord_token")
     assert SECRET not in httpx.get(f"{proxy.url}/api/v1/accounts", headers=H).text
     assert SECRET not in httpx.get(f"{proxy.url}/metrics", headers=H).text
     assert SECRET not in proxy.output()

@@ -34,3 +34,47 @@ def test_cluster_ports_leave_room_for_the_cluster_bus() -> None:
 
     ports = [free_cluster_port() for _ in range(200)]
     assert max(ports) + CLUSTER_BUS_OFFSET <= 65_535
+
+
+def test_health_rules_hold_across_processes_on_a_cluster_H1_H2_H4() -> None:
+    """The H scripts each touch one account's slot, so they run on a cluster:
+    a cap re-checked for a stale process (H2), a timed status recovered once
+    by three processes (H1), an H4 fail re-routed to an account on another
+    shard under the same task id."""
+    from router.accounts import Account, Plan, Status, hours_to_ms
+    from router.ledger import Policy
+    from router.stores.cluster import client_for
+    from router.stores.redis_store import RedisStore, load_into_redis
+    from router.timeutil import parse_time
+
+    t0 = parse_time("2026-11-30T20:00:00Z")
+    fast = {"model": "midjourney", "task_type": "imagine",
+            "input": {"prompt": "a cat", "process_mode": "fast"}}
+    ids = [f"acc-{i}" for i in range(6)]
+    with redis_cluster(3) as urls:
+        url = "redis+cluster://" + urls[0].split("://", 1)[1]
+        accounts = [Account(i, Plan.STANDARD, fast_ms=hours_to_ms(1), max_jobs_per_day=1)
+                    for i in ids]
+        load_into_redis(client_for(url), accounts, Policy(), t0, replace=True)
+        stores = [RedisStore.from_url(url, owner=f"p{k}", refresh_interval=3600.0)
+                  for k in range(3)]
+        try:
+            slots = {client_for(url).keyslot(f"byoa:{{acc:{i}}}") for i in ids}
+            assert len(slots) == len(ids)  # the accounts live in different slots
+            first = stores[0].submit("t1", fast, t0)
+            second = stores[1].submit("t2", fast, t0 + 1)  # stale: the same account first
+            assert first.account_id == ids[0] and second.account_id == ids[1]
+            assert stores[1].lost_races == 1  # H2 re-checked in the account's slot
+            out, d = stores[2].fail_fast_exhausted("t1", t0 + 2)
+            assert (out.account_id, out.charged_ms, out.fast_ms) == (ids[0], 0, 0)
+            assert d is not None and d.task_id == "t1" and d.account_id == ids[2]
+            stores[0].set_status_until(ids[3], Status.BANNED, t0 + 3, t0 + 60)
+            for s in stores:
+                s.refresh()
+                s.advance(t0 + 60)
+            notes = [n for s in stores for n in s.drain()[0] if n.type == "account_recovered"]
+            assert [(n.account_id, n.at) for n in notes] == [(ids[3], t0 + 60)]
+            assert [a.jobs_today for a in stores[0].accounts()] == [1, 1, 1, 0, 0, 0]
+        finally:
+            for s in stores:
+                s.close()

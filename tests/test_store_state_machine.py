@@ -1,10 +1,14 @@
-"""The memory store and the Redis store are the same ledger (L0-L6, B1, R1-R9).
+"""The memory store and the Redis store are the same ledger (L0-L6, B1, R1-R9, H1-H4).
 
 A Hypothesis rule-based machine applies the same operations (submits of every
 kind, completions, duplicate completions, failures, cancellations, status and
-setting changes, time jumps across renewals) to a ``MemoryStore`` and to a
-``RedisStore`` on a real ``redis-server``, and requires identical decisions,
-outcomes, notifications and account state after every step.
+setting changes, time jumps across renewals; timed statuses (H1), accounts with
+a daily cap (H2) and a minimum gap (H3), ``fast_exhausted`` fails that re-route
+(H4)) to a ``MemoryStore`` and to a ``RedisStore`` on a real ``redis-server``,
+and requires identical decisions, outcomes, notifications, recoveries and
+account state (the H2 day count and the H3 last-routed time included) after
+every step. The Redis store's clock is frozen, so a lost-race round happens at
+the same routing time as in one process.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 import pytest
 import redis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from redis_server import redis_server
@@ -32,16 +36,20 @@ T0 = parse_time("2026-11-30T20:00:00Z")
 
 
 def make_accounts() -> list[Account]:
-    """A small pool that reaches flips (L3), renewals (L4), B1 and T1 quickly."""
+    """A small pool that reaches flips (L3), renewals (L4), B1, T1, a daily cap
+    (H2: a1, p1) and gaps (H3: p1 one second, r1 ten minutes, so the ticks of 1 s
+    and 600 s land exactly on a gap's end) quickly."""
     return [
         Account("a1", Plan.STANDARD, fast_ms=hours_to_ms(0.05), max_in_flight=2,
-                renews_at=parse_time("2026-12-01T00:00:00Z")),
+                renews_at=parse_time("2026-12-01T00:00:00Z"), max_jobs_per_day=2),
+        Account("p1", Plan.PRO, fast_ms=hours_to_ms(0.03), max_in_flight=2,
+                max_jobs_per_day=3, min_gap_s=1.0),
         Account("a2", Plan.PRO, setting=Setting.TURBO, fast_ms=hours_to_ms(0.04),
                 max_in_flight=3, bot_id=11),
         Account("b1", Plan.BASIC, fast_ms=hours_to_ms(0.03), max_in_flight=2, bot_id=7,
                 renews_at=parse_time("2026-12-02T00:00:00Z")),
         Account("r1", Plan.MEGA, setting=Setting.RELAX, max_in_flight=2,
-                inactive_window=InactiveWindow(2 * 3600, 4 * 3600)),
+                inactive_window=InactiveWindow(2 * 3600, 4 * 3600), min_gap_s=600.0),
         Account("k1", Plan.STANDARD, backup=True, max_in_flight=2),
     ]
 
@@ -55,13 +63,21 @@ def redis_url() -> Iterator[str]:
 def _state(acc: Account) -> tuple[Any, ...]:
     return (acc.id, acc.setting, acc.status, acc.fast_ms, acc.in_flight, acc.reserved_ms,
             acc.flipped_from, acc.renewals_done, acc.next_renewal_at, acc.period,
-            acc.history)
+            acc.history, acc.jobs_day, acc.jobs_today, acc.last_routed_at)
 
 
 def _decision(d: Decision) -> tuple[Any, ...]:
     return (d.pool, d.account_id, d.requested_mode, d.mode_source, d.effective_mode,
             d.fallback, d.error.code if d.error else None, d.reserved_ms, d.pinned,
             d.explanation, d.rejections)
+
+
+def _pacing_events(d: Decision) -> None:
+    """Label the runs where a cap or a gap decided something (H2, H3)."""
+    for text in [d.explanation or "", *(d.rejections or {}).values()]:
+        for tag in ("H2", "H3"):
+            if tag in text:
+                event(f"{tag} applied")
 
 
 BODIES = st.sampled_from([
@@ -92,7 +108,7 @@ class SameLedger(RuleBasedStateMachine):
         load_into_redis(client, make_accounts(), policy(), T0)
         self.mem = MemoryStore(make_accounts(), policy(), start_at=T0)
         self.red = RedisStore(client, owner="sm", lease_seconds=3600.0,
-                              refresh_interval=3600.0)
+                              refresh_interval=3600.0, clock=lambda: 1000.0)
         self.mem.drain()
         self.red.drain()
 
@@ -126,6 +142,7 @@ class SameLedger(RuleBasedStateMachine):
                 "config": {"service_mode": "public" if spec.get("public") else ""}}
         a, b = self._both("submit", task_id, body, self.now)
         assert _decision(a) == _decision(b)
+        _pacing_events(a)
         if a.error is None:
             self.ids.append(task_id)
 
@@ -148,6 +165,8 @@ class SameLedger(RuleBasedStateMachine):
                                                        "index": "1"}}, 30.0))
         a, b = self._both("submit_many", items, self.now)
         assert [_decision(x) for x in a] == [_decision(x) for x in b]
+        for x in a:
+            _pacing_events(x)
         self.ids += [x.task_id for x in a if x.error is None]
 
     @precondition(lambda self: bool(self.ids))
@@ -187,14 +206,40 @@ class SameLedger(RuleBasedStateMachine):
             return [x.code if isinstance(x, RouterError) else x for x in xs]
         assert norm(a) == norm(b)
 
-    @rule(acc=st.sampled_from(["a1", "a2", "b1", "r1", "k1", "nope"]),
+    @rule(acc=st.sampled_from(["a1", "p1", "a2", "b1", "r1", "k1", "nope"]),
           status=st.sampled_from(list(Status)))
     def set_status(self, acc: str, status: Status) -> None:
         a, b = self._both("set_status", acc, status, self.now)
         assert (a if isinstance(a, tuple) else _state(a)) == (
             b if isinstance(b, tuple) else _state(b))
 
-    @rule(acc=st.sampled_from(["a1", "a2", "b1", "r1", "k1"]),
+    @rule(acc=st.sampled_from(["a1", "p1", "a2", "b1", "r1", "k1"]),
+          status=st.sampled_from([Status.DISABLED, Status.BANNED, Status.CAPTCHA_REQUIRED]),
+          dt=st.sampled_from([1.0, 600.0, 3 * 3600.0, 86_400.0, 50 * 86_400.0]))
+    def set_status_until(self, acc: str, status: Status, dt: float) -> None:
+        """H1: a timed status; the recovery at ``now + dt`` (a renewal first on a
+        tie, L6) unless a later set_status replaces it."""
+        a, b = self._both("set_status_until", acc, status, self.now, self.now + dt)
+        assert _state(a) == _state(b)
+
+    @precondition(lambda self: bool(self.ids))
+    @rule(data=st.data())
+    def fail_fast_exhausted(self, data: st.DataObject) -> None:
+        """H4: no charge, fast time zeroed, L3's flip, the same id routed again;
+        a relax task's is an ordinary fail; a repeat is not_in_flight in both."""
+        task_id = data.draw(st.sampled_from(self.ids))
+        a, b = self._both("fail_fast_exhausted", task_id, self.now)
+        if isinstance(a, tuple) and a and a[0] == "error":
+            assert a == b
+            return
+        (out_a, d_a), (out_b, d_b) = a, b
+        assert out_a == out_b
+        assert (d_a is None) == (d_b is None)
+        if d_a is not None:
+            assert _decision(d_a) == _decision(d_b)
+            event(f"H4 re-routed: {d_a.error.code if d_a.error else 'accepted'}")
+
+    @rule(acc=st.sampled_from(["a1", "p1", "a2", "b1", "r1", "k1"]),
           setting=st.sampled_from(list(Setting)))
     def set_setting(self, acc: str, setting: Setting) -> None:
         self._both("set_setting", acc, setting, self.now)
@@ -211,9 +256,13 @@ class SameLedger(RuleBasedStateMachine):
         assert [(n.type, n.account_id, n.at) for n in mn] == \
                [(n.type, n.account_id, n.at) for n in rn]
         assert mr == rr
+        rec = self.mem.drain_recoveries()
+        assert rec == self.red.drain_recoveries()  # H1
+        if rec:
+            event("H1 recovery")
 
 
-def test_memory_and_redis_stores_keep_identical_state_L0_L6_B1(redis_url: str) -> None:
+def test_memory_and_redis_stores_keep_identical_state_L0_L6_B1_H1_H4(redis_url: str) -> None:
     SameLedger.url = redis_url
     run = SameLedger.TestCase
     run.settings = settings(max_examples=100, stateful_step_count=40, deadline=None,

@@ -8,6 +8,8 @@ package only speaks HTTP, runs tasks on an ``Upstream`` and delivers webhooks.
 * ``service.TaskService``: a task's life cycle, with one helper per job:
   ``records`` (task records), ``dispatch`` (the waiting line, R5), ``runner``
   (running and charging), ``notices`` (webhooks), ``admin`` (account endpoints),
+  ``reroute`` (H4: a task refused for lack of fast time moves under its id),
+  ``waiting`` (a waiting task's place and estimated start, R5),
   ``metrics`` (counters, latency histogram, ``GET /metrics``).
 * ``batcher.TurnBatcher``: the calls of one event-loop turn in one store round trip.
 * ``queue``, ``upstream``, ``webhooks``, ``tasks``: the line, the upstream, deliveries,

@@ -145,7 +145,8 @@ def _account_routes(app: FastAPI, service: TaskService) -> None:
         check_key(request, cfg.api_key)
         upd = parse_update(await read_json(request, cfg.max_body_bytes))
         secrets = {"discord_token": upd.discord_token} if upd.discord_token is not None else {}
-        view = service.set_account(account_id, upd.status, upd.setting, secrets)
+        view = service.set_account(account_id, upd.status, upd.setting, secrets,
+                                   until=upd.until)
         return _json(200, envelope(200, {"account": view}, "success"))
 
     @app.get("/metrics", response_class=PlainTextResponse, responses=ERRORS,

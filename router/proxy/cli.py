@@ -28,6 +28,7 @@ from router.stores.base import Store
 from router.stores.redis_keys import DEFAULT_TIMEOUT
 from router.stores.secrets import ENV_SECRET_KEY, box_from_env
 from router.stores.url import redact_url
+from router.timeutil import parse_time
 
 ENV_KEY = "BYOA_API_KEY"
 EMBEDDED = "embedded"
@@ -132,7 +133,8 @@ def _serve(args: argparse.Namespace, api_key: str) -> int:
                          notify_secret=os.environ.get("BYOA_NOTIFY_SECRET", ""),
                          maintain_interval=maintain_interval(args.lease),
                          webhook_backoff=args.webhook_backoff)
-    upstream = SimulatedUpstream(speedup=args.speedup, seed=args.seed, fail_rate=args.fail_rate)
+    upstream = SimulatedUpstream(speedup=args.speedup, seed=args.seed, fail_rate=args.fail_rate,
+                                 fast_exhausted=fast_exhausted(args.upstream_fast_exhausted))
     service = TaskService(store, upstream, config, queue)
     app = create_app(service)
     print(f"byoa serve: http://{args.host}:{args.port} "
@@ -148,6 +150,22 @@ def _serve(args: argparse.Namespace, api_key: str) -> int:
     finally:
         store.close()
     return 0
+
+
+def fast_exhausted(values: list[str] | None) -> dict[str, float]:
+    """``--upstream-fast-exhausted ACCOUNT[@TIME]`` (repeatable): account id -> the time
+    from which the simulated Midjourney has no fast time for it (H4)."""
+    out: dict[str, float] = {}
+    for value in values or []:
+        account, at, when = value.rpartition("@") if "@" in value else (value, "", "")
+        if not account:
+            raise InputError(f"expected ACCOUNT or ACCOUNT@TIME, got {value!r}",
+                             field="--upstream-fast-exhausted")
+        try:
+            out[account] = parse_time(when) if at else float("-inf")
+        except ValueError as exc:
+            raise InputError(str(exc), field="--upstream-fast-exhausted") from None
+    return out
 
 
 #: after the drain, how long uvicorn waits for client connections to close (a
@@ -226,6 +244,13 @@ def setup(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fail-rate", type=float, default=0.0,
                    help="share of simulated tasks that fail (default 0)")
     p.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
+    p.add_argument("--upstream-fast-exhausted", action="append", metavar="ACCOUNT[@TIME]",
+                   help="the simulated Midjourney has no fast time left on ACCOUNT (from "
+                   "the ISO time TIME on; default: from the start), whatever the proxy's "
+                   "books say: its fast and turbo jobs there are refused at once, and the "
+                   "proxy re-routes them under the same task id (H4: not charged, the "
+                   "account's fast time set to 0 and flipped to relax, mj_bot_no_fasthour "
+                   "and task_rerouted notifications). Repeat for several accounts"),
     p.add_argument("--max-body", type=int, default=64 * 1024,
                    help="largest request body in bytes (default 65536)")
     p.add_argument("--notify-url", help="account notification webhook URL "

@@ -54,8 +54,10 @@ class Dispatcher:
     def enqueue(self, task: Task, now: float) -> None:
         """Queue a saturated task; it joins the line at ``join``."""
         task.queued = True
-        self._joining.append((task.task_id,
-                              json.dumps({"body": task.body, "created_at": now})))
+        data = {"body": task.body, "created_at": now}
+        if task.reroutes:  # H4: a moved task keeps its creation time and its moves
+            data.update(created_at=task.created_at, reroutes=task.reroutes)
+        self._joining.append((task.task_id, json.dumps(data)))
 
     @property
     def joining(self) -> bool:
@@ -98,10 +100,11 @@ class Dispatcher:
             for task_id, payload in claimed:
                 if saturated:
                     self.queue.put_back(task_id)
-                elif self.store.routed(task_id):  # routed by a process that then died
-                    self.queue.done(task_id)
+                elif not (task := _from_payload(task_id, payload)).reroutes \
+                        and self.store.routed(task_id):  # routed by a process that then died
+                    self.queue.done(task_id)  # (a task re-routed by H4 was routed before)
                 else:
-                    outcome = self._route_one(_from_payload(task_id, payload), now)
+                    outcome = self._route_one(task, now)
                     saturated = outcome is None
                     routed += bool(outcome)
             if saturated:
@@ -146,4 +149,4 @@ class Dispatcher:
 def _from_payload(task_id: str, payload: str) -> Task:
     data = json.loads(payload) if payload else {}
     return Task(task_id, data.get("body"), float(data.get("created_at", time.time())),
-                queued=True)
+                queued=True, reroutes=list(data.get("reroutes") or []))

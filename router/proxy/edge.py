@@ -57,10 +57,10 @@ def parse_update(raw: Any) -> AccountUpdate:
     if not isinstance(raw, Mapping):
         raise ApiError("invalid_request", "expected a JSON object with status, setting "
                        "and/or discord_token")
-    unknown = sorted(set(raw) - {"status", "setting", "discord_token"})
+    unknown = sorted(set(raw) - {"status", "setting", "discord_token", "until"})
     if unknown:
         raise ApiError("invalid_request", f"unknown field(s) {', '.join(unknown)}; "
-                       "allowed: status, setting, discord_token")
+                       "allowed: status, until, setting, discord_token")
     status, setting, token = raw.get("status"), raw.get("setting"), raw.get("discord_token")
     if status is not None and (not isinstance(status, str)
                                or status not in {s.value for s in Status}):
@@ -75,5 +75,10 @@ def parse_update(raw: Any) -> AccountUpdate:
     if status is None and setting is None and token is None:
         raise ApiError("invalid_request", "nothing to change: give status, setting "
                        "and/or discord_token")
+    until = raw.get("until")  # H1: checked against the status and the clock by AccountAdmin
+    if until is not None and not isinstance(until, str):
+        raise ApiError("invalid_request", "until: expected an ISO-8601 UTC time such as "
+                       "2026-12-01T08:00:00Z")
     return AccountUpdate(status=Status(status) if status else None,
-                         setting=Setting(setting) if setting else None, discord_token=token)
+                         setting=Setting(setting) if setting else None, discord_token=token,
+                         until=until)

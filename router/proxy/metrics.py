@@ -2,13 +2,21 @@
 Prometheus text exposition, written by hand (no extra dependency).
 
 Accounts appear by id only; secrets never appear.
+
+Per-account gauges (label ``account``) read the store's snapshot of each account
+(``Store.accounts``): nothing is re-computed here. Cardinality: one series per
+account per gauge (nine gauges, the daily cap only for capped accounts, and
+``byoa_account_status`` carries the status as a label with one series per
+account, value 1), so a pool of N accounts adds at most 9·N series; at thousands
+of accounts, drop the ones you do not chart with ``metric_relabel_configs``.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
-from router.accounts import MS_PER_SECOND
+from router.accounts import MS_PER_HOUR, MS_PER_SECOND
 
 if TYPE_CHECKING:
     from router.proxy.service import TaskService
@@ -79,6 +87,7 @@ def render_metrics(service: TaskService) -> str:
     metric("byoa_route_seconds", "histogram", "Time to route and reserve one submit.")
     lines += service.route_latency.lines("byoa_route_seconds")
     accounts = service.store.accounts()
+    now = time.time()
     gauges = (
         ("byoa_account_in_flight", "Tasks in flight on the account.",
          lambda a: a.in_flight),
@@ -86,15 +95,30 @@ def render_metrics(service: TaskService) -> str:
          lambda a: a.max_in_flight),
         ("byoa_account_fast_seconds_remaining", "Fast time left this period (L0).",
          lambda a: a.fast_ms / MS_PER_SECOND),
+        ("byoa_account_fast_hours_remaining", "Fast hours left this period (L0).",
+         lambda a: a.fast_ms / MS_PER_HOUR),
         ("byoa_account_unreserved_fast_seconds", "Fast time minus reservations (R9).",
          lambda a: a.unreserved_ms / MS_PER_SECOND),
         ("byoa_account_active", "1 when the account's status is active.",
          lambda a: 1 if a.status.value == "active" else 0),
+        ("byoa_account_jobs_today", "Tasks routed to the account this UTC day (H2).",
+         lambda a: a.jobs_on_day(now)),
     )
     for name, help_text, fn in gauges:
         metric(name, "gauge", help_text)
         for acc in accounts:
             lines.append(f'{name}{{account="{_label(acc.id)}"}} {fn(acc)}')
+    metric("byoa_account_max_jobs_per_day", "gauge",
+           "The account's daily cap (H2); capped accounts only.")
+    for acc in accounts:
+        if acc.max_jobs_per_day is not None:
+            lines.append(f'byoa_account_max_jobs_per_day{{account="{_label(acc.id)}"}} '
+                         f"{acc.max_jobs_per_day}")
+    metric("byoa_account_status", "gauge",
+           "1, labelled with the account's status (L5; timed statuses end by H1).")
+    for acc in accounts:
+        lines.append(f'byoa_account_status{{account="{_label(acc.id)}",'
+                     f'status="{acc.status.value}"}} 1')
     webhooks = service.notifier.webhooks
     if webhooks is not None:
         metric("byoa_webhooks_total", "counter", "Webhook deliveries by result.")

@@ -1,8 +1,10 @@
 """``Notifier``: webhooks to the user, for tasks and for account notifications.
 
 Task webhooks go to the task's ``config.webhook_config``; account notifications
-(``mj_bot_no_fasthour``, ``no_active_mj_bot``, ``mj_bot_banned``, ...) go to the
-configured notification URL, each counted as ``notify_<type>``.
+(``mj_bot_no_fasthour``, ``no_active_mj_bot``, ``mj_bot_banned``,
+``account_recovered`` (H1), ``task_rerouted`` (H4), ...) go to the configured
+notification URL, each counted as ``notify_<type>``. A task moved by H4 also
+gets its own webhook then, showing it ``pending`` with ``meta.reroutes``.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import logging
 from typing import Any
 
 from router.accounts import Status
-from router.decision import Notification
+from router.decision import Decision, Notification
 from router.proxy.metrics import Counters
 from router.proxy.tasks import Task, task_data
 from router.proxy.webhooks import WebhookSender, notification_payload, task_payload
-from router.stores.base import AccountStore
+from router.stores.base import AccountStore, HealthStore
+from router.timeutil import format_time
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ MESSAGES = {
                           "(L3)",
     "no_active_mj_bot": "no account in the pool is active (E1)",
     "backups_activated": "backup accounts were activated (B1)",
+    "account_recovered": "account {account} is active again: its timed status ended (H1)",
 }
 
 
@@ -67,11 +71,36 @@ class Notifier:
             self.notify(kind, at, f"account {account_id} is now {status.value}",
                         {"account_id": account_id, "bot_id": bot_id})
 
-    def drain(self) -> None:
-        """Send what the store produced since the last drain."""
+    def task_rerouted(self, task: Task, from_account: str, new: Decision, at: float) -> None:
+        """H4: the task left ``from_account`` (no fast time upstream); where it went."""
+        where = (f"account {new.account_id} as {new.effective_mode.value}"
+                 if new.error is None and new.effective_mode is not None
+                 else "the waiting line (R5)" if new.error is not None
+                 and new.error.code == "pool_saturated"
+                 else f"nowhere ({new.error.code if new.error else 'unknown'})")
+        self.notify("task_rerouted", at,
+                    f"task {task.task_id} was re-routed from account {from_account}, which "
+                    f"has no fast time left upstream, to {where} (H4)",
+                    {"task_id": task.task_id, "from_account_id": from_account,
+                     "account_id": new.account_id,
+                     "effective_mode": new.effective_mode.value if new.effective_mode else None,
+                     "error_code": new.error.code if new.error else None})
+        self.task_finished(task)  # the task's own webhook: pending, meta.reroutes
+
+    def drain(self) -> list[Notification]:
+        """Send what the store produced since the last drain; the notifications."""
         notes, _renewals = self.store.drain()
+        recovered: dict[str, dict[str, Any]] = {}
+        if isinstance(self.store, HealthStore):  # H1: what each recovery ended
+            for r in self.store.drain_recoveries():
+                recovered[r.account_id] = {"status_was": r.status_was.value,
+                                           "recovered_at": format_time(r.at)}
         for note in notes:
-            self.notify(note.type, note.at, *self._describe(note))
+            message, detail = self._describe(note)
+            if note.type == "account_recovered" and note.account_id in recovered:
+                detail.update(recovered[note.account_id])
+            self.notify(note.type, note.at, message, detail)
+        return notes
 
     def notify(self, kind: str, at: float, message: str, detail: dict[str, Any]) -> None:
         self.counters.count(f"notify_{kind}")

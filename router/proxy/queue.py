@@ -39,6 +39,11 @@ class TaskQueue(Protocol):
 
     def length(self) -> int: ...
 
+    def position(self, task_id: str) -> int | None:
+        """A waiting task's place: 1 is the next to be routed (claimed tasks, being
+        routed now, count as ahead); None when it is not waiting."""
+        ...
+
     def sweep(self) -> int:
         """Put expired claims back in line; how many."""
         ...
@@ -89,6 +94,14 @@ class LocalQueue:
 
     def length(self) -> int:
         return len(self._line) + len(self._claimed)
+
+    def position(self, task_id: str) -> int | None:
+        if task_id in self._claimed:
+            return 1
+        seq = self._where.get(task_id)
+        if seq is None or seq not in self._line:
+            return None
+        return len(self._claimed) + self._line.index(seq) + 1
 
     def sweep(self) -> int:
         return 0
@@ -187,6 +200,16 @@ class RedisQueue:
         pipe.zcard(self.keys[1])
         a, b = pipe.execute()
         return int(a) + int(b)
+
+    def position(self, task_id: str) -> int | None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zrank(self.keys[0], task_id)
+        pipe.zcard(self.keys[1])
+        pipe.zscore(self.keys[1], task_id)
+        rank, claimed, mine = pipe.execute()
+        if mine is not None:
+            return 1
+        return None if rank is None else int(claimed) + int(rank) + 1
 
     def sweep(self) -> int:
         return int(self._sweep(keys=self.keys, args=[repr(self.clock())]))

@@ -2,13 +2,16 @@
 
 A record (the task's GoAPI ``data`` as JSON) is written to the store for every
 process to read; the writes of one event-loop turn go together (one pipeline
-for the Redis store). Finished tasks are kept in memory up to a limit.
+for the Redis store). Finished tasks are kept in memory up to a limit. A task waiting
+in the line (R5) is shown with its place and an estimated start (``placement``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from router.proxy.batcher import TurnBatcher
@@ -26,6 +29,8 @@ class TaskRecords:
         self._finished: list[str] = []
         self._writes: TurnBatcher[tuple[str, str], None] = TurnBatcher(
             self._write, name="task records")
+        #: a waiting task's ``queue_position`` and ``estimated_start_at`` (R5)
+        self.placement: Callable[[str, float], dict[str, Any]] | None = None
 
     def _write(self, items: list[tuple[str, str]]) -> list[Exception | None]:
         self.store.put_records(dict(items))  # a later write of one task wins
@@ -53,7 +58,7 @@ class TaskRecords:
         if task is not None:
             return task_data(task)
         raw = self._unflushed(task_id) or self.store.get_record(task_id)
-        return None if raw is None else dict(json.loads(raw))
+        return None if raw is None else self._placed(dict(json.loads(raw)))
 
     async def fetch(self, task_id: str) -> dict[str, Any] | None:
         """``get`` with the store's read in a worker thread, off the event loop."""
@@ -62,7 +67,16 @@ class TaskRecords:
             return task_data(task)
         raw = self._unflushed(task_id) or await asyncio.to_thread(self.store.get_record,
                                                                   task_id)
-        return None if raw is None else dict(json.loads(raw))
+        if raw is None:
+            return None
+        data = dict(json.loads(raw))
+        return await asyncio.to_thread(self._placed, data) if _waiting(data) else data
+
+    def _placed(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A waiting task's record with its place in the line and estimated start."""
+        if self.placement is not None and _waiting(data):
+            data["meta"].update(self.placement(str(data.get("task_id")), time.time()))
+        return data
 
     def _unflushed(self, task_id: str) -> str | None:
         return next((data for tid, data in reversed(self._writes.pending) if tid == task_id),
@@ -80,3 +94,9 @@ class TaskRecords:
     def forget(self, task: Task) -> None:
         """A task that now belongs to another process: no longer ours to show."""
         self.live.pop(task.task_id, None)
+
+
+def _waiting(data: dict[str, Any]) -> bool:
+    """A record of a task that waits in the line (R5)."""
+    meta = data.get("meta")
+    return data.get("status") == "pending" and isinstance(meta, dict) and bool(meta.get("queued"))

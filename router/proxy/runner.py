@@ -48,7 +48,8 @@ class TaskRunner:
                  start_delay: float, finished: Callable[[Task], None],
                  dropped: Callable[[Task], None],
                  save: Callable[[Task], None] = lambda task: None,
-                 flush: Callable[[], None] = lambda: None) -> None:
+                 flush: Callable[[], None] = lambda: None,
+                 refused: Callable[[Task, UpstreamResult, float], bool] | None = None) -> None:
         self.store = store
         self.upstream = upstream
         self.counters = counters
@@ -57,6 +58,9 @@ class TaskRunner:
         self.dropped = dropped  # adopted by another process before it started here
         self.save = save  # posts a task's record (written at ``flush``)
         self.flush = flush
+        #: H4: takes a result the upstream refused for lack of fast time (True: the
+        #: task was re-routed and does not finish here)
+        self.refused = refused
         self._running: dict[asyncio.Task[None], Task] = {}
         self._completions: TurnBatcher[tuple[str, float], Outcome] = TurnBatcher(
             self._complete_many, name="completions")
@@ -129,6 +133,9 @@ class TaskRunner:
         try:
             res = await self.upstream.run(job, task.body, task.started_at)
             now = time.time()
+            if res.reason is not None and self.refused is not None \
+                    and self.refused(task, res, now):
+                return  # H4: re-routed under the same id
             self._record_result(task, res, now)
             if d.account_id is not None:  # P1 public tasks are not ours to charge
                 if res.ok:

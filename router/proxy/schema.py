@@ -50,6 +50,11 @@ class AccountUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     status: Status | None = None
+    until: str | None = Field(
+        default=None, examples=["2026-12-01T23:00:00Z"],
+        description="H1: with status disabled, banned or captcha_required, an ISO-8601 time "
+                    "in the future at which the account becomes active again "
+                    "(account_recovered)")
     setting: Setting | None = None
     discord_token: str | None = Field(default=None, description="write-only")
 

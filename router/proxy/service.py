@@ -7,7 +7,9 @@ flip and renewal comes from the store, i.e. from ``router.engine`` and
 ``router.ledger``; ``TaskService`` only sequences them in real time, with one
 helper per job: ``TaskRecords`` (task records), ``Dispatcher`` (the waiting
 line), ``TaskRunner`` (running and charging), ``Notifier`` (webhooks),
-``AccountAdmin`` (account endpoints).
+``AccountAdmin`` (account endpoints), ``Rerouter`` (a task the upstream refused
+for lack of fast time moves, H4), ``LineEstimate`` (a waiting task's place and
+estimated start, R5).
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from router.proxy.metrics import Counters, Histogram
 from router.proxy.notices import Notifier
 from router.proxy.queue import LocalQueue, TaskQueue
 from router.proxy.records import TaskRecords
+from router.proxy.reroute import Rerouter
 from router.proxy.runner import TaskRunner
 from router.proxy.tasks import Task, task_data
 from router.proxy.upstream import Upstream
+from router.proxy.waiting import LineEstimate
 from router.stores.base import Adoption, Store
 from router.timeutil import parse_time
 
@@ -84,6 +88,12 @@ class TaskService:
                                self.counters, limit=config.queue_limit, route=self._route,
                                routed=self._routed, rejected=self._rejected)
         self.admin = AccountAdmin(store, self.notifier, self.line.wake)
+        self.rerouter = Rerouter(store, self.notifier, self.counters, routed=self._routed,
+                                 queue=self._requeue, rejected=self._rejected,
+                                 finished=self._finished)
+        self.runner.refused = self.rerouter.take  # H4
+        self.waiting = LineEstimate(self.queue.position)
+        self.records.placement = self.waiting.placement  # R5: place and estimated start
         self._submits: TurnBatcher[Task, Answer] = TurnBatcher(self._submit_many,
                                                                name="submits")
         self._loops: list[asyncio.Task[None]] = []
@@ -221,6 +231,15 @@ class TaskService:
         self.records.register(task)
         self.runner.start(task)
 
+    def _requeue(self, task: Task, now: float) -> None:
+        """H4: a re-routed task that found no room waits in the line (R5), its record
+        (with ``meta.reroutes``) written first; the line, not this process, holds it."""
+        task.queued = True
+        self.records.save(task)
+        self.records.forget(task)
+        self.line.enqueue(task, now)
+        self._let_queued_in()
+
     def _count_rejected(self, task: Task, d: Decision) -> None:
         assert d.error is not None
         self.counters.count(f"rejected_{d.error.code}")
@@ -234,6 +253,7 @@ class TaskService:
 
     def _finished(self, task: Task) -> None:
         task.ended_at = task.ended_at or time.time()
+        self.waiting.finished(task)
         self.records.save(task)
         self.notifier.task_finished(task)
         self.notifier.drain()
@@ -254,7 +274,8 @@ class TaskService:
         for a in self.store.take_adopted():
             self._adopt(a)
         self.counters.count("adopted", len(adopted))
-        self.notifier.drain()
+        if any(n.type == "account_recovered" for n in self.notifier.drain()):
+            self.line.wake()  # H1: an account is back, the line may move
         return adopted
 
     def _adopt(self, a: Adoption) -> None:
@@ -337,8 +358,8 @@ class TaskService:
         return self.admin.accounts()
 
     def set_account(self, account_id: str, status: Status | None, setting: Setting | None,
-                    secrets: Mapping[str, str]) -> dict[str, Any]:
-        return self.admin.set_account(account_id, status, setting, secrets)
+                    secrets: Mapping[str, str], *, until: str | None = None) -> dict[str, Any]:
+        return self.admin.set_account(account_id, status, setting, secrets, until=until)
 
 
 def _decision(a: Adoption, meta: dict[str, Any]) -> Decision:

@@ -28,6 +28,8 @@ class Task:
     gpu_seconds: float | None = None
     charged_seconds: float | None = None
     note: str | None = None
+    #: H4: each move of the task after its account ran out of fast time upstream
+    reroutes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def task_type(self) -> str:
@@ -75,6 +77,8 @@ def task_data(t: Task) -> dict[str, Any]:
         meta["usage"] = {"gpu_seconds": t.gpu_seconds, "charged_seconds": t.charged_seconds}
     if t.note:
         meta["note"] = t.note
+    if t.reroutes:  # H4: only where it applies
+        meta["reroutes"] = t.reroutes
     output = _empty_output()
     output.update(t.output)
     endpoint, _secret = t.webhook()
@@ -106,4 +110,15 @@ def account_view(acc: Account, secrets: list[str]) -> dict[str, Any]:
         "flipped_to_relax": acc.flipped_from is not None,
         "next_renewal_at": format_time(acc.next_renewal_at) if acc.next_renewal_at else None,
         "secrets": secrets,
+    }
+
+
+def health_view(acc: Account, recovers_at: float | None, now: float) -> dict[str, Any]:
+    """H1–H3 fields of an account's view, from the store's state: when a timed status
+    ends, the daily cap and the tasks routed today (UTC), the minimum gap."""
+    return {
+        "recovers_at": format_time(recovers_at) if recovers_at is not None else None,
+        "max_jobs_per_day": acc.max_jobs_per_day,
+        "jobs_today": acc.jobs_on_day(now),
+        "min_gap_seconds": acc.min_gap_s,
     }

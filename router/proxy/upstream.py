@@ -18,6 +18,13 @@ jitter drawn from the reference; the wall time is that GPU time in fast, a
 quarter of it in turbo (about four times the speed) and twice it plus a queue
 wait in relax, all divided by ``speedup``. The reported ``gpu_seconds`` is the
 fast-equivalent GPU time; the ledger charges twice it for turbo (L1).
+
+Running out of fast time before the proxy's books say so (H4): ``fast_exhausted``
+names accounts on which Midjourney has no fast time left, each from a time on
+(``byoa serve --upstream-fast-exhausted ACCOUNT[@TIME]``). A fast or turbo job
+on such an account that starts at or after that time is refused at once with
+``reason`` ``fast_exhausted`` (no GPU time); relax jobs run as usual. This too
+is a function of (job reference, start time), so every process agrees.
 """
 
 from __future__ import annotations
@@ -38,6 +45,12 @@ class UpstreamResult:
     gpu_seconds: float
     output: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    #: why the upstream refused the job: ``fast_exhausted`` (H4) or None
+    reason: str | None = None
+
+
+#: ``UpstreamResult.reason`` when Midjourney has no fast time left for the job (H4)
+FAST_EXHAUSTED = "fast_exhausted"
 
 
 class Upstream(Protocol):
@@ -60,8 +73,11 @@ class SimulatedUpstream:
 
     def __init__(self, *, speedup: float = 60.0, seed: int = 0, fail_rate: float = 0.0,
                  jitter: float = 0.2, relax_wait_seconds: float = 30.0,
-                 gpu_seconds: Mapping[str, float] | None = None) -> None:
+                 gpu_seconds: Mapping[str, float] | None = None,
+                 fast_exhausted: Mapping[str, float] | None = None) -> None:
         self.speedup = speedup
+        #: H4: account id -> the time from which Midjourney has no fast time for it
+        self.fast_exhausted: dict[str, float] = dict(fast_exhausted or {})
         self.seed = seed
         self.fail_rate = fail_rate
         self.jitter = jitter
@@ -76,14 +92,28 @@ class SimulatedUpstream:
         h = hashlib.sha256(f"{self.seed}|{what}|{job}".encode()).digest()
         return int.from_bytes(h[:8], "big") / 2**64
 
+    def exhaust(self, account_id: str, since: float = float("-inf")) -> None:
+        """H4: from ``since`` on, refuse fast and turbo jobs on ``account_id``."""
+        self.fast_exhausted[account_id] = since
+
+    def refuses_fast(self, account_id: str, mode: Mode, started_at: float) -> bool:
+        """True when a ``mode`` job started at ``started_at`` finds no fast time (H4)."""
+        since = self.fast_exhausted.get(account_id)
+        return mode is not Mode.RELAX and since is not None and started_at >= since
+
     def gpu_for(self, job: str, task_type: str) -> float:
         base = self.gpu.get(task_type, 60.0)
         u = self._draw(job, "gpu")
         return round(base * (1 - self.jitter + 2 * self.jitter * u), 3)
 
     async def run(self, job: str, body: Mapping[str, Any], started_at: float) -> UpstreamResult:
-        _sim, task_type, mode_s, _acc, task_id = job.split(":", 4)
+        _sim, task_type, mode_s, account_id, task_id = job.split(":", 4)
         mode = Mode(mode_s)
+        if self.refuses_fast(account_id, mode, started_at):  # refused when submitted
+            await asyncio.sleep(max(0.0, started_at - time.time()))
+            return UpstreamResult(False, 0.0, reason=FAST_EXHAUSTED,
+                                  error=f"Midjourney reports no fast time left on account "
+                                        f"{account_id}")
         gpu = self.gpu_for(job, task_type)
         wall = gpu * WALL_FACTOR[mode] + (self.relax_wait if mode is Mode.RELAX else 0.0)
         end = started_at + wall / self.speedup

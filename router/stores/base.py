@@ -15,10 +15,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from router.accounts import Account, Mode, Setting, Status
-from router.decision import Decision, Notification, Outcome, Renewal
+from router.decision import Decision, Notification, Outcome, Recovery, Renewal
 from router.errors import NotInFlight
 from router.ledger import Policy
 
@@ -136,6 +136,36 @@ class RecordStore(Protocol):
         ...
 
     def get_record(self, task_id: str) -> str | None: ...
+
+
+@runtime_checkable
+class HealthStore(Protocol):
+    """H1 and H4 for an embedding, where a store implements them (``MemoryStore``).
+
+    A separate protocol so that a store without them still is a ``Store``; the
+    proxy checks ``isinstance(store, HealthStore)`` and says so when it is not."""
+
+    def set_status_until(self, account_id: str, status: Status, now: float,
+                         until: float) -> Account:
+        """H1: ``set_status`` with a return to ``active`` at ``until`` (``account_recovered``
+        among the next drain's notifications); raises ``ValueError`` for a status other
+        than disabled, banned or captcha_required, or ``until`` not after ``now``."""
+        ...
+
+    def fail_fast_exhausted(self, task_id: str, now: float) -> tuple[Outcome, Decision | None]:
+        """H4: ``fail`` with ``reason: fast_exhausted``: no charge, fast time to 0, the L3
+        flip, and the new decision for the same task id (reserved when accepted; None
+        for a task that ran as relax: an ordinary fail). Raises ``NotInFlight``."""
+        ...
+
+    def drain_recoveries(self) -> list[Recovery]:
+        """H1: the recoveries since the last call, in time order."""
+        ...
+
+    def pending_recoveries(self) -> dict[str, float]:
+        """H1: account id -> the time it becomes active again, for the accounts with a
+        timed status."""
+        ...
 
 
 class Store(AccountStore, RecordStore, Protocol):

@@ -30,7 +30,7 @@ def period_to_json(p: PeriodRecord | None) -> str:
         "allowance_ms": p.allowance_ms, "used_ms": p.used_ms, "expired_ms": p.expired_ms,
         "overdraft_ms": p.overdraft_ms, "flipped_at": p.flipped_at,
         "setting_at_end": p.setting_at_end.value if p.setting_at_end else None,
-        "flipped_at_end": p.flipped_at_end,
+        "flipped_at_end": p.flipped_at_end, "corrected_ms": p.corrected_ms,
     }, separators=(",", ":"))
 
 
@@ -67,9 +67,23 @@ def account_to_hash(acc: Account) -> dict[str, str]:
         "win_end": "" if w is None else str(w.end_s),
         "order": str(acc.order), "in_flight": str(acc.in_flight),
         "reserved_ms": str(acc.reserved_ms), "lver": "0",
+        **pacing_fields(acc),
     }
     h.update(ledger_fields(acc))
     return h
+
+
+def pacing_fields(acc: Account) -> dict[str, str]:
+    """H2/H3: the cap and gap (set when the accounts are loaded) and the counters
+    the reservation script keeps: the UTC day counted, the tasks routed to the
+    account that day and when the last one was routed. ``recover_at`` (H1) is the
+    pending recovery of a timed status, written by ``set_status``."""
+    return {
+        "max_jobs_day": "" if acc.max_jobs_per_day is None else str(acc.max_jobs_per_day),
+        "min_gap": repr(float(acc.min_gap_s)),
+        "jobs_day": str(acc.jobs_day), "jobs_today": str(acc.jobs_today),
+        "last_routed": _f(acc.last_routed_at), "recover_at": "",
+    }
 
 
 def apply_hash(acc: Account, h: dict[str, str]) -> None:
@@ -84,9 +98,18 @@ def apply_hash(acc: Account, h: dict[str, str]) -> None:
     acc.in_flight = int(h["in_flight"])
     acc.reserved_ms = int(h["reserved_ms"])
     acc.renews_at = _uf(h["renews_at"])
+    if "jobs_day" in h:  # H2/H3: kept by the reservation script
+        acc.jobs_day = int(h["jobs_day"])
+        acc.jobs_today = int(h["jobs_today"])
+        acc.last_routed_at = _uf(h["last_routed"])
     if "win_start" in h:  # T1: a window changed in Redis reaches every mirror
         acc.inactive_window = (InactiveWindow(int(h["win_start"]), int(h["win_end"]))
                                if h["win_start"] != "" else None)
+
+
+def recover_at(h: dict[str, str]) -> float | None:
+    """H1: the time a timed status ends (None: no pending recovery)."""
+    return _uf(h.get("recover_at", ""))
 
 
 def account_from_hash(h: dict[str, str]) -> Account:
@@ -94,6 +117,8 @@ def account_from_hash(h: dict[str, str]) -> Account:
         id=h["id"], plan=Plan(h["plan"]), weight=float(h["weight"]), backup=h["backup"] == "1",
         max_in_flight=int(h["max_in_flight"]),
         bot_id=int(h["bot_id"]) if h["bot_id"] else None, order=int(h["order"]),
+        max_jobs_per_day=int(h["max_jobs_day"]) if h.get("max_jobs_day") else None,
+        min_gap_s=float(h.get("min_gap") or 0.0),
     )
     apply_hash(acc, h)
     return acc

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from router.accounts import Account, Setting, Status
-from router.decision import Decision, Notification, Outcome, Renewal
+from router.decision import Decision, Notification, Outcome, Recovery, Renewal
 from router.errors import NotInFlight, UnknownAccount
 from router.ledger import Policy
 from router.pool import Pool
@@ -99,6 +99,19 @@ class MemoryStore:
     def set_setting(self, account_id: str, setting: Setting, now: float) -> Account:
         return copy.copy(self.pool.set_setting(account_id, setting, now))
 
+    def set_status_until(self, account_id: str, status: Status, now: float,
+                         until: float) -> Account:
+        return copy.copy(self.pool.set_status(account_id, status, now, until))  # H1
+
+    def fail_fast_exhausted(self, task_id: str, now: float) -> tuple[Outcome, Decision | None]:
+        return self.pool.fail_fast_exhausted(task_id, now)  # H4
+
+    def drain_recoveries(self) -> list[Recovery]:
+        return self.pool.drain_recoveries()
+
+    def pending_recoveries(self) -> dict[str, float]:
+        return dict(self.pool.ledger.pending_recovery)
+
     def advance(self, now: float) -> None:
         self.pool.advance(now)
 
@@ -109,6 +122,7 @@ class MemoryStore:
         return self.pool.drain()
 
     def maintain(self, now: float) -> list[str]:
+        self.pool.advance(now)  # L6/H1: renewals and recoveries due, without traffic
         return []
 
     def keeps_secrets(self) -> bool:

@@ -27,7 +27,8 @@ from router.stores.redis_pool import PoolEvents
 
 log = logging.getLogger(__name__)
 
-FINAL = {"complete": "completed", "fail": "failed", "cancel": "cancelled"}
+FINAL = {"complete": "completed", "fail": "failed", "cancel": "cancelled",
+         "exhausted": "rerouted"}
 
 
 def not_in_flight(verb: str, task_id: str, why: str) -> NotInFlight:
@@ -61,11 +62,24 @@ class Finisher:
     # ---------------------------------------------------------------- one task
     def finish(self, task_id: str, now: float, verb: str, gpu_ms: int) -> Outcome:
         """Run the ledger's complete/fail for ``verb`` and write it with a CAS."""
+        return self.finish_task(task_id, now, verb, gpu_ms)[0]
+
+    def finish_task(self, task_id: str, now: float, verb: str,
+                    gpu_ms: int) -> tuple[Outcome, InFlight, list[str]]:
+        """``finish``, with the task as it was in flight and the script's answer
+        (``[1, lver, body, estimate]``). ``verb`` ``exhausted`` is H4's fail: the
+        ledger's ``fail_fast_exhausted`` (no charge, fast time zeroed as a
+        correction, L3's flip), written by the same CAS; the task is left
+        ``rerouted`` for the caller to route again (a relax task: ``failed``)."""
         self.pool.advance(now)
-        task = self.mine.get(task_id) or self._read_in_flight(task_id, verb)
+        named = "fail" if verb == "exhausted" else verb
+        task = self.mine.get(task_id) or self._read_in_flight(task_id, named)
         acc_id = task.account_id
         ledger = self.mirror.ledger
         acc = ledger.accounts[acc_id]
+        final = FINAL[verb]
+        if verb == "exhausted" and task.mode is Mode.RELAX:
+            final = "failed"  # H4 does not apply to a relax task: an ordinary fail
         while True:
             in_flight, reserved = acc.in_flight, acc.reserved_ms
             ledger.tasks[task_id] = task
@@ -73,24 +87,26 @@ class Finisher:
             n = len(ledger.notifications)
             if verb == "complete":
                 out = ledger.complete(task_id, gpu_ms, now)
+            elif verb == "exhausted":
+                out, _ = ledger.fail_fast_exhausted(task_id, now)
             else:
                 out = ledger.fail(task_id, now, verb=verb)
             changed = {k: v for k, v in ledger_fields(acc).items() if before[k] != v}
-            res = self._send(task, FINAL[verb], out, changed)
+            res = self._send(task, final, out, changed)
             code = int(res[0])
             if code == 1:
                 if changed:  # the CAS held: our fields are exactly Redis' at this lver
                     self.mirror.lver[acc_id] = str(res[1])
                 self.mine.pop(task_id, None)
                 self.pool.evaluate(now)
-                return out
+                return out, task, [str(x) for x in res]
             del ledger.notifications[n:]
             if code == 0:
                 acc.in_flight, acc.reserved_ms = in_flight, reserved
                 self.mine.pop(task_id, None)
                 self.mirror.refresh_account(acc_id)
                 why = "its lease expired" if str(res[1]) == "expired" else "already finished"
-                raise not_in_flight(verb, task_id, why)
+                raise not_in_flight(named, task_id, why)
             log.debug("%s of %s raced on %s; recomputing", verb, task_id, acc_id)
             self.mirror.write(acc_id, pairs(res[2:]))
 

@@ -14,7 +14,7 @@ import redis
 
 from router.errors import InputError
 from router.ledger import Ledger
-from router.stores.codec import account_from_hash, apply_hash, policy_from_json
+from router.stores.codec import account_from_hash, apply_hash, policy_from_json, recover_at
 from router.stores.redis_keys import Keys
 
 
@@ -29,7 +29,7 @@ class Mirror:
         self.clock = clock
         self.lver: dict[str, str] = {}
         self.ids: list[str] = []
-        self.next_due = float("inf")  # the earliest renewal (L4) of any account
+        self.next_due = float("inf")  # the earliest renewal (L4) or recovery (H1)
         self.refreshed_at = 0.0
         self.ledger = self._read()
 
@@ -50,7 +50,8 @@ class Mirror:
         ledger = Ledger(accounts, policy_from_json(str(raw_policy)))
         ledger.started = True
         ledger.backups_active = bool(res[-1])
-        for acc in accounts:
+        for acc, h in zip(accounts, res[:-1], strict=True):
+            _pending(ledger, acc.id, h)
             ledger.touch(acc)
         self.refreshed_at = self.clock()
         self._update_next_due(ledger)
@@ -59,6 +60,7 @@ class Mirror:
     def _update_next_due(self, ledger: Ledger) -> None:
         dues = [a.next_renewal_at for a in ledger.accounts.values()
                 if a.next_renewal_at is not None]
+        dues += ledger.pending_recovery.values()  # H1
         self.next_due = min(dues) if dues else float("inf")
 
     def update_next_due(self) -> None:
@@ -95,6 +97,7 @@ class Mirror:
         ledger = self.ledger
         acc = ledger.accounts[acc_id]
         apply_hash(acc, h)
+        _pending(ledger, acc_id, h)
         self.lver[acc_id] = h["lver"]
         if ledger.backups_active and h.get("backup") == "1" and h.get("dormant") == "1":
             ledger.backups_active = False
@@ -102,9 +105,20 @@ class Mirror:
                 if other.backup:
                     ledger.touch(other)
         ledger.touch(acc)
+        if acc_id in ledger.pending_recovery:
+            self.next_due = min(self.next_due, ledger.pending_recovery[acc_id])
 
     def refresh_account(self, acc_id: str) -> dict[str, str]:
         """Re-read one account; the hash as read."""
         h = {str(k): str(v) for k, v in self.r.hgetall(self.keys.acc(acc_id)).items()}
         self.write(acc_id, h)
         return h
+
+
+def _pending(ledger: Ledger, acc_id: str, h: dict[str, str]) -> None:
+    """H1: the account's pending recovery as Redis has it (set, replaced or gone)."""
+    until = recover_at(h)
+    if until is None:
+        ledger.pending_recovery.pop(acc_id, None)
+    else:
+        ledger.pending_recovery[acc_id] = until

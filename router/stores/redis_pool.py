@@ -2,7 +2,11 @@
 
 Due renewals (L6/L4) run the ledger's own rule on the freshly read account and
 are written with a compare-and-set on its ``lver``: however many processes see
-the moment, one renewal happens. Backup activation (B1) and
+the moment, one renewal happens. Due recoveries of timed statuses (H1) are
+claimed by ``scripts.RECOVER``, which flips the status only while the pending
+recovery is still the one at that time; the one process that flips it runs the
+ledger's own rule on its mirror and announces ``account_recovered``. Both kinds
+are applied in time order, a renewal first on ties (L6, H1). Backup activation (B1) and
 ``no_active_mj_bot`` are claimed with ``SET NX``, so one process announces them;
 B1 also clears each backup's ``dormant`` flag, which the reservation script
 re-checks.
@@ -14,6 +18,7 @@ import logging
 
 import redis
 
+from router.accounts import Status
 from router.stores import scripts
 from router.stores.codec import ledger_fields, period_to_json
 from router.stores.redis_keys import Keys, flatten
@@ -30,6 +35,7 @@ class PoolEvents:
         self.keys = keys
         self.mirror = mirror
         self._apply = client.register_script(scripts.APPLY)
+        self._recover = client.register_script(scripts.RECOVER)
         self._saw_no_active = False
 
     def evaluate(self, now: float) -> None:
@@ -73,16 +79,40 @@ class PoolEvents:
         pipe.execute()
 
     def advance(self, now: float) -> None:
-        """L6/L4: due renewals, each applied once across processes (CAS), then B1."""
+        """L6/L4/H1: due renewals and recoveries in time order (a renewal first on
+        ties), each applied once across processes, then B1."""
         if now >= self.mirror.next_due:
             while True:
-                due = [(a.next_renewal_at, a.id) for a in self.mirror.ledger.accounts.values()
+                ledger = self.mirror.ledger
+                due = [(a.next_renewal_at, 0, a.id) for a in ledger.accounts.values()
                        if a.next_renewal_at is not None and a.next_renewal_at <= now]
+                due += [(at, 1, acc_id) for acc_id, at in ledger.pending_recovery.items()
+                        if at <= now]
                 if not due:
                     break
-                self._renew_one(min(due)[1], now)
+                at, kind, acc_id = min(due)
+                if kind == 0:
+                    self._renew_one(acc_id, now)
+                else:
+                    self._recover_one(acc_id, at)
             self.mirror.update_next_due()
         self.evaluate(now)
+
+    def _recover_one(self, acc_id: str, at: float) -> None:
+        """H1: recover ``acc_id`` at ``at`` if no other process did it first."""
+        res = self._recover(keys=[self.keys.acc(acc_id)], args=[repr(at)])
+        if int(res[0]) != 1:  # recovered elsewhere, or replaced: believe Redis
+            self.mirror.refresh_account(acc_id)
+            return
+        ledger = self.mirror.ledger
+        acc = ledger.accounts[acc_id]
+        acc.status = Status(str(res[1]))  # the status it had in Redis
+        ledger.pending_recovery[acc_id] = at
+        ledger._recover(acc_id, at)  # the H1 rule itself: active, notification
+        if self.mirror.lver.get(acc_id) == str(int(res[2]) - 1):
+            self.mirror.lver[acc_id] = str(res[2])  # the mirror held the version before
+        else:
+            self.mirror.refresh_account(acc_id)  # it was stale: read the account afresh
 
     def _renew_one(self, acc_id: str, now: float) -> None:
         while True:

@@ -4,14 +4,18 @@ Each task is routed on the mirror by ``router.engine.route`` as if the ones
 before it in the batch were already reserved (exactly what one process would
 decide); then all reservations go to Redis in one pipeline, and each
 reservation script (``scripts.RESERVE``) re-checks its account (status, room,
-backup dormancy B1 and the inactive window T1 at the moment it runs, and for
-fast/turbo the setting and unreserved fast time, R1/R2). A task that lost a
+backup dormancy B1 and the inactive window T1 at the moment it runs, for
+fast/turbo the setting and unreserved fast time, R1/R2, and for a root task the
+account's daily cap H2 and minimum gap H3 on the shared counters, which it
+updates in the same step). A task that lost a
 race refreshes that account from the script's answer and is routed again in
 the next round, at the time of that round (the routing time plus the time
 spent since), which is the router trying the next account in its order.
 
 The request body is kept on the reservation, so that a process that adopts
-the task after its owner died can route it again (``redis_leases``).
+the task after its owner died can route it again (``redis_leases``), and so is
+the estimate, for ``reroute`` (H4: the same task id routed again after its
+account reported no fast time).
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ class Reserver:
         self.clock = clock
         self._reserve = client.register_script(scripts.RESERVE)
         self.lost_races = 0
+        self._day_floor = 0.0  # the earliest routing time of the current rounds (H2)
 
     def submit_many(self, items: list[tuple[str, Any, float | None]],
                     now: float) -> list[Decision]:
@@ -85,23 +90,53 @@ class Reserver:
         self.mirror.maybe_refresh()
         self.pool.advance(now)
         batch = _Batch([None] * len(items))
-        todo = self._parse(items, batch)
-        c0 = self.clock()
-        for k in range(2 * len(self.mirror.ids) + 4):
-            if not todo:
-                break
-            at = now if k == 0 else now + max(0.0, self.clock() - c0)
-            todo = self._round(todo, at, batch, c0 + (at - now))
-        for i, task_id, _req, _est, _body in todo:
-            batch.out[i] = Decision(task_id, error=PoolSaturated(
-                "every choice was taken by another process while reserving (R5); retry "
-                "when an account frees", "R5").as_error())
+        self._rounds(self._parse(items, batch), now, batch)
         rejected = [d.task_id for d in batch.out if d is not None and d.error is not None
                     and d.task_id in batch.wrote]
         if rejected:
             self.r.delete(*[self.keys.parent(t) for t in rejected])
         self.pool.evaluate(now)
         return [d for d in batch.out if d is not None]
+
+    def reroute(self, task_id: str, body: str, estimate_ms: int | None,
+                now: float) -> Decision:
+        """H4: route ``task_id`` again at ``now`` as a new decision (its earlier
+        reservation was released by the fail). When the new decision is an
+        error, the task keeps its earlier parent record, as in the ledger (M5)."""
+        req = parse_request(json.loads(body))
+        if req.is_child and req.origin_task_id:
+            self._load_parent(req.origin_task_id)
+        old = self.r.get(self.keys.parent(task_id))
+        batch = _Batch([None])
+        self._rounds([(0, task_id, req, estimate_ms, body)], now, batch, reroute=True)
+        d = batch.out[0]
+        assert d is not None
+        if d.error is not None and old is not None:
+            acc_id, _, mode = str(old).partition("|")
+            self.mirror.ledger.parents[task_id] = Parent(acc_id == "", acc_id or None,
+                                                         Mode(mode))
+            if task_id in batch.wrote:
+                self.r.set(self.keys.parent(task_id), old, ex=self.done_ttl)
+        self.pool.evaluate(now)
+        return d
+
+    def _rounds(self, todo: list[Pending], now: float, batch: _Batch, *,
+                reroute: bool = False) -> None:
+        """Rounds until every task has a decision; lost races route again."""
+        c0 = self.clock()
+        self._day_floor = now
+        for k in range(2 * len(self.mirror.ids) + 4):
+            if not todo:
+                break
+            at = now if k == 0 else now + max(0.0, self.clock() - c0)
+            # H2: another process already counts a later UTC day ('clock'): this
+            # process's routing time catches up with it (time only moves on, L6)
+            at = max(at, self._day_floor)
+            todo = self._round(todo, at, batch, c0 + (at - now), reroute)
+        for i, task_id, _req, _est, _body in todo:
+            batch.out[i] = Decision(task_id, error=PoolSaturated(
+                "every choice was taken by another process while reserving (R5); retry "
+                "when an account frees", "R5").as_error())
 
     def _parse(self, items: list[tuple[str, Any, float | None]], batch: _Batch) -> list[Pending]:
         todo: list[Pending] = []
@@ -131,18 +166,18 @@ class Reserver:
         ledger.parents[origin] = Parent(acc_id == "", acc_id or None, Mode(mode))
 
     def _round(self, todo: list[Pending], now: float, batch: _Batch,
-               c0: float) -> list[Pending]:
+               c0: float, reroute: bool) -> list[Pending]:
         """Route and send one round at ``now`` (the clock read ``c0`` at ``now``);
         what is left for the next one, in order."""
         pipe = self.r.pipeline(transaction=False)
-        sent = self._send(todo, now, batch, pipe, c0)
+        sent = self._send(todo, now, batch, pipe, c0, reroute)
         results = pipe.execute() if len(pipe) else []
         answers = [r for r in results if isinstance(r, list)]  # the scripts' answers
         retry = self._settle(todo, sent.sent, answers, batch)
         return sorted(retry + sent.later)
 
     def _send(self, todo: list[Pending], now: float, batch: _Batch,
-              pipe: redis.client.Pipeline, c0: float) -> _Round:
+              pipe: redis.client.Pipeline, c0: float, reroute: bool) -> _Round:
         """Route each task on the mirror and queue its writes on ``pipe``."""
         keys, ledger = self.keys, self.mirror.ledger
         rnd = _Round()
@@ -171,7 +206,9 @@ class Reserver:
                           args=[task_id, d.effective_mode.value, d.reserved_ms,
                                 repr(t + self.lease_seconds), self.owner, repr(now),
                                 "1" if d.pinned else "0", body, repr(now),
-                                repr(checked_at)], client=pipe)
+                                repr(checked_at), "" if est is None else str(est),
+                                "1" if reroute else "0", str(int(now // 86_400))],
+                          client=pipe)
             ledger.reserve(d, now)  # optimistic: the next task sees this one
             batch.wrote.add(task_id)
             in_round.add(task_id)
@@ -191,6 +228,8 @@ class Reserver:
             task = ledger.tasks.pop(task_id)
             if int(res[0]) == 1:  # the state right after this script
                 acc.in_flight, acc.reserved_ms = int(res[1]), int(res[2])
+                acc.jobs_day, acc.jobs_today = int(res[3]), int(res[4])  # H2
+                acc.last_routed_at = float(res[5]) if res[5] != "" else None  # H3
                 self.mine[task_id] = task
                 batch.out[i] = d
                 continue
@@ -198,11 +237,16 @@ class Reserver:
             if str(res[1]) == "duplicate":
                 acc.in_flight -= 1
                 acc.reserved_ms -= d.reserved_ms
+                if acc.paced:  # undo the optimistic H2/H3 counts: read them back
+                    self.mirror.refresh_account(acc.id)
                 batch.out[i] = Decision(task_id, error=InvalidRequest(
                     f"task id {task_id!r} was already submitted", "M0").as_error())
                 continue
             self.lost_races += 1
-            self.mirror.write(acc.id, pairs(res[2:]))
+            fresh = pairs(res[2:])
+            if str(res[1]) == "clock":
+                self._day_floor = max(self._day_floor, int(fresh["jobs_day"]) * 86_400.0)
+            self.mirror.write(acc.id, fresh)
             retry.append(by_index[i])
         for acc_id in touched:
             ledger.touch(ledger.accounts[acc_id])

@@ -14,7 +14,12 @@ what it relied on. The work is shared by one object per job:
 * ``RedisRecords`` (``redis_records``): the proxy's task records and secrets.
 
 User changes (L5) run the ledger's own code on the freshly read account and are
-written with a compare-and-set on the account's ``lver``.
+written with a compare-and-set on the account's ``lver``; a timed status (H1)
+writes its ``recover_at`` in the same step, and ``PoolEvents`` recovers the
+account once across processes. Daily caps and gaps (H2, H3) are counted and
+re-checked on the account's hash by the reservation script. An H4 fail
+(``fail_fast_exhausted``) is one CAS on the account, then an ordinary
+reservation of the same task id.
 
 Keys (``P`` is the prefix): ``P:accounts`` (ids in file order), ``P:policy``,
 ``P:backups_active``, ``P:no_active``, ``P:p:<task>`` (parent record, M5/R7),
@@ -33,8 +38,8 @@ from typing import Any
 
 import redis
 
-from router.accounts import Account, PeriodRecord, Setting, Status, seconds_to_ms
-from router.decision import Decision, Notification, Outcome, Renewal
+from router.accounts import Account, Mode, PeriodRecord, Setting, Status, seconds_to_ms
+from router.decision import Decision, Notification, Outcome, Recovery, Renewal
 from router.errors import NotInFlight, UnknownAccount
 from router.ledger import InFlight, Ledger, Policy
 from router.stores import scripts
@@ -136,9 +141,19 @@ class RedisStore:
     def cancel(self, task_id: str, now: float) -> Outcome:
         return self.finisher.finish(task_id, now, "cancel", 0)
 
+    def fail_fast_exhausted(self, task_id: str, now: float) -> tuple[Outcome, Decision | None]:
+        """H4, as ``Pool.fail_fast_exhausted``: one CAS on the account (no charge,
+        fast time zeroed as a correction, L3's flip, at most once however many
+        processes deliver it), then the same task id routed again at ``now``."""
+        out, task, res = self.finisher.finish_task(task_id, now, "exhausted", 0)
+        if task.mode is Mode.RELAX:
+            return out, None
+        est = int(res[3]) if len(res) > 3 and res[3] != "" else None
+        return out, self.reserver.reroute(task_id, res[2], est, now)
+
     # ------------------------------------------------------------ user changes
-    def _user_change(self, account_id: str, now: float,
-                     change: Callable[[Ledger], Account]) -> Account:
+    def _user_change(self, account_id: str, now: float, change: Callable[[Ledger], Account],
+                     extra: dict[str, str] | None = None) -> Account:
         self.advance(now)
         if account_id not in self.ledger.accounts:
             self.refresh()
@@ -148,16 +163,36 @@ class RedisStore:
             h = self.mirror.refresh_account(account_id)
             acc = change(self.ledger)
             ok = self._apply(keys=[self.keys.acc(account_id), self.keys.hist(account_id)],
-                             args=[h["lver"], 0, *flatten(ledger_fields(acc))])
+                             args=[h["lver"], 0, *flatten(ledger_fields(acc)),
+                                   *flatten(extra or {})])
             if int(ok) == 1:
+                self.mirror.update_next_due()  # H1: a recovery may now be pending
                 self.pool.evaluate(now)
                 snap = copy.copy(acc)
                 snap.history = self._history(account_id)
                 return snap
 
     def set_status(self, account_id: str, status: Status, now: float) -> Account:
-        return self._user_change(account_id, now,
-                                 lambda lg: lg.set_status(account_id, Status(status), now))
+        """L5 (and H1: it cancels the account's pending recovery, if any)."""
+        return self._set_status(account_id, status, now, None)
+
+    def set_status_until(self, account_id: str, status: Status, now: float,
+                         until: float) -> Account:
+        """H1 (``HealthStore``): the account returns to ``active`` at ``until``, once
+        across processes (``PoolEvents``), replacing any pending recovery."""
+        return self._set_status(account_id, status, now, until)
+
+    def _set_status(self, account_id: str, status: Status, now: float,
+                    until: float | None) -> Account:
+        return self._user_change(
+            account_id, now, lambda lg: lg.set_status(account_id, Status(status), now, until),
+            {"recover_at": "" if until is None else repr(float(until))})
+
+    def pending_recoveries(self) -> dict[str, float]:
+        """H1: account id -> when its timed status ends, as this process last read
+        them (refreshed at most ``refresh_interval`` ago)."""
+        self.mirror.maybe_refresh()
+        return dict(self.ledger.pending_recovery)
 
     def set_setting(self, account_id: str, setting: Setting, now: float) -> Account:
         return self._user_change(account_id, now,
@@ -181,6 +216,10 @@ class RedisStore:
 
     def drain(self) -> tuple[list[Notification], list[Renewal]]:
         return self.ledger.drain()
+
+    def drain_recoveries(self) -> list[Recovery]:
+        """H1: the recoveries this process applied since the last call."""
+        return self.ledger.drain_recoveries()
 
     def maintain(self, now: float) -> list[str]:
         """Extend this process's leases, adopt expired ones of any owner (their

@@ -13,18 +13,31 @@ from __future__ import annotations
 #: KEYS: account hash, leases zset, task hash.
 #: ARGV: task_id, mode, reserved_ms, lease_until, owner, at, pinned ('1'/'0'),
 #:       body (JSON, kept on the task so that a survivor can route it again),
-#:       created_at, checked_at (when the script is sent: the time T1 is checked at).
+#:       created_at, checked_at (when the script is sent: the time T1 is checked at),
+#:       estimate ms ('' = the policy's, kept for an H4 re-route), reroute ('1':
+#:       the same task id re-routed after an H4 fail), day (the UTC day number of
+#:       ``at``, epoch seconds // 86400, computed in Python).
 #: Re-checks (R1, R2, T1, B1): status active, room, not a dormant backup and not
 #: inside the account's inactive window (both unless pinned, R7), and for
 #: fast/turbo a setting that is not relax and unreserved fast time > 0. A task
-#: hash left ``expired`` by an adoption is reserved again (same task id).
-#: Returns {1, in_flight, reserved_ms} or {0, reason, <the account hash as a
-#: flat list>}.
+#: hash left ``expired`` by an adoption is reserved again (same task id), and one
+#: left ``rerouted`` by an H4 fail when ``reroute`` is '1'.
+#: H2/H3 on the shared counters, for a root task (not pinned, R7): refused when
+#: the account's count for ``day`` has reached ``max_jobs_day`` ('daily_cap'),
+#: when ``at`` is before ``last_routed + min_gap`` ('gap'), or when ``at`` falls
+#: on a UTC day before the one already counted ('clock': another process's clock
+#: went ahead; the caller routes again later). Every task reserved on a paced
+#: account (pinned ones too) adds to the day's count and moves ``last_routed``,
+#: in this script, so two processes can never both take the last job of a day
+#: nor both land inside one gap.
+#: Returns {1, in_flight, reserved_ms, jobs_day, jobs_today, last_routed} or
+#: {0, reason, <the account hash as a flat list>}.
 RESERVE = """
 local acc = KEYS[1]
 local st = redis.call('HMGET', acc, 'status', 'in_flight', 'max_in_flight',
                       'fast_ms', 'reserved_ms', 'setting', 'backup', 'dormant',
-                      'win_start', 'win_end')
+                      'win_start', 'win_end', 'max_jobs_day', 'min_gap', 'jobs_day',
+                      'jobs_today', 'last_routed')
 if not st[1] then return {0, 'unknown_account'} end
 local reason = false
 local pinned = ARGV[7] == '1'
@@ -44,6 +57,20 @@ if not reason and not pinned and st[9] and st[9] ~= '' then
     if s >= a or s < b then reason = 'inactive_window' end
   end
 end
+local cap = st[11] and st[11] ~= '' and tonumber(st[11]) or false
+local gap = tonumber(st[12] or '0') or 0
+local paced = cap or gap > 0
+local day, jday = tonumber(ARGV[13]), tonumber(st[13] or '-1') or -1
+local jobs = tonumber(st[14] or '0') or 0
+if jday ~= day and day > jday then jday, jobs = day, 0 end
+if not reason and paced and not pinned then
+  local at = tonumber(ARGV[6])
+  if day < jday then reason = 'clock'
+  elseif cap and jobs >= cap then reason = 'daily_cap'
+  elseif gap > 0 and st[15] and st[15] ~= '' and at < tonumber(st[15]) + gap then
+    reason = 'gap'
+  end
+end
 if reason then
   local out = {0, reason}
   local all = redis.call('HGETALL', acc)
@@ -51,15 +78,27 @@ if reason then
   return out
 end
 local prev = redis.call('HGET', KEYS[3], 'state')
-if prev and prev ~= 'expired' then return {0, 'duplicate'} end
+if prev and prev ~= 'expired' and not (prev == 'rerouted' and ARGV[12] == '1') then
+  return {0, 'duplicate'}
+end
 if prev then redis.call('DEL', KEYS[3]) end
 local inflight = redis.call('HINCRBY', acc, 'in_flight', 1)
 local reserved = redis.call('HINCRBY', acc, 'reserved_ms', tonumber(ARGV[3]))
+local last = st[15] or ''
+if paced then  -- H2 count and H3 last-routed time, pinned tasks too
+  jobs = jobs + 1
+  if last == '' or tonumber(ARGV[6]) >= tonumber(last) then last = ARGV[6] end
+  redis.call('HSET', acc, 'jobs_day', tostring(jday), 'jobs_today', tostring(jobs),
+             'last_routed', last)
+else
+  jday, jobs = tonumber(st[13] or '-1') or -1, tonumber(st[14] or '0') or 0
+end
 redis.call('HSET', KEYS[3], 'state', 'flight', 'mode', ARGV[2], 'reserved_ms', ARGV[3],
-           'owner', ARGV[5], 'at', ARGV[6], 'body', ARGV[8], 'created', ARGV[9])
+           'owner', ARGV[5], 'at', ARGV[6], 'body', ARGV[8], 'created', ARGV[9],
+           'est', ARGV[11])
 redis.call('PERSIST', KEYS[3])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[4]), ARGV[1])
-return {1, inflight, reserved}
+return {1, inflight, reserved, tostring(jday), tostring(jobs), last}
 """
 
 #: KEYS: task hash.
@@ -81,7 +120,8 @@ return 1
 #: ARGV: task_id, final state, expected lver ('' = no check), done ttl seconds,
 #:       charged ms (kept on the task for audits), then field/value pairs
 #:       computed by router.ledger.
-#: Returns {1, lver} on success, {0, state} if the task is not in flight (an
+#: Returns {1, lver, body, estimate} on success (the request, for an H4 re-route),
+#: {0, state} if the task is not in flight (an
 #: idempotent repeat), {-1, <the account hash as a flat list>} if the account
 #: changed meanwhile (the caller recomputes from it and retries).
 FINISH = """
@@ -104,7 +144,8 @@ end
 redis.call('HSET', KEYS[3], 'state', ARGV[2], 'charged_ms', ARGV[5])
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))
 redis.call('ZREM', KEYS[2], ARGV[1])
-return {1, redis.call('HGET', KEYS[1], 'lver')}
+local extra = redis.call('HMGET', KEYS[3], 'body', 'est')
+return {1, redis.call('HGET', KEYS[1], 'lver'), extra[1] or '', extra[2] or ''}
 """
 
 #: KEYS: account hash, history list.
@@ -168,4 +209,18 @@ for i = 5, #ARGV do
   end
 end
 return out
+"""
+
+#: KEYS: account hash.
+#: ARGV: until (the pending recovery's time, exactly as ``set_status`` wrote it).
+#: H1: the account returns to ``active`` only if its pending recovery is still
+#: the one at ``until`` (a later ``set_status`` replaces or cancels it), so
+#: however many processes see the moment, one of them recovers the account and
+#: announces it. Returns {1, status it had, new lver} to that caller, {0} to the
+#: others.
+RECOVER = """
+if redis.call('HGET', KEYS[1], 'recover_at') ~= ARGV[1] then return {0} end
+local was = redis.call('HGET', KEYS[1], 'status')
+redis.call('HSET', KEYS[1], 'status', 'active', 'recover_at', '')
+return {1, was, redis.call('HINCRBY', KEYS[1], 'lver', 1)}
 """
