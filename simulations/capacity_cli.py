@@ -18,7 +18,13 @@ from router.strategies import Strategy
 from simulations.bounds import WorkloadProfile, profile_trace
 from simulations.planner import PlanOptions, Targets, markdown, plan
 from simulations.spec import PLANS, PolicySpec, WorkloadSpec
-from simulations.sweep import default_workers, run_sweep, write_table
+from simulations.sweep import (
+    default_workers,
+    pacing_table,
+    pacing_text,
+    run_sweep,
+    write_table,
+)
 from simulations.sweepfile import load_sweep
 from simulations.tiling import is_event_script, tile_trace, to_event_script
 
@@ -56,6 +62,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if cols:
         summary = df.groupby(["workload", "fleet", "policy"], sort=False)[cols].mean()
         print(summary.to_string(float_format=lambda x: f"{x:.2f}"))
+    if any(f.paced for f in grid.fleets):  # H2/H3: what pacing costs, and its plot
+        from simulations.plots import pacing_costs
+
+        costs = pacing_table(df)
+        print("\nwhat pacing costs (H2 daily cap, H3 gap; means over replicates):")
+        print(pacing_text(costs))
+        print(f"plot: {pacing_costs(costs, out / 'plots' / 'pacing_costs.png')}")
     print(f"\n{len(df)} rows -> {pq} and {csv}")
     return 0
 
@@ -115,6 +128,20 @@ def _names(text: str, allowed: dict[str, Any], flag: str) -> list[str]:
     return names
 
 
+def _cap(text: str | None) -> int | None:
+    """``--max-jobs-per-account-day``: H2's ``max_jobs_per_day``, an integer >= 1."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"expected an integer >= 1 (jobs per account per UTC day, H2), "
+                         f"got {text!r}", field="--max-jobs-per-account-day")
+    return value
+
+
 def _workload(args: argparse.Namespace, days: float,
               out: Path) -> tuple[WorkloadSpec, WorkloadProfile]:
     if args.trace:
@@ -157,6 +184,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.p95_fast_wait <= 0:
         raise InputError(f"expected seconds > 0, got {args.p95_fast_wait}",
                          field="--p95-fast-wait")
+    cap = _cap(args.max_jobs_per_account_day)
     for flag, value in (("--seeds", args.seeds), ("--max-accounts", args.max_accounts),
                         ("--max-simulated", args.max_simulated)):
         if value < 1:
@@ -173,7 +201,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         targets=Targets(args.p95_fast_wait, args.max_downgraded / 100.0, args.allow_rejections),
         prices=prices, extra_hour_price=args.extra_hour_price,
         extra_hours=_floats(args.extra_hours, "--extra-hours"), plans=plans,
-        max_accounts=args.max_accounts, policies=policies, seeds=args.seeds,
+        max_accounts=args.max_accounts,
+        max_jobs_per_account_day=cap, policies=policies,
+        seeds=args.seeds,
         root_seed=args.root_seed, max_simulated=args.max_simulated,
         workers=_workers(args.workers), dask_address=args.dask,
         progress=not args.no_progress)
@@ -214,6 +244,9 @@ def _setup_plan(p: argparse.ArgumentParser) -> None:
                    help="plans to mix (default all four)")
     p.add_argument("--max-accounts", type=int, default=30,
                    help="largest fleet considered (default 30)")
+    p.add_argument("--max-jobs-per-account-day", default=None, metavar="N",
+                   help="every account at most N jobs per UTC day (H2 max_jobs_per_day on "
+                   "each candidate account; default: no cap)")
     p.add_argument("--policies", default="documented,restore,restore_expiring",
                    help=f"router policies to try, of {', '.join(PLAN_POLICIES)} "
                    "(default documented,restore,restore_expiring)")

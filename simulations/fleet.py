@@ -69,7 +69,8 @@ def spec_accounts(fleet: FleetSpec, start: float) -> list[Account]:
     (``"spread"``) or all one month after it (``"same"``). With ``initial_fast =
     "prorated"`` an account starts with the part of its allowance an even pace leaves
     it (allowance x days to its renewal / 30), the steady state of a running fleet.
-    Bought ``extra_fast_hours`` go to the fast-set account that renews last.
+    Bought ``extra_fast_hours`` go to the fast-set account that renews last. The fleet's
+    ``max_jobs_per_day`` (H2) and ``min_gap_seconds`` (H3) go to every account.
     """
     month = BILLING_MONTH_DAYS * DAY
     n = fleet.size
@@ -94,4 +95,6 @@ def spec_accounts(fleet: FleetSpec, start: float) -> list[Account]:
             acc_id, group, renews, fast_h = rows[last]
             rows[last] = (acc_id, group, renews, fast_h + fleet.extra_fast_hours)
     return [Account(acc_id, group.plan, setting=group.setting, fast_ms=hours_to_ms(fast_h),
-                    renews_at=renews) for acc_id, group, renews, fast_h in rows]
+                    renews_at=renews, max_jobs_per_day=fleet.max_jobs_per_day,
+                    min_gap_s=fleet.min_gap_seconds)
+            for acc_id, group, renews, fast_h in rows]

@@ -99,7 +99,8 @@ class SimResult:
     queue_t0: float = 0.0
     queue_t1: float = 0.0
     end_time: float = 0.0
-    incidents: list[tuple[float, str, str]] = field(default_factory=list)
+    incidents: list[tuple[float, str, str]] = field(default_factory=list)  # (at, account, status)
+    recoveries: list[tuple[float, str, str]] = field(default_factory=list)  # H1: (at, account, was)
 
 
 class _Cols:
@@ -419,7 +420,7 @@ class Simulation:
 
     # ---------------------------------------------------- incidents and events
     def _incident(self, ex: AccountExec) -> None:
-        """Optional bans and captchas: a status change for a while (L5)."""
+        """Optional bans and captchas: a status change until a time (L5, H1)."""
         acc = ex.acc
         if acc.status is not Status.ACTIVE:
             return
@@ -431,18 +432,25 @@ class Simulation:
             self._set_status_for(ex, Status.CAPTCHA_REQUIRED, opt.captcha_s)
 
     def _set_status_for(self, ex: AccountExec, status: Status, seconds: float) -> None:
+        """An incident is a timed ``set_status`` (H1): the router itself makes the
+        account active again at ``until``; the harness only wakes up then."""
         now = self.env.now
-        self.pool.set_status(ex.acc.id, status, now)
+        until = now + seconds
+        self.pool.set_status(ex.acc.id, status, now, until=until)
         self.res.incidents.append((now, ex.acc.id, status.value))
-        self.env.process(self._restore(ex, status, seconds))
+        Timeout(self.env, seconds).callbacks.append(self._on_until)
 
-    def _restore(self, ex: AccountExec, status: Status, seconds: float
-                 ) -> Generator[Event, Any, None]:
-        yield self.env.timeout(seconds)
-        if ex.acc.status is status:
-            self.pool.set_status(ex.acc.id, Status.ACTIVE, self.env.now)
-            self.res.incidents.append((self.env.now, ex.acc.id, "active"))
+    def _on_until(self, ev: Event) -> None:
+        """H1: apply the recoveries due now (``Pool.advance``), then retry the queue."""
+        self.pool.advance(self.env.now)
+        if self._note_recoveries():
             self._retry(None)
+
+    def _note_recoveries(self) -> int:
+        """Record the router's H1 recoveries since the last call; how many."""
+        got = self.pool.drain_recoveries()
+        self.res.recoveries.extend((r.at, r.account_id, r.status_was.value) for r in got)
+        return len(got)
 
     def _account_events(self) -> Generator[Event, Any, None]:
         """Trace ``set_status``/``set_setting`` lines at their times."""
@@ -508,6 +516,7 @@ class Simulation:
         res.queue_t1 = env.now
         res.end_time = env.now
         self.pool.advance(max(env.now, opt.horizon_end))
+        self._note_recoveries()
         self.c.to_result(res)
         if opt.progress is not None:
             opt.progress(1.0)

@@ -274,4 +274,6 @@ def summary(r: SimResult, *, name: str = "", variant: str = "") -> dict[str, Any
         "fleet_cost_usd": cost,
         "cost_per_1000_images": cost / n_images * 1000.0 if n_images else None,
         "incidents": len(r.incidents),
+        # H1: only when the run had incidents or recoveries (other runs' summaries unchanged)
+        **({"recoveries": len(r.recoveries)} if r.incidents or r.recoveries else {}),
     }

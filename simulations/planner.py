@@ -12,6 +12,12 @@
 A fleet passes under a policy when *every* seed meets every target; of the
 policies under which it passes, the one with the fewest downgrades (then the
 least waste) is recommended with it.
+
+With ``max_jobs_per_account_day`` (``byoa plan --max-jobs-per-account-day N``)
+every candidate account carries ``max_jobs_per_day = N`` (H2): the router keeps
+each account under the cap in the simulations, so a fleet passes only with enough
+accounts. A fleet whose accounts together cannot take the workload's mean daily
+tasks under the cap is pruned before simulation (``daily cap (H2)``).
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ class PlanOptions:
     extra_hours: tuple[float, ...] = (0.0,)
     plans: tuple[Plan, ...] = PLANS
     max_accounts: int = 30
+    max_jobs_per_account_day: int | None = None  # H2 on every candidate account
     policies: tuple[PolicySpec, ...] = (PolicySpec("documented"),)
     seeds: int = 3
     root_seed: int = 0
@@ -162,8 +169,10 @@ def enumerate_fleets(opts: PlanOptions) -> list[FleetSpec]:
             continue
         groups = tuple(FleetGroup(p, n) for p, n in zip(plans, counts, strict=True) if n)
         for extra in opts.extra_hours:
-            f = FleetSpec("", groups, "spread", extra, "prorated")
-            fleets.append(FleetSpec(f.label(), groups, "spread", extra, "prorated"))
+            f = FleetSpec("", groups, "spread", extra, "prorated",
+                          opts.max_jobs_per_account_day)
+            fleets.append(FleetSpec(f.label(), groups, "spread", extra, "prorated",
+                                    opts.max_jobs_per_account_day))
     return fleets
 
 
@@ -172,7 +181,14 @@ def candidates(opts: PlanOptions) -> tuple[list[Candidate], Counter[str]]:
     kept: list[Candidate] = []
     pruned: Counter[str] = Counter()
     t = opts.targets
+    cap = opts.max_jobs_per_account_day
+    per_day = opts.profile.tasks / opts.profile.days if opts.profile.days > 0 else 0.0
     for fleet in enumerate_fleets(opts):
+        if cap is not None and fleet.size * cap < per_day:
+            # H2: every task routed counts towards its account's cap, so fewer than
+            # tasks/day / cap accounts fall behind by the same amount every day.
+            pruned["daily cap (H2)"] += 1
+            continue
         rep = check_fleet(fleet, opts.profile, max_downgraded=t.max_downgraded,
                           p95_fast_wait_s=t.p95_fast_wait_s, slack=opts.bound_slack)
         if not rep.ok:
@@ -214,7 +230,9 @@ class PlanResult:
                          "profile": o.profile.as_dict(), "days_simulated": o.days},
             "targets": {"p95_fast_wait_s": o.targets.p95_fast_wait_s,
                         "max_downgraded_share": o.targets.max_downgraded,
-                        "allow_rejections": o.targets.allow_rejections},
+                        "allow_rejections": o.targets.allow_rejections,
+                        **({"max_jobs_per_account_day": o.max_jobs_per_account_day}
+                           if o.max_jobs_per_account_day is not None else {})},
             "prices_usd": {p.value: o.prices[p] for p in PLANS},
             "extra_fast_hour_price_usd": o.extra_hour_price,
             "seeds": o.seeds, "root_seed": o.root_seed,
@@ -299,7 +317,9 @@ def markdown(res: PlanResult) -> str:
         f"{p.peak_fast_per_hour:.0f} fast jobs.",
         f"Targets (every one of {o.seeds} seeds): p95 fast wait <= {t.p95_fast_wait_s:g} s, "
         f"<= {t.max_downgraded:.1%} of fast requests downgraded, "
-        + ("rejections allowed." if t.allow_rejections else "no rejections."),
+        + ("rejections allowed." if t.allow_rejections else "no rejections.")
+        + (f" Every account at most {o.max_jobs_per_account_day} jobs per UTC day (H2)."
+           if o.max_jobs_per_account_day is not None else ""),
         f"Search: {res.considered} fleets; {sum(res.pruned.values())} pruned by bounds "
         f"({', '.join(f'{n} {k}' for k, n in res.pruned.most_common()) or 'none'}); "
         f"{len(res.simulated)} simulated from the cheapest.",

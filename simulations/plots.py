@@ -1,4 +1,4 @@
-"""PNG plots (matplotlib, Agg backend): burn-down, waste, waits."""
+"""PNG plots (matplotlib, Agg backend): burn-down, waste, waits; what pacing costs."""
 
 from __future__ import annotations
 
@@ -86,6 +86,40 @@ def waits(tasks: pd.DataFrame, path: Path) -> Path:
     ax.set_title("Wait distribution by effective mode")
     ax.legend()
     fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def pacing_costs(table: pd.DataFrame, path: Path) -> Path:
+    """What pacing costs (``simulations.sweep.pacing_table``): waits of all tasks (p50,
+    p95) and of fast tasks (p95), and the shares queued and downgraded, per fleet."""
+    t = table.reset_index()
+    parts = ["fleet"] + [k for k in ("policy", "workload") if t[k].nunique() > 1]
+    labels = ["\n".join(str(v) for v in row) for row in t[parts].itertuples(index=False)]
+    x = np.arange(len(t))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    width = 0.27
+    for k, (col, name) in enumerate((("wait_p50_s", "all tasks p50"),
+                                     ("wait_p95_s", "all tasks p95"),
+                                     ("fast_wait_p95_s", "fast tasks p95"))):
+        ax1.bar(x + (k - 1) * width, t[col].fillna(0.0), width, label=name)
+    ax1.set_yscale("symlog", linthresh=10.0)
+    ax1.set_ylabel("wait from ready to start (s, symlog)")
+    ax1.set_title("Waits")
+    ax1.legend(fontsize=8)
+    for k, (col, name) in enumerate((("queued_share", "queued (pool_saturated, R5)"),
+                                     ("downgraded_share", "fast requests downgraded"))):
+        ax2.bar(x + (k - 0.5) * 0.4, 100.0 * t[col].fillna(0.0), 0.4, label=name)
+    ax2.set_ylabel("% of tasks / of fast requests")
+    ax2.set_title("Queued and downgraded")
+    ax2.legend(fontsize=8)
+    for ax in (ax1, ax2):
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+    fig.suptitle("What pacing costs: daily cap (H2) and gap (H3) against an unpaced fleet")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

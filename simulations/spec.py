@@ -53,6 +53,22 @@ class FleetSpec:
     renewal: str = "spread"
     extra_fast_hours: float = 0.0
     initial_fast: str = "full"
+    max_jobs_per_day: int | None = None  # H2 on every account (None: no cap)
+    min_gap_seconds: float = 0.0  # H3 on every account
+
+    @property
+    def paced(self) -> bool:
+        """Whether the accounts carry a daily cap (H2) or a gap (H3)."""
+        return self.max_jobs_per_day is not None or self.min_gap_seconds > 0
+
+    def pacing_label(self) -> str:
+        """``cap 200/day, gap 30 s`` (empty for an unpaced fleet)."""
+        parts = []
+        if self.max_jobs_per_day is not None:
+            parts.append(f"cap {self.max_jobs_per_day}/day")
+        if self.min_gap_seconds > 0:
+            parts.append(f"gap {self.min_gap_seconds:g} s")
+        return ", ".join(parts)
 
     def count(self, plan: Plan, setting: Setting | None = None) -> int:
         return sum(g.count for g in self.groups
@@ -79,7 +95,8 @@ class FleetSpec:
                     parts.append(f"{n} {plan.value}{tail}")
         if self.extra_fast_hours:
             parts.append(f"+{self.extra_fast_hours:g} h extra")
-        return " + ".join(parts) or "no accounts"
+        label = " + ".join(parts) or "no accounts"
+        return f"{label} ({self.pacing_label()})" if self.paced else label
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +156,9 @@ class ScenarioSpec:
         out["extra_fast_hours"] = self.fleet.extra_fast_hours
         out["renewal"] = self.fleet.renewal
         out["monthly_cost_usd"] = self.fleet.monthly_cost()
+        if self.fleet.paced:  # H2/H3 columns only for paced fleets (other tables unchanged)
+            out["max_jobs_per_day"] = self.fleet.max_jobs_per_day
+            out["min_gap_seconds"] = self.fleet.min_gap_seconds
         out.update(self.policy.columns())
         out["workload"] = self.workload.name
         out["days"] = self.days

@@ -213,6 +213,70 @@ def write_table(df: pd.DataFrame, out: Path, stem: str = "sweep") -> tuple[Path,
     return pq, csv
 
 
+#: The columns of ``pacing_table``, in print order.
+PACING_COLUMNS = ("accounts", "max_jobs_per_day", "min_gap_seconds", "wait_p50_s", "wait_p95_s",
+                  "fast_wait_p95_s", "p95_vs_unpaced", "queued_share", "downgraded_share")
+
+
+def pacing_table(df: pd.DataFrame) -> pd.DataFrame:
+    """What pacing (H2 caps, H3 gaps) costs, per workload, fleet and policy (means over
+    replicates): waits from ready to start of all tasks (p50, p95) and of fast ones
+    (p95), the p95 against the grid's first unpaced fleet on the same workload and
+    policy, the share of tasks that waited in the central queue (``pool_saturated``,
+    R5) and the share of fast/turbo requests run as relax."""
+    d = df.copy()
+    for col in ("max_jobs_per_day", "min_gap_seconds", "wait_seconds.fast.p95"):
+        if col not in d.columns:
+            d[col] = np.nan
+    d["wait_p50_s"] = d["wait_seconds.all.p50"]
+    d["wait_p95_s"] = d["wait_seconds.all.p95"]
+    d["fast_wait_p95_s"] = d["wait_seconds.fast.p95"]
+    d["queued_share"] = d["tasks_queued_once"] / d["tasks_total"].where(d["tasks_total"] > 0)
+    asked = d["tasks_fast_requested"].where(d["tasks_fast_requested"] > 0)
+    d["downgraded_share"] = (d["tasks_downgraded"] / asked).fillna(0.0)
+    keys = ["workload", "fleet", "policy"]
+    cols = [c for c in PACING_COLUMNS if c != "p95_vs_unpaced"]
+    t = d.groupby(keys, sort=False)[cols].mean()
+    paced = t["max_jobs_per_day"].notna() | (t["min_gap_seconds"].fillna(0) > 0)
+    ratio = pd.Series(np.nan, index=t.index)
+    for _, group in t.groupby(level=["workload", "policy"], sort=False):
+        base = group[~paced.loc[group.index]]
+        if not base.empty:
+            ratio.loc[group.index] = group["wait_p95_s"] / base["wait_p95_s"].iloc[0]
+    t.insert(PACING_COLUMNS.index("p95_vs_unpaced"), "p95_vs_unpaced", ratio)
+    return t
+
+
+def pacing_text(t: pd.DataFrame) -> str:
+    """``pacing_table`` for people: one line per row; the workload and policy are
+    named only when the grid has more than one."""
+    idx = t.index.to_frame(index=False)
+    show = ["fleet"] + [k for k in ("policy", "workload") if idx[k].nunique() > 1]
+    head = [*show, "accounts", "cap/day", "gap s", "wait p50 s", "wait p95 s",
+            "fast p95 s", "p95 vs unpaced", "queued", "downgraded"]
+
+    def num(x: float, fmt: str) -> str:
+        return "-" if pd.isna(x) else format(x, fmt)
+
+    rows = []
+    for (_, r), (_, key) in zip(t.reset_index(drop=True).iterrows(), idx.iterrows(),
+                                strict=True):
+        rows.append([*(str(key[k]) for k in show), num(r["accounts"], ".0f"),
+                     num(r["max_jobs_per_day"], ".0f"), num(r["min_gap_seconds"], "g"),
+                     num(r["wait_p50_s"], ",.0f"), num(r["wait_p95_s"], ",.0f"),
+                     num(r["fast_wait_p95_s"], ",.0f"), num(r["p95_vs_unpaced"], ".2f"),
+                     num(100.0 * r["queued_share"], ".1f") + " %",
+                     num(100.0 * r["downgraded_share"], ".1f") + " %"])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    n = len(show)
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < n else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return "\n".join([line(head), *(line(row) for row in rows)])
+
+
 def scenario_from_row(grid: SweepGrid, row: dict[str, Any] | pd.Series) -> ScenarioSpec:
     """Rebuild the spec of one table row from the grid and the row's names and seed."""
     fleet = next(f for f in grid.fleets if f.name == row["fleet"])

@@ -12,6 +12,8 @@ relax_set = { standard = 1 }    # optional: accounts whose own setting is relax
 renewal = "spread"              # or "same"
 extra_fast_hours = 0
 initial_fast = "full"           # or "prorated": start with the part left at an even pace
+max_jobs_per_day = 200          # optional: H2 daily cap on every account
+min_gap_seconds = 30            # optional: H3 gap on every account
 
 [[policy]]
 name = "restore"
@@ -72,6 +74,8 @@ class SweepFleetModel(PlanCounts):
     renewal: Literal["spread", "same"] = "spread"
     extra_fast_hours: float = Field(default=0.0, ge=0, strict=False)
     initial_fast: Literal["full", "prorated"] = "full"
+    max_jobs_per_day: int | None = Field(default=None, gt=0)  # H2 on every account
+    min_gap_seconds: float = Field(default=0.0, ge=0, strict=False)  # H3 on every account
 
     @model_validator(mode="after")
     def _not_empty(self) -> SweepFleetModel:
@@ -151,7 +155,8 @@ def _fleet(m: SweepFleetModel) -> FleetSpec:
             n = getattr(counts, plan.value)
             if n:
                 groups.append(FleetGroup(plan, n, setting))
-    return FleetSpec(m.name, tuple(groups), m.renewal, m.extra_fast_hours, m.initial_fast)
+    return FleetSpec(m.name, tuple(groups), m.renewal, m.extra_fast_hours, m.initial_fast,
+                     m.max_jobs_per_day, m.min_gap_seconds)
 
 
 def parse_sweep(text: str, *, source: str = "<sweep>", base: Path | None = None) -> SweepGrid:

@@ -65,6 +65,12 @@ def test_plan_a_short_trace_is_repeated_to_cover_the_month(trace: Path, tmp_path
     (["--policies", "fastest"], "--policies: expected a comma-separated list of documented"),
     (["--extra-hours", "5,x"], "--extra-hours: expected comma-separated hours >= 0"),
     (["--days", "-1"], "--days: expected days > 0"),
+    (["--max-jobs-per-account-day", "0"], "byoa plan: --max-jobs-per-account-day: expected "
+     "an integer >= 1 (jobs per account per UTC day, H2), got '0'"),
+    (["--max-jobs-per-account-day", "-5"], "--max-jobs-per-account-day: expected an integer "
+     ">= 1 (jobs per account per UTC day, H2), got '-5'"),
+    (["--max-jobs-per-account-day", "2.5"], "--max-jobs-per-account-day: expected an integer "
+     ">= 1 (jobs per account per UTC day, H2), got '2.5'"),
 ])
 def test_plan_bad_option_exits_2_naming_the_option(
         trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -160,3 +166,42 @@ def test_plan_takes_a_csv_trace(tmp_path: Path) -> None:
     prof = res["workload"]["profile"]
     assert prof["fast_tasks"] == 2 * 48 and prof["by_type"] == {"imagine": 48, "upscale": 48}
     assert res["recommendation"] is not None
+
+
+def test_plan_with_a_daily_cap_needs_more_accounts(tmp_path: Path) -> None:
+    """2 fast roots an hour (48 a day, 24 fast GPU hours a month): unpaced, 2 Standard
+    pass (test above). With --max-jobs-per-account-day 10 (H2) every candidate account is
+    simulated with that cap, fewer than 5 accounts are pruned (48 > 4 x 10), and the
+    recommended fleet keeps every account under 10 jobs per UTC day."""
+    gen = tmp_path / "gen.toml"
+    gen.write_text('rate_per_hour = 2\nmodes = { fast = 1.0 }\nfollowups = []\n'
+                   'task_mix = { imagine = 1.0 }\n')
+    out = tmp_path / "plan"
+    code = main(["plan", "--generator", str(gen), "--days", "2", "--seeds", "2",
+                 "--max-accounts", "8", "--plans", "standard", "--policies", "restore",
+                 "--max-jobs-per-account-day", "10", "--workers", "1", "--out", str(out),
+                 "--no-progress"])
+    assert code == 0
+    res = json.loads((out / "plan.json").read_text())
+    assert res["targets"]["max_jobs_per_account_day"] == 10
+    assert res["pruned_by_bounds"] == {"daily cap (H2)": 4}
+    rec = res["recommendation"]
+    assert rec["accounts"]["standard"] >= 5 and rec["fleet"].endswith("(cap 10/day)")
+    assert rec["passed"] and rec["evidence"]["rejected"]["max"] == 0
+
+
+def test_readme_plan_with_a_daily_cap_prints_the_recorded_output(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's `byoa plan ... --max-jobs-per-account-day 200` run prints exactly
+    tests/data/plan_cap.out.txt, which the README shows."""
+    repo = Path(__file__).resolve().parent.parent
+    recorded = (repo / "tests/data/plan_cap.out.txt").read_text(encoding="utf-8")
+    assert recorded in (repo / "README.md").read_text(encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    code = main(["plan", "--generator", str(repo / "examples/sweeps/pacing-workload.toml"),
+                 "--days", "7", "--plans", "standard", "--policies", "documented",
+                 "--seeds", "2", "--max-jobs-per-account-day", "200", "--workers", "2",
+                 "--out", "out/plan-cap", "--no-progress"])
+    assert code == 0
+    assert capsys.readouterr().out == recorded

@@ -11,7 +11,14 @@ from typing import Any
 
 from router.accounts import Plan
 from simulations.bounds import profile_tasks
-from simulations.planner import PlanOptions, Targets, candidates, markdown, plan
+from simulations.planner import (
+    PlanOptions,
+    Targets,
+    candidates,
+    enumerate_fleets,
+    markdown,
+    plan,
+)
 from simulations.scenario import GeneratorModel
 from simulations.spec import PolicySpec, ScenarioSpec, WorkloadSpec
 
@@ -71,3 +78,38 @@ def test_plan_a_fleet_failing_on_one_seed_is_not_recommended() -> None:
     assert res.recommendation is None
     assert all(not c.passed for c in res.simulated)
     assert any("seed 1" in f for c in res.simulated for f in c.failures)
+
+
+def test_plan_with_a_daily_cap_simulates_capped_accounts_and_prunes_too_few() -> None:
+    """--max-jobs-per-account-day 30 (H2): 100 tasks a day need at least 4 accounts under
+    the cap, so every smaller fleet is pruned before simulation (``daily cap (H2)``), and
+    every simulated point's accounts carry max_jobs_per_day = 30."""
+    from simulations.run import point_spec
+
+    seen: list[ScenarioSpec] = []
+
+    def model(spec: ScenarioSpec) -> dict[str, Any]:
+        seen.append(spec)
+        return _model(spec)
+
+    opts = _opts(max_jobs_per_account_day=30)
+    cands, pruned = candidates(opts)
+    assert cands and all(c.fleet.size * 30 >= 100 for c in cands)
+    assert pruned["daily cap (H2)"] == sum(1 for f in enumerate_fleets(opts) if f.size < 4)
+    res = plan(opts, run=model)
+    assert res.recommendation is not None
+    assert res.recommendation.fleet.size == 4
+    assert res.recommendation.fleet.label().endswith("(cap 30/day)")
+    assert seen and all(s.fleet.max_jobs_per_day == 30 for s in seen)
+    accounts = point_spec(seen[0]).accounts
+    assert accounts and all(a.max_jobs_per_day == 30 for a in accounts)
+    assert "Every account at most 30 jobs per UTC day (H2)." in markdown(res)
+    assert res.as_dict()["targets"]["max_jobs_per_account_day"] == 30
+
+
+def test_plan_without_a_cap_is_unchanged_by_the_option() -> None:
+    """No --max-jobs-per-account-day: no H2 bound, unpaced fleets, no new plan.json key."""
+    res = plan(_opts(), run=_model)
+    assert "daily cap (H2)" not in res.pruned
+    assert all(not c.fleet.paced for c in res.simulated)
+    assert "max_jobs_per_account_day" not in res.as_dict()["targets"]
