@@ -23,6 +23,7 @@ from router.stores import scripts
 from router.stores.codec import ledger_fields
 from router.stores.redis_keys import Keys, flatten, pairs
 from router.stores.redis_mirror import Mirror
+from router.stores.redis_pipe import ScriptPipe
 from router.stores.redis_pool import PoolEvents
 
 log = logging.getLogger(__name__)
@@ -111,14 +112,17 @@ class Finisher:
             self.mirror.write(acc_id, pairs(res[2:]))
 
     def _send(self, task: InFlight, final: str, out: Outcome, changed: dict[str, str],
-              pipe: redis.client.Pipeline | None = None) -> list[str]:
-        """The FINISH script for ``task`` (on ``pipe`` when given)."""
+              pipe: ScriptPipe | None = None) -> list[str]:
+        """The FINISH script for ``task`` (queued on ``pipe`` when given)."""
         keys, acc_id = self.keys, task.account_id
         lver = self.mirror.lver[acc_id] if changed else ""
-        res: list[str] = self._finish(
-            keys=[keys.acc(acc_id), keys.leases(acc_id), keys.task(acc_id, task.task_id)],
-            args=[task.task_id, final, lver, self.done_ttl, out.charged_ms, *flatten(changed)],
-            client=pipe)
+        keys_ = [keys.acc(acc_id), keys.leases(acc_id), keys.task(acc_id, task.task_id)]
+        args: list[str | int] = [task.task_id, final, lver, self.done_ttl, out.charged_ms,
+                                 *flatten(changed)]
+        if pipe is not None:
+            pipe.run(self._finish, keys_, args)
+            return []
+        res: list[str] = self._finish(keys=keys_, args=args)
         return res
 
     def _read_in_flight(self, task_id: str, verb: str) -> InFlight:
@@ -175,7 +179,7 @@ class Finisher:
                         out: list[Outcome | NotInFlight | None], slow: list[int]) -> list[int]:
         """Send one round; the indexes left for the next one, in order."""
         ledger = self.mirror.ledger
-        pipe = self.r.pipeline(transaction=False)
+        pipe = ScriptPipe(self.r)
         sent: list[_Sent] = []
         busy: set[str] = set()
         later: list[int] = []
@@ -199,7 +203,7 @@ class Finisher:
             self._send(task, "completed", res, changed, pipe)
             sent.append(_Sent(i, task, res, bool(changed), ledger.notifications[n:]))
         dirty: set[str] = set()
-        for s, r in zip(sent, pipe.execute() if sent else [], strict=True):
+        for s, r in zip(sent, pipe.execute(), strict=True):
             code = int(r[0])
             if code == 1:
                 out[s.index] = s.outcome

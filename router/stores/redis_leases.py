@@ -27,6 +27,7 @@ from router.ledger import InFlight
 from router.stores import scripts
 from router.stores.base import Adoption
 from router.stores.redis_keys import Keys
+from router.stores.redis_pipe import ScriptPipe
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +116,11 @@ class Leases:
     def start_many(self, items: list[tuple[str, str, str, float]]) -> list[bool]:
         """Record (task id, account id, job reference, started at) before each task
         starts upstream: True where we still own the task, one round trip."""
-        pipe = self.r.pipeline(transaction=False)
+        pipe = ScriptPipe(self.r)
         for task_id, acc_id, job, started in items:
-            self._start(keys=[self.keys.task(acc_id, task_id)],
-                        args=[self.owner, job, repr(started)], client=pipe)
-        return [int(v) == 1 for v in pipe.execute()] if items else []
+            pipe.run(self._start, [self.keys.task(acc_id, task_id)],
+                     [self.owner, job, repr(started)])
+        return [int(v) == 1 for v in pipe.execute()]
 
 
 def _body(raw: str) -> Any:

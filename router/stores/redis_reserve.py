@@ -36,6 +36,7 @@ from router.requests import ParsedRequest, parse_request
 from router.stores import scripts
 from router.stores.redis_keys import Keys, pairs
 from router.stores.redis_mirror import Mirror
+from router.stores.redis_pipe import ScriptPipe
 from router.stores.redis_pool import PoolEvents
 
 #: A task still to reserve: (index in the batch, task id, request, estimate in ms,
@@ -169,15 +170,15 @@ class Reserver:
                c0: float, reroute: bool) -> list[Pending]:
         """Route and send one round at ``now`` (the clock read ``c0`` at ``now``);
         what is left for the next one, in order."""
-        pipe = self.r.pipeline(transaction=False)
+        pipe = ScriptPipe(self.r)
         sent = self._send(todo, now, batch, pipe, c0, reroute)
-        results = pipe.execute() if len(pipe) else []
+        results = pipe.execute()
         answers = [r for r in results if isinstance(r, list)]  # the scripts' answers
         retry = self._settle(todo, sent.sent, answers, batch)
         return sorted(retry + sent.later)
 
     def _send(self, todo: list[Pending], now: float, batch: _Batch,
-              pipe: redis.client.Pipeline, c0: float, reroute: bool) -> _Round:
+              pipe: ScriptPipe, c0: float, reroute: bool) -> _Round:
         """Route each task on the mirror and queue its writes on ``pipe``."""
         keys, ledger = self.keys, self.mirror.ledger
         rnd = _Round()
@@ -201,14 +202,13 @@ class Reserver:
                      ex=self.done_ttl)
             t = self.clock()
             checked_at = now + max(0.0, t - c0)  # T1 is re-checked when the script runs
-            self._reserve(keys=[keys.acc(acc_id), keys.leases(acc_id),
-                                keys.task(acc_id, task_id)],
-                          args=[task_id, d.effective_mode.value, d.reserved_ms,
-                                repr(t + self.lease_seconds), self.owner, repr(now),
-                                "1" if d.pinned else "0", body, repr(now),
-                                repr(checked_at), "" if est is None else str(est),
-                                "1" if reroute else "0", str(int(now // 86_400))],
-                          client=pipe)
+            pipe.run(self._reserve, [keys.acc(acc_id), keys.leases(acc_id),
+                                     keys.task(acc_id, task_id)],
+                     [task_id, d.effective_mode.value, d.reserved_ms,
+                      repr(t + self.lease_seconds), self.owner, repr(now),
+                      "1" if d.pinned else "0", body, repr(now),
+                      repr(checked_at), "" if est is None else str(est),
+                      "1" if reroute else "0", str(int(now // 86_400))])
             ledger.reserve(d, now)  # optimistic: the next task sees this one
             batch.wrote.add(task_id)
             in_round.add(task_id)
