@@ -19,6 +19,9 @@ from router.stores.base import AccountStore
 
 log = logging.getLogger(__name__)
 
+#: A notification ready to send: type, time, message, detail.
+Notice = tuple[str, float, str, dict[str, Any]]
+
 #: GoAPI notification types for account statuses set through the API (L5).
 STATUS_NOTICES: dict[Status, str] = {
     Status.BANNED: "mj_bot_banned",
@@ -69,9 +72,18 @@ class Notifier:
 
     def drain(self) -> None:
         """Send what the store produced since the last drain."""
+        self.send(self.collect())
+
+    def collect(self) -> list[Notice]:
+        """What the store produced since the last drain, described (store calls:
+        on the store thread, ``router.proxy.storecalls``)."""
         notes, _renewals = self.store.drain()
-        for note in notes:
-            self.notify(note.type, note.at, *self._describe(note))
+        return [(note.type, note.at, *self._describe(note)) for note in notes]
+
+    def send(self, notices: list[Notice]) -> None:
+        """Send collected notices (on the event loop)."""
+        for kind, at, message, detail in notices:
+            self.notify(kind, at, message, detail)
 
     def notify(self, kind: str, at: float, message: str, detail: dict[str, Any]) -> None:
         self.counters.count(f"notify_{kind}")

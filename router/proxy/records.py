@@ -7,11 +7,11 @@ for the Redis store). Finished tasks are kept in memory up to a limit.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 from router.proxy.batcher import TurnBatcher
+from router.proxy.storecalls import StoreCalls
 from router.proxy.tasks import Task, task_data
 from router.stores.base import RecordStore
 
@@ -19,13 +19,15 @@ from router.stores.base import RecordStore
 class TaskRecords:
     """Live tasks by id, and the record writes of this event-loop turn."""
 
-    def __init__(self, store: RecordStore, keep_finished: int) -> None:
+    def __init__(self, store: RecordStore, keep_finished: int,
+                 calls: StoreCalls | None = None) -> None:
         self.store = store
+        self.calls = calls or StoreCalls(remote=False)
         self.keep_finished = keep_finished
         self.live: dict[str, Task] = {}  # tasks this process routed
         self._finished: list[str] = []
         self._writes: TurnBatcher[tuple[str, str], None] = TurnBatcher(
-            self._write, name="task records")
+            self._write, name="task records", calls=calls, durable=True)
 
     def _write(self, items: list[tuple[str, str]]) -> list[Exception | None]:
         self.store.put_records(dict(items))  # a later write of one task wins
@@ -56,12 +58,13 @@ class TaskRecords:
         return None if raw is None else dict(json.loads(raw))
 
     async def fetch(self, task_id: str) -> dict[str, Any] | None:
-        """``get`` with the store's read in a worker thread, off the event loop."""
+        """``get`` with the store's read on the store's thread, off the event loop
+        (a task this process holds answers without the store)."""
         task = self.live.get(task_id)
         if task is not None:
             return task_data(task)
-        raw = self._unflushed(task_id) or await asyncio.to_thread(self.store.get_record,
-                                                                  task_id)
+        raw = self._unflushed(task_id) or await self.calls.call(self.store.get_record,
+                                                                task_id)
         return None if raw is None else dict(json.loads(raw))
 
     def _unflushed(self, task_id: str) -> str | None:
