@@ -26,6 +26,7 @@ from router.proxy.envelope import envelope, error_envelope
 from router.proxy.metrics import render_metrics
 from router.proxy.schema import ERRORS, AccountUpdate, Envelope, TaskRequest, body_schema
 from router.proxy.service import TaskService
+from router.proxy.storecalls import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(redis.RedisError)
     async def _store_error(request: Request, exc: redis.RedisError) -> JSONResponse:
-        log.warning("the shared store failed on %s: %s", request.url.path, exc)
+        if not isinstance(exc, StoreUnavailable):  # known down: StoreCalls said it once
+            log.warning("the shared store failed on %s: %s", request.url.path, exc)
         answer = _error("store_unavailable", "the shared store (Redis) did not answer in "
                         "time; nothing was accepted, retry shortly")
         answer.headers["Retry-After"] = str(RETRY_AFTER_S)
