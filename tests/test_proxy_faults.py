@@ -329,3 +329,53 @@ def test_redis_restarted_empty_is_reported_loudly(tmp_path: Path) -> None:
     errors = [line for line in proxy.output().splitlines() if " ERROR " in line]
     assert any("lost its data" in line for line in errors), proxy.output()
     assert "Traceback" not in proxy.output()
+
+
+# ------------------------------------------------------------- StoreCalls alone
+
+def test_store_calls_run_in_order_fail_fast_while_down_and_durable_ones_wait() -> None:
+    """One store thread, calls in submission order; after a timeout the store is
+    down: a call fails at once (StoreUnavailable, not sent), a durable call waits
+    and runs once the probe gets an answer; then calls go through again."""
+    import asyncio
+
+    import redis
+
+    from router.proxy.storecalls import StoreCalls, StoreUnavailable
+
+    ran: list[str] = []
+    threads: set[int] = set()
+    answering = threading.Event()
+
+    def ping() -> None:
+        if not answering.is_set():
+            raise redis.ConnectionError("still stopped")
+
+    def op(name: str) -> str:
+        threads.add(threading.get_ident())
+        if name == "stalls":
+            raise redis.TimeoutError("Timeout reading from socket")
+        ran.append(name)
+        return name
+
+    async def main() -> None:
+        calls = StoreCalls(remote=True, ping=ping, probe_interval=0.01)
+        firsts = [calls.submit(op, f"c{i}") for i in range(5)]
+        assert await asyncio.gather(*firsts) == [f"c{i}" for i in range(5)]
+        with pytest.raises(redis.TimeoutError):
+            await calls.call(op, "stalls")
+        assert calls.down
+        with pytest.raises(StoreUnavailable):
+            await calls.call(op, "refused")
+        kept = calls.durable(op, "kept")
+        await asyncio.sleep(0.05)
+        assert not kept.done() and calls.retrying() == 1  # waits for the store
+        answering.set()
+        assert await asyncio.wait_for(kept, 10) == "kept"
+        assert not calls.down and calls.stalls == 1
+        assert await calls.call(op, "after") == "after"
+        calls.close()
+
+    asyncio.run(main())
+    assert ran == ["c0", "c1", "c2", "c3", "c4", "kept", "after"]  # "refused" never ran
+    assert len(threads) == 1 and threading.get_ident() not in threads
