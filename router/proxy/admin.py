@@ -1,5 +1,8 @@
 """``AccountAdmin``: the account endpoints (list; set status, setting, secrets; L5;
-a timed status, H1)."""
+a timed status, H1).
+
+The store's part of each runs on the store's thread (``StoreCalls``); the
+notifications it causes are sent from the event loop."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 from router.accounts import Account, Setting, Status
 from router.proxy.edge import ApiError
 from router.proxy.notices import Notifier
+from router.proxy.storecalls import StoreCalls
 from router.proxy.tasks import account_view, health_view
 from router.stores.base import HealthStore, Store
 from router.stores.secrets import ENV_SECRET_KEY
@@ -22,14 +26,18 @@ TIMED_STATUSES = (Status.DISABLED, Status.BANNED, Status.CAPTCHA_REQUIRED)
 class AccountAdmin:
     """Account views (secrets by name only) and user changes."""
 
-    def __init__(self, store: Store, notifier: Notifier, changed: Callable[[], None]) -> None:
+    def __init__(self, store: Store, notifier: Notifier, changed: Callable[[], None],
+                 calls: StoreCalls | None = None) -> None:
         self.store = store
+        self.calls = calls or StoreCalls(remote=False)
         self.notifier = notifier
         self.changed = changed  # capacity may have changed: wake the line
 
-    def accounts(self) -> list[dict[str, Any]]:
+    async def accounts(self) -> list[dict[str, Any]]:
+        return await self.calls.call(self._views, time.time())
+
+    def _views(self, now: float) -> list[dict[str, Any]]:
         recovers = self._recoveries()
-        now = time.time()
         return [self._view(a, recovers, now) for a in self.store.accounts()]
 
     def _recoveries(self) -> dict[str, float]:
@@ -40,31 +48,41 @@ class AccountAdmin:
         view.update(health_view(a, recovers.get(a.id), now))
         return view
 
-    def set_account(self, account_id: str, status: Status | None, setting: Setting | None,
-                    secrets: Mapping[str, str], *, until: str | None = None) -> dict[str, Any]:
+    async def set_account(self, account_id: str, status: Status | None,
+                          setting: Setting | None, secrets: Mapping[str, str], *,
+                          until: str | None = None) -> dict[str, Any]:
+        now = time.time()
+        ends = None if until is None else self._until(status, until, now)  # before any change
+        view, bot_id = await self.calls.call(self._change, account_id, status, setting,
+                                             secrets, now, ends)
+        if status is not None:
+            self.notifier.status_set(account_id, status, bot_id, now)
+        self.changed()
+        return view
+
+    def _change(self, account_id: str, status: Status | None, setting: Setting | None,
+                secrets: Mapping[str, str], now: float, ends: float | None
+                ) -> tuple[dict[str, Any], int | None]:
+        """On the store thread: the change, and the account as it is now."""
         if secrets and not self.store.keeps_secrets():  # checked before any change
             raise ApiError("invalid_request", "this proxy keeps no secrets: its Redis would "
                            f"hold them readable; start every process with ${ENV_SECRET_KEY} "
                            "set (`byoa accounts new-key` makes one)")
-        now = time.time()
-        ends = None if until is None else self._until(status, until, now)  # before any change
+        bot_id: int | None = None
         if status is not None:
             if ends is not None:
                 assert isinstance(self.store, HealthStore)  # checked by _until
-                acc = self.store.set_status_until(account_id, status, now, ends)
+                bot_id = self.store.set_status_until(account_id, status, now, ends).bot_id
             else:
-                acc = self.store.set_status(account_id, status, now)
-            self.notifier.status_set(account_id, status, acc.bot_id, now)
+                bot_id = self.store.set_status(account_id, status, now).bot_id
         if setting is not None:
             self.store.set_setting(account_id, setting, now)
         for name, value in secrets.items():
             self.store.set_secret(account_id, name, value)
-        self.notifier.drain()
-        self.changed()
         recovers = self._recoveries()
         for a in self.store.accounts():
             if a.id == account_id:
-                return self._view(a, recovers, now)
+                return self._view(a, recovers, now), bot_id
         raise KeyError(account_id)
 
     def _until(self, status: Status | None, until: str, now: float) -> float:

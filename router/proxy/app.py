@@ -28,6 +28,7 @@ from router.proxy.envelope import envelope, error_envelope
 from router.proxy.metrics import render_metrics
 from router.proxy.schema import ERRORS, AccountUpdate, Envelope, TaskRequest, body_schema
 from router.proxy.service import TaskService
+from router.proxy.storecalls import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,8 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(redis.RedisError)
     async def _store_error(request: Request, exc: redis.RedisError) -> JSONResponse:
-        log.warning("the shared store failed on %s: %s", request.url.path, exc)
+        if not isinstance(exc, StoreUnavailable):  # known down: StoreCalls said it once
+            log.warning("the shared store failed on %s: %s", request.url.path, exc)
         answer = _error("store_unavailable", "the shared store (Redis) did not answer in "
                         "time; nothing was accepted, retry shortly")
         answer.headers["Retry-After"] = str(RETRY_AFTER_S)
@@ -151,7 +153,7 @@ def _task_routes(app: FastAPI, service: TaskService) -> None:
                 summary="Cancel a pending task")
     async def cancel_task(task_id: str, request: Request) -> JSONResponse:
         check_key(request, cfg.api_key)
-        status, content = service.cancel(task_id)
+        status, content = await service.cancel(task_id)
         return _json(status, content)
 
 
@@ -163,7 +165,7 @@ def _account_routes(app: FastAPI, service: TaskService) -> None:
              summary="List accounts with fast time left")
     async def list_accounts(request: Request) -> JSONResponse:
         check_key(request, cfg.api_key)
-        return _json(200, envelope(200, {"accounts": service.accounts()}, "success"))
+        return _json(200, envelope(200, {"accounts": await service.accounts()}, "success"))
 
     @app.post("/api/v1/accounts/{account_id}", response_model=Envelope, responses=ERRORS,
               openapi_extra=body_schema(AccountUpdate),
@@ -172,13 +174,29 @@ def _account_routes(app: FastAPI, service: TaskService) -> None:
         check_key(request, cfg.api_key)
         upd = parse_update(await read_json(request, cfg.max_body_bytes))
         secrets = {"discord_token": upd.discord_token} if upd.discord_token is not None else {}
-        view = service.set_account(account_id, upd.status, upd.setting, secrets,
-                                   until=upd.until)
+        view = await service.set_account(account_id, upd.status, upd.setting, secrets,
+                                         until=upd.until)
         return _json(200, envelope(200, {"account": view}, "success"))
 
     @app.get("/metrics", response_class=PlainTextResponse, responses=ERRORS,
              summary="Prometheus metrics")
     async def metrics(request: Request) -> PlainTextResponse:
         check_key(request, cfg.api_key)
-        return PlainTextResponse(render_metrics(service),
+        accounts, length, fresh = await service.snapshot()
+        return PlainTextResponse(render_metrics(service, accounts, length, fresh),
                                  media_type="text/plain; version=0.0.4")
+
+    @app.get("/health", response_model=Envelope, responses=ERRORS,
+             summary="Whether this process can serve (no API key needed)")
+    async def health() -> JSONResponse:
+        """Answered from this process's own state, never waiting for the store: 503
+        ``store_unavailable`` while the store does not answer, or when it was
+        emptied or loaded again since this process started (its epoch)."""
+        problem = service.epoch.problem
+        if problem is None and service.calls.down:
+            problem = "the shared store (Redis) is not answering"
+        if problem is not None:
+            answer = _error("store_unavailable", problem)
+            answer.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return answer
+        return _json(200, envelope(200, {"status": "ok"}, "success"))

@@ -8,6 +8,11 @@ result per item, in order; a result that is an ``Exception`` is raised to that
 item's caller only, and an exception raised by ``flush`` itself reaches every
 caller of the batch (for items posted without waiting: to whoever called
 ``flush``, the event loop when it ran at the end of the turn).
+
+With ``calls`` (``router.proxy.storecalls``) the batch runs on the store's
+thread, queued when ``flush`` is called (so batches and other store calls keep
+their order), and the waiters are settled on the event loop when it is done;
+a ``durable`` batch is retried when the store answers again after a stall.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import redis
+
+if TYPE_CHECKING:
+    from router.proxy.storecalls import StoreCalls
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +37,12 @@ class TurnBatcher(Generic[T, R]):
     """Gathers items until the end of the current event-loop turn, then flushes once."""
 
     def __init__(self, flush: Callable[[list[T]], Sequence[R | Exception]], *,
-                 name: str = "batch") -> None:
+                 name: str = "batch", calls: StoreCalls | None = None,
+                 durable: bool = False) -> None:
         self._flush_items = flush
         self.name = name
+        self.calls = calls
+        self.durable = durable
         self._items: list[T] = []
         self._waiters: list[asyncio.Future[R] | None] = []
         self._scheduled = False
@@ -80,20 +91,52 @@ class TurnBatcher(Generic[T, R]):
         if not items:
             return
         self.flushes += 1
+        if self.calls is not None:
+            run = self.calls.durable if self.durable else self.calls.submit
+            done = run(self._flush_items, items)
+            done.add_done_callback(lambda f: self._settle_async(f, items, waiters))
+            return
         try:
             results = self._flush_items(items)
-            if len(results) != len(items):
-                raise RuntimeError(f"{self.name}: {len(results)} results for "
-                                   f"{len(items)} items")
-        except Exception as exc:  # e.g. Redis unreachable: every caller gets it
+        except Exception as exc:
+            self._failed(exc, waiters)
+            return
+        self._settle(results, waiters)
+
+    def _settle_async(self, done: asyncio.Future[Sequence[R | Exception]], items: list[T],
+                      waiters: list[asyncio.Future[R] | None]) -> None:
+        """The batch ran on the store thread: settle its waiters on the loop."""
+        if done.cancelled():  # shutting down
             for fut in waiters:
                 if fut is not None and not fut.done():
-                    fut.set_exception(exc)
-            if any(w is None for w in waiters):
-                if isinstance(exc, redis.RedisError):  # the store stalled: one line
-                    log.warning("%s: the store did not answer (%s)", self.name, exc)
-                    return
-                raise  # posted items: to whoever flushes (the event loop logs it)
+                    fut.cancel()
+            return
+        exc = done.exception()
+        if exc is None:
+            self._settle(done.result(), waiters)
+            return
+        assert isinstance(exc, Exception)
+        try:
+            self._failed(exc, waiters)
+        except Exception:
+            log.exception("%s failed", self.name)
+
+    def _failed(self, exc: Exception, waiters: list[asyncio.Future[R] | None]) -> None:
+        """``flush`` itself failed (e.g. Redis unreachable): every caller gets it."""
+        for fut in waiters:
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+        if any(w is None for w in waiters):
+            if isinstance(exc, redis.RedisError):  # the store stalled: one line
+                log.warning("%s: the store did not answer (%s)", self.name, exc)
+                return
+            raise exc  # posted items: to whoever flushes (the event loop logs it)
+
+    def _settle(self, results: Sequence[R | Exception],
+                waiters: list[asyncio.Future[R] | None]) -> None:
+        if len(results) != len(waiters):
+            self._failed(RuntimeError(f"{self.name}: {len(results)} results for "
+                                      f"{len(waiters)} items"), waiters)
             return
         for fut, res in zip(waiters, results, strict=True):
             if fut is None:

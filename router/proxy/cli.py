@@ -122,12 +122,17 @@ def _serve(args: argparse.Namespace, api_key: str) -> int:
 
     store = build_store(args)
     queue = None
+    calls = epoch = None
     if args.redis:
         from router.proxy.queue import RedisQueue
+        from router.proxy.storecalls import redis_calls
+        from router.proxy.storeepoch import StoreEpoch
         from router.stores.redis_store import RedisStore
 
         assert isinstance(store, RedisStore)
         queue = RedisQueue(store.r, prefix=args.prefix, claim_seconds=args.lease)
+        epoch = StoreEpoch(store)  # an emptied or reloaded store is reported
+        calls = redis_calls(store, epoch)  # every Redis round trip on one worker thread
     config = ProxyConfig(api_key=api_key, max_body_bytes=args.max_body,
                          start_delay=args.start_delay, notify_url=args.notify_url,
                          notify_secret=os.environ.get("BYOA_NOTIFY_SECRET", ""),
@@ -135,7 +140,7 @@ def _serve(args: argparse.Namespace, api_key: str) -> int:
                          webhook_backoff=args.webhook_backoff)
     upstream = SimulatedUpstream(speedup=args.speedup, seed=args.seed, fail_rate=args.fail_rate,
                                  fast_exhausted=fast_exhausted(args.upstream_fast_exhausted))
-    service = TaskService(store, upstream, config, queue)
+    service = TaskService(store, upstream, config, queue, calls, epoch)
     app = create_app(service)
     print(f"byoa serve: http://{args.host}:{args.port} "
           f"({'redis ' + redact_url(args.redis) if args.redis else 'in-memory ' + args.accounts})",

@@ -4,7 +4,9 @@ A saturated task waits in the (possibly shared) queue as ``pending``; the
 dispatcher routes waiting tasks from the head of the line, FIFO, whenever
 capacity may have come back (a task finished, an account changed) and at a
 fixed interval. A task still saturated goes back to its place, and the pass
-ends there.
+ends there. The line's reads and writes and the routing run on the store's
+thread (``StoreCalls``); what follows a decision (the task starts or is
+rejected) runs on the event loop.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from router.decision import Decision
 from router.errors import PoolSaturated
 from router.proxy.metrics import Counters
 from router.proxy.queue import TaskQueue
+from router.proxy.storecalls import StoreCalls, StoreUnavailable
 from router.proxy.tasks import Task
 from router.stores.base import AccountStore
 
@@ -36,8 +39,11 @@ class Dispatcher:
     def __init__(self, queue: TaskQueue, store: AccountStore, counters: Counters, *,
                  limit: int, route: Callable[[Task, float], Decision],
                  routed: Callable[[Task], None],
-                 rejected: Callable[[Task, Decision], None]) -> None:
+                 rejected: Callable[[Task, Decision], None],
+                 calls: StoreCalls | None = None) -> None:
         self.queue = queue
+        self.calls = calls or StoreCalls(remote=False)
+        self.seen_length = 0  # the shared line's length when the store thread last read it
         self.store = store
         self.counters = counters
         self.limit = limit
@@ -48,8 +54,18 @@ class Dispatcher:
         self._stopped = False
         self._joining: list[tuple[str, str]] = []  # (task id, payload) to push, in order
 
+    def length(self) -> int:
+        """Tasks in line: counted now for a local store, else as last read (the
+        event loop never waits for Redis)."""
+        return self.seen_length if self.calls.remote else self.queue.length()
+
+    def read_length(self) -> int:
+        """On the store thread: read the line's length (``length`` answers it)."""
+        self.seen_length = self.queue.length()
+        return self.seen_length
+
     def full(self) -> bool:
-        return self.queue.length() + len(self._joining) >= self.limit
+        return self.length() + len(self._joining) >= self.limit
 
     def enqueue(self, task: Task, now: float) -> None:
         """Queue a saturated task; it joins the line at ``join``."""
@@ -68,12 +84,17 @@ class Dispatcher:
         their records first: once in line, another process may route, run and
         finish a task, and its newer record must not be overwritten by ours."""
         joining, self._joining = self._joining, []
+        if joining:  # queued after the records, on the store thread; retried after a stall
+            self.calls.durable(self._push, joining).add_done_callback(_logged)
+
+    def _push(self, joining: list[tuple[str, str]]) -> None:
         for task_id, payload in joining:
             self.queue.push(task_id, payload)
+        self.seen_length += len(joining)
 
-    def remove(self, task_id: str) -> Task | None:
+    async def remove(self, task_id: str) -> Task | None:
         """Take a waiting task out of the line (cancel); None when it is not waiting."""
-        payload = self.queue.remove(task_id)
+        payload = await self.calls.call(self.queue.remove, task_id)
         return None if payload is None else _from_payload(task_id, payload)
 
     def wake(self) -> None:
@@ -87,9 +108,23 @@ class Dispatcher:
         self._stopped = True
         self._wake.set()
 
-    def dispatch(self, max_routed: int = 256) -> int:
+    async def dispatch(self, max_routed: int = 256) -> int:
         """Route from the head of the line until a task is still saturated; how many
         were routed."""
+        decided = await self.calls.call(self._take, max_routed)
+        for task, d in decided:
+            task.queued = False
+            if d.error is None:
+                task.decision = d
+                self.routed(task)
+            else:
+                self.rejected(task, d)
+        return sum(d.error is None for _task, d in decided)
+
+    def _take(self, max_routed: int) -> list[tuple[Task, Decision]]:
+        """On the store thread: claim and route from the head of the line; the tasks
+        that left it, each with its decision (routed or rejected), in order."""
+        decided: list[tuple[Task, Decision]] = []
         routed = 0
         while routed < max_routed:
             claimed = self.queue.claim(CLAIM)
@@ -104,27 +139,18 @@ class Dispatcher:
                         and self.store.routed(task_id):  # routed by a process that then died
                     self.queue.done(task_id)  # (a task re-routed by H4 was routed before)
                 else:
-                    outcome = self._route_one(task, now)
-                    saturated = outcome is None
-                    routed += bool(outcome)
+                    d = self.route(task, now)
+                    saturated = d.error is not None and d.error.code == PoolSaturated.code
+                    if saturated:
+                        self.queue.put_back(task_id)
+                    else:
+                        self.queue.done(task_id)
+                        decided.append((task, d))
+                        routed += d.error is None
             if saturated:
                 break
-        return routed
-
-    def _route_one(self, task: Task, now: float) -> bool | None:
-        """True: routed; False: rejected; None: still saturated (back in line)."""
-        d = self.route(task, now)
-        if d.error is not None and d.error.code == PoolSaturated.code:
-            self.queue.put_back(task.task_id)
-            return None
-        self.queue.done(task.task_id)
-        task.queued = False
-        if d.error is None:
-            task.decision = d
-            self.routed(task)
-            return True
-        self.rejected(task, d)
-        return False
+        self.read_length()
+        return decided
 
     async def run(self, interval: float) -> None:
         """Dispatch when woken, or every ``interval`` seconds."""
@@ -136,7 +162,9 @@ class Dispatcher:
             if self._stopped:
                 return
             try:
-                self.dispatch()
+                await self.dispatch()
+            except StoreUnavailable:  # said once by StoreCalls; its probe watches
+                await self.calls.wait_up()
             except redis.RedisError as exc:  # a stalled or restarting store: wait for it
                 log.warning("dispatching queued tasks: the store did not answer (%s); "
                             "retrying", exc)
@@ -150,3 +178,8 @@ def _from_payload(task_id: str, payload: str) -> Task:
     data = json.loads(payload) if payload else {}
     return Task(task_id, data.get("body"), float(data.get("created_at", time.time())),
                 queued=True, reroutes=list(data.get("reroutes") or []))
+
+
+def _logged(done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("joining the line: %s", done.exception())

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from router.accounts import MS_PER_HOUR, MS_PER_SECOND
 
 if TYPE_CHECKING:
+    from router.accounts import Account
     from router.proxy.service import TaskService
 
 ROUTE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -71,7 +72,10 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def render_metrics(service: TaskService) -> str:
+def render_metrics(service: TaskService, accounts: list[Account], queue_length: int,
+                   fresh: bool) -> str:
+    """The metrics; ``accounts`` and ``queue_length`` as last read from the store
+    (``fresh`` False: the store did not answer, and ``byoa_store_up`` is 0)."""
     lines: list[str] = []
 
     def metric(name: str, kind: str, help_text: str) -> None:
@@ -83,10 +87,16 @@ def render_metrics(service: TaskService) -> str:
     for key in sorted(counters):
         lines.append(f'byoa_tasks_total{{event="{_label(key)}"}} {counters[key]}')
     metric("byoa_queue_length", "gauge", "Tasks waiting for capacity (pool_saturated, R5).")
-    lines.append(f"byoa_queue_length {service.queue.length()}")
+    lines.append(f"byoa_queue_length {queue_length}")
     metric("byoa_route_seconds", "histogram", "Time to route and reserve one submit.")
     lines += service.route_latency.lines("byoa_route_seconds")
-    accounts = service.store.accounts()
+    metric("byoa_store_up", "gauge", "1 when the shared store answered this scrape.")
+    lines.append(f"byoa_store_up {int(fresh and not service.calls.down)}")
+    metric("byoa_store_stalls_total", "counter", "Times the store stopped answering.")
+    lines.append(f"byoa_store_stalls_total {service.calls.stalls}")
+    metric("byoa_store_epoch_mismatch", "gauge", "1 when the store was emptied or loaded "
+           "again since this process started (its epoch key is gone or changed).")
+    lines.append(f"byoa_store_epoch_mismatch {int(service.epoch.problem is not None)}")
     now = time.time()
     gauges = (
         ("byoa_account_in_flight", "Tasks in flight on the account.",

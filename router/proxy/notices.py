@@ -22,6 +22,9 @@ from router.timeutil import format_time
 
 log = logging.getLogger(__name__)
 
+#: A notification ready to send: type, time, message, detail.
+Notice = tuple[str, float, str, dict[str, Any]]
+
 #: GoAPI notification types for account statuses set through the API (L5).
 STATUS_NOTICES: dict[Status, str] = {
     Status.BANNED: "mj_bot_banned",
@@ -87,20 +90,33 @@ class Notifier:
                      "error_code": new.error.code if new.error else None})
         self.task_finished(task)  # the task's own webhook: pending, meta.reroutes
 
-    def drain(self) -> list[Notification]:
-        """Send what the store produced since the last drain; the notifications."""
+    def drain(self) -> list[Notice]:
+        """Send what the store produced since the last drain; what was sent."""
+        notices = self.collect()
+        self.send(notices)
+        return notices
+
+    def collect(self) -> list[Notice]:
+        """What the store produced since the last drain, described (store calls:
+        on the store thread, ``router.proxy.storecalls``)."""
         notes, _renewals = self.store.drain()
         recovered: dict[str, dict[str, Any]] = {}
         if isinstance(self.store, HealthStore):  # H1: what each recovery ended
             for r in self.store.drain_recoveries():
                 recovered[r.account_id] = {"status_was": r.status_was.value,
                                            "recovered_at": format_time(r.at)}
+        out: list[Notice] = []
         for note in notes:
             message, detail = self._describe(note)
             if note.type == "account_recovered" and note.account_id in recovered:
                 detail.update(recovered[note.account_id])
-            self.notify(note.type, note.at, message, detail)
-        return notes
+            out.append((note.type, note.at, message, detail))
+        return out
+
+    def send(self, notices: list[Notice]) -> None:
+        """Send collected notices (on the event loop)."""
+        for kind, at, message, detail in notices:
+            self.notify(kind, at, message, detail)
 
     def notify(self, kind: str, at: float, message: str, detail: dict[str, Any]) -> None:
         self.counters.count(f"notify_{kind}")

@@ -8,13 +8,13 @@ in the line (R5) is shown with its place and an estimated start (``placement``).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 from router.proxy.batcher import TurnBatcher
+from router.proxy.storecalls import StoreCalls
 from router.proxy.tasks import Task, task_data
 from router.stores.base import RecordStore
 
@@ -22,13 +22,15 @@ from router.stores.base import RecordStore
 class TaskRecords:
     """Live tasks by id, and the record writes of this event-loop turn."""
 
-    def __init__(self, store: RecordStore, keep_finished: int) -> None:
+    def __init__(self, store: RecordStore, keep_finished: int,
+                 calls: StoreCalls | None = None) -> None:
         self.store = store
+        self.calls = calls or StoreCalls(remote=False)
         self.keep_finished = keep_finished
         self.live: dict[str, Task] = {}  # tasks this process routed
         self._finished: list[str] = []
         self._writes: TurnBatcher[tuple[str, str], None] = TurnBatcher(
-            self._write, name="task records")
+            self._write, name="task records", calls=calls, durable=True)
         #: a waiting task's ``queue_position`` and ``estimated_start_at`` (R5)
         self.placement: Callable[[str, float], dict[str, Any]] | None = None
 
@@ -61,19 +63,21 @@ class TaskRecords:
         return None if raw is None else self._placed(dict(json.loads(raw)))
 
     async def fetch(self, task_id: str) -> dict[str, Any] | None:
-        """``get`` with the store's read in a worker thread, off the event loop."""
+        """``get`` with the store's read on the store's thread, off the event loop
+        (a task this process holds answers without the store)."""
         task = self.live.get(task_id)
         if task is not None:
             return task_data(task)
-        raw = self._unflushed(task_id) or await asyncio.to_thread(self.store.get_record,
-                                                                  task_id)
+        raw = self._unflushed(task_id) or await self.calls.call(self.store.get_record,
+                                                                task_id)
         if raw is None:
             return None
         data = dict(json.loads(raw))
-        return await asyncio.to_thread(self._placed, data) if _waiting(data) else data
+        return await self.calls.call(self._placed, data) if _waiting(data) else data
 
     def _placed(self, data: dict[str, Any]) -> dict[str, Any]:
-        """A waiting task's record with its place in the line and estimated start."""
+        """A waiting task's record with its place in the line and estimated start
+        (store calls: on the store's thread)."""
         if self.placement is not None and _waiting(data):
             data["meta"].update(self.placement(str(data.get("task_id")), time.time()))
         return data

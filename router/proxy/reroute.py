@@ -29,7 +29,8 @@ from router.errors import NotInFlight, PoolSaturated
 from router.io.replay import decision_fields
 from router.proxy.envelope import task_error
 from router.proxy.metrics import Counters
-from router.proxy.notices import Notifier
+from router.proxy.notices import Notice, Notifier
+from router.proxy.storecalls import StoreCalls
 from router.proxy.tasks import Task
 from router.proxy.upstream import UpstreamResult
 from router.stores.base import AccountStore, HealthStore
@@ -69,8 +70,9 @@ class Rerouter:
     def __init__(self, store: AccountStore, notifier: Notifier, counters: Counters, *,
                  routed: Callable[[Task], None], queue: Callable[[Task, float], None],
                  rejected: Callable[[Task, Decision], None],
-                 finished: Callable[[Task], None]) -> None:
+                 finished: Callable[[Task], None], calls: StoreCalls | None = None) -> None:
         self.store = store
+        self.calls = calls or StoreCalls(remote=False)  # store calls off the event loop
         self.notifier = notifier
         self.counters = counters
         self.routed = routed  # start the task on its new account
@@ -84,30 +86,31 @@ class Rerouter:
         return (res.reason == "fast_exhausted" and d is not None and d.account_id is not None
                 and d.effective_mode is not None and d.effective_mode is not Mode.RELAX)
 
-    def take(self, task: Task, res: UpstreamResult, now: float) -> bool:
+    async def take(self, task: Task, res: UpstreamResult, now: float) -> bool:
         """The runner's hook: handle the result when H4 applies (True), else False."""
         if not self.applies(task, res):
             return False
-        self.handle(task, res, now)
+        await self.handle(task, res, now)
         return True
 
-    def handle(self, task: Task, res: UpstreamResult, now: float) -> None:
+    async def handle(self, task: Task, res: UpstreamResult, now: float) -> None:
         old = task.decision
         assert old is not None and old.account_id is not None
         if not isinstance(self.store, HealthStore):
-            try:
-                self.store.fail(task.task_id, now)  # room back, nothing charged (L1)
+            try:  # room back, nothing charged (L1)
+                await self.calls.durable(self.store.fail, task.task_id, now)
             except NotInFlight as exc:
                 log.warning("task %s: %s", task.task_id, exc.message)
             self._fail(task, res, now, "not re-routed: this store does not implement H4")
             return
         try:
-            out, new = self.store.fail_fast_exhausted(task.task_id, now)
+            out, new, notices = await self.calls.durable(self._fail_exhausted,
+                                                         task.task_id, now)
         except NotInFlight as exc:
             self.counters.count("finish_not_in_flight")
             self._fail(task, res, now, f"not re-routed: {exc.message}")
             return
-        self.notifier.drain()  # mj_bot_no_fasthour (L3), backups (B1)
+        self.notifier.send(notices)  # mj_bot_no_fasthour (L3), backups (B1)
         if new is None:  # the store ran it as relax: an ordinary fail (H4)
             self._fail(task, res, now, None)
             return
@@ -125,6 +128,13 @@ class Rerouter:
             self.queue(task, now)
         else:
             self.rejected(task, new)
+
+    def _fail_exhausted(self, task_id: str, now: float
+                        ) -> tuple[Outcome, Decision | None, list[Notice]]:
+        """On the store thread: H4's fail and re-route, and the notifications."""
+        assert isinstance(self.store, HealthStore)
+        out, new = self.store.fail_fast_exhausted(task_id, now)
+        return out, new, self.notifier.collect()
 
     def _fail(self, task: Task, res: UpstreamResult, now: float, note: str | None) -> None:
         task.status, task.ended_at = "failed", now

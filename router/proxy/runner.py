@@ -20,10 +20,9 @@ runs twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
@@ -34,6 +33,7 @@ from router.errors import NotInFlight
 from router.proxy.batcher import TurnBatcher
 from router.proxy.envelope import task_error
 from router.proxy.metrics import Counters
+from router.proxy.storecalls import StoreCalls
 from router.proxy.tasks import Task
 from router.proxy.upstream import Upstream, UpstreamResult
 from router.stores.base import AccountStore
@@ -49,8 +49,10 @@ class TaskRunner:
                  dropped: Callable[[Task], None],
                  save: Callable[[Task], None] = lambda task: None,
                  flush: Callable[[], None] = lambda: None,
-                 refused: Callable[[Task, UpstreamResult, float], bool] | None = None) -> None:
+                 refused: Callable[[Task, UpstreamResult, float], Awaitable[bool]] | None = None,
+                 calls: StoreCalls | None = None) -> None:
         self.store = store
+        self.calls = calls or StoreCalls(remote=False)
         self.upstream = upstream
         self.counters = counters
         self.start_delay = start_delay
@@ -63,9 +65,9 @@ class TaskRunner:
         self.refused = refused
         self._running: dict[asyncio.Task[None], Task] = {}
         self._completions: TurnBatcher[tuple[str, float], Outcome] = TurnBatcher(
-            self._complete_many, name="completions")
+            self._complete_many, name="completions", calls=calls, durable=True)
         self._starts: TurnBatcher[tuple[str, str, str, float], bool] = TurnBatcher(
-            self._start_many, name="starts")
+            self._start_many, name="starts", calls=calls, durable=True)
 
     def start(self, task: Task) -> None:
         self._spawn(task, self._run(task))
@@ -93,7 +95,6 @@ class TaskRunner:
         await asyncio.gather(*running, return_exceptions=True)
 
     def _complete_many(self, items: list[tuple[str, float]]) -> list[Outcome | Exception]:
-        self.flush()  # the results' records first: a charge never lands without its record
         return list(self.store.complete_many(items, time.time()))
 
     def _start_many(self, items: list[tuple[str, str, str, float]]) -> list[bool | Exception]:
@@ -134,7 +135,7 @@ class TaskRunner:
             res = await self.upstream.run(job, task.body, task.started_at)
             now = time.time()
             if res.reason is not None and self.refused is not None \
-                    and self.refused(task, res, now):
+                    and await self.refused(task, res, now):
                 return  # H4: re-routed under the same id
             self._record_result(task, res, now)
             if d.account_id is not None:  # P1 public tasks are not ours to charge
@@ -155,8 +156,8 @@ class TaskRunner:
             log.exception("task %s crashed in the proxy", task.task_id)
         task.status = "failed"
         task.error = task_error("proxy_error", "internal error while running the task")
-        with contextlib.suppress(Exception):
-            self.store.fail(task.task_id, time.time())
+        released = self.calls.durable(self.store.fail, task.task_id, time.time())
+        released.add_done_callback(_ignore)
         self.finished(task)
 
     def _record_result(self, task: Task, res: UpstreamResult, now: float) -> None:
@@ -175,11 +176,19 @@ class TaskRunner:
         """Charge a completed task (L1) or release a failed one's reservation."""
         try:
             if res.ok:
+                # its record is queued first: a charge never lands without its record
+                self.flush()
                 out = await self._completions.call((task.task_id, res.gpu_seconds))
                 task.charged_seconds = out.charged_ms / MS_PER_SECOND
             else:
-                self.store.fail(task.task_id, now)
+                await self.calls.durable(self.store.fail, task.task_id, now)
         except NotInFlight as exc:
             self.counters.count("finish_not_in_flight")
             task.note = f"not charged: {exc.message}"
             log.warning("task %s: %s", task.task_id, exc.message)
+
+
+def _ignore(done: asyncio.Future[Outcome]) -> None:
+    """A release that needs no answer (the task already failed): its error is logged."""
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("releasing a failed task: %s", done.exception())

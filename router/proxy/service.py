@@ -9,7 +9,10 @@ helper per job: ``TaskRecords`` (task records), ``Dispatcher`` (the waiting
 line), ``TaskRunner`` (running and charging), ``Notifier`` (webhooks),
 ``AccountAdmin`` (account endpoints), ``Rerouter`` (a task the upstream refused
 for lack of fast time moves, H4), ``LineEstimate`` (a waiting task's place and
-estimated start, R5).
+estimated start, R5). Every store call goes through ``StoreCalls`` (one worker
+thread for Redis): the event loop never waits for a Redis round trip, requests
+that need a stalled store get 503 ``store_unavailable`` at once, and
+``StoreEpoch`` reports a store that was emptied or replaced.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 
 import redis
 
-from router.accounts import Mode, Setting, Status
+from router.accounts import Account, Mode, Setting, Status
 from router.decision import Decision
 from router.errors import NotInFlight, PoolSaturated, http_status
 from router.proxy.admin import AccountAdmin
@@ -33,11 +36,13 @@ from router.proxy.batcher import TurnBatcher
 from router.proxy.dispatch import Dispatcher
 from router.proxy.envelope import envelope, error_envelope, route_error, task_error
 from router.proxy.metrics import Counters, Histogram
-from router.proxy.notices import Notifier
+from router.proxy.notices import Notice, Notifier
 from router.proxy.queue import LocalQueue, TaskQueue
 from router.proxy.records import TaskRecords
 from router.proxy.reroute import Rerouter
 from router.proxy.runner import TaskRunner
+from router.proxy.storecalls import STALLED, StoreCalls, StoreUnavailable
+from router.proxy.storeepoch import StoreEpoch
 from router.proxy.tasks import Task, task_data
 from router.proxy.upstream import Upstream
 from router.proxy.waiting import LineEstimate
@@ -47,6 +52,7 @@ from router.timeutil import parse_time
 log = logging.getLogger(__name__)
 
 Answer = tuple[int, dict[str, Any]]  # HTTP status and GoAPI envelope
+Taken = tuple[Task, Adoption, "Decision | None"]  # an adopted task, routed again or not
 
 
 @dataclass(slots=True)
@@ -70,12 +76,15 @@ class TaskService:
     """Routes, queues, runs and finishes tasks; owns the background loops."""
 
     def __init__(self, store: Store, upstream: Upstream, config: ProxyConfig,
-                 queue: TaskQueue | None = None) -> None:
+                 queue: TaskQueue | None = None, calls: StoreCalls | None = None,
+                 epoch: StoreEpoch | None = None) -> None:
         self.store = store
         self.config = config
+        self.epoch = epoch or StoreEpoch(store)
+        self.calls = calls = calls or StoreCalls(remote=False)
         self.counters = Counters()
         self.route_latency = Histogram()
-        self.records = TaskRecords(store, config.keep_finished)
+        self.records = TaskRecords(store, config.keep_finished, calls)
         self.notifier = Notifier(store, self.counters, url=config.notify_url,
                                  secret=config.notify_secret,
                                  attempts=config.webhook_attempts,
@@ -83,19 +92,21 @@ class TaskService:
         self.runner = TaskRunner(store, upstream, self.counters,
                                  start_delay=config.start_delay, finished=self._finished,
                                  dropped=self.records.forget, save=self.records.save,
-                                 flush=self.records.flush)
+                                 flush=self.records.flush, calls=calls)
         self.line = Dispatcher(queue if queue is not None else LocalQueue(), store,
                                self.counters, limit=config.queue_limit, route=self._route,
-                               routed=self._routed, rejected=self._rejected)
-        self.admin = AccountAdmin(store, self.notifier, self.line.wake)
+                               routed=self._routed, rejected=self._rejected, calls=calls)
+        self.admin = AccountAdmin(store, self.notifier, self.line.wake, calls)
         self.rerouter = Rerouter(store, self.notifier, self.counters, routed=self._routed,
                                  queue=self._requeue, rejected=self._rejected,
-                                 finished=self._finished)
+                                 finished=self._finished, calls=calls)
         self.runner.refused = self.rerouter.take  # H4
         self.waiting = LineEstimate(self.queue.position)
         self.records.placement = self.waiting.placement  # R5: place and estimated start
-        self._submits: TurnBatcher[Task, Answer] = TurnBatcher(self._submit_many,
-                                                               name="submits")
+        self._submits: TurnBatcher[Task, Decision] = TurnBatcher(self._route_many,
+                                                                 name="submits", calls=calls)
+        self.last_accounts: list[Account] = []  # the last snapshot read (for /metrics)
+        self.batches = 0  # submit batches routed (written on the store thread)
         self._loops: list[asyncio.Task[None]] = []
         self.draining = False  # graceful shutdown: new submits get 503 shutting_down
 
@@ -106,6 +117,10 @@ class TaskService:
     # -------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         self.notifier.start()
+        try:
+            await self.calls.call(self.epoch.remember)
+        except Exception as exc:  # the first maintenance pass reads it again
+            log.warning("reading the store's epoch: %s", exc)
         loop = asyncio.get_running_loop()
         self._loops = [loop.create_task(self.line.run(self.config.dispatch_interval)),
                        loop.create_task(self._maintain_loop())]
@@ -117,6 +132,7 @@ class TaskService:
         await asyncio.gather(*self._loops, return_exceptions=True)
         await self.runner.stop()
         await self.notifier.close()
+        self.calls.close()
 
     async def drain(self, seconds: float) -> int:
         """Graceful shutdown: stop accepting, let running tasks finish for up to
@@ -133,7 +149,7 @@ class TaskService:
             self.line.stop()  # the dispatcher: the line is left to the others
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and (self.runner.running() or (
-                not shared and self.queue.length())):
+                not shared and self.line.length())):
             await asyncio.sleep(0.02)
         self.line.stop()
         for t in self._loops[1:]:
@@ -148,7 +164,12 @@ class TaskService:
         ours = [t.task_id for t in left if t.decision is not None
                 and t.decision.account_id is not None]
         self.records.flush()
-        n = self.store.hand_over(ours)
+        try:
+            n = await self.calls.call(self.store.hand_over, ours)
+        except STALLED as exc:  # their leases lapse anyway: adopted all the same
+            log.warning("shutting down: the store did not answer (%s); the leases of %d "
+                        "tasks lapse on their own", exc, len(ours))
+            n = 0
         for task in left:
             self.records.forget(task)
         self.counters.count("handed_over", n)
@@ -159,7 +180,9 @@ class TaskService:
         while True:
             await asyncio.sleep(self.config.maintain_interval)
             try:
-                self.maintain()
+                await self.maintain()
+            except StoreUnavailable:  # said once by StoreCalls; its probe watches
+                await self.calls.wait_up()
             except redis.RedisError as exc:  # a stalled or restarting store: wait for it
                 log.warning("store maintenance: the store did not answer (%s); retrying", exc)
             except Exception:
@@ -167,38 +190,62 @@ class TaskService:
 
     # ----------------------------------------------------------------- submit
     def _route(self, task: Task, now: float) -> Decision:
+        """On the store thread: route one task and reserve it."""
         t0 = time.perf_counter()
         d = self.store.submit(task.task_id, task.body, now)
         self.route_latency.observe(time.perf_counter() - t0)
         return d
 
-    def submit(self, body: Any) -> Answer:
-        """POST /api/v1/task, one at a time: route now, queue when saturated (R5)."""
-        now = time.time()
-        task = Task(str(uuid.uuid4()), body, now)
-        answer = self._accept(task, self._route(task, now), now)
-        self._let_queued_in()
-        return answer
-
     async def submit_async(self, body: Any) -> Answer:
-        """POST /api/v1/task under load: submits that arrive in the same turn of
-        the event loop are routed together (``Store.submit_many``: one round
-        trip to Redis for the batch, the same decisions as one by one)."""
+        """POST /api/v1/task: route now, queue when saturated (R5). Submits that
+        arrive in the same turn of the event loop are routed together on the store
+        thread (``Store.submit_many``: one round trip to Redis for the batch, the
+        same decisions as one by one)."""
         if self.draining:
             return _answer(error_envelope("shutting_down", "this proxy process is shutting "
                                           "down; send the task to another one"))
-        return await self._submits.call(Task(str(uuid.uuid4()), body, time.time()))
+        task = Task(str(uuid.uuid4()), body, time.time())
+        try:
+            d = await self._submits.call(task)
+        except STALLED as exc:
+            if not isinstance(exc, StoreUnavailable):
+                self._release_unanswered(task.task_id)
+            raise
+        self._count_batches()
+        answer = self._accept(task, d, time.time())
+        self._let_queued_in()
+        return answer
 
-    def _submit_many(self, tasks: list[Task]) -> list[Answer | Exception]:
+    def _count_batches(self) -> None:
+        counted = self.counters.get("batches")
+        if self.batches > counted:
+            self.counters.count("batches", self.batches - counted)
+
+    def _route_many(self, tasks: list[Task]) -> list[Decision | Exception]:
+        """On the store thread: one batch of submits."""
         now = time.time()
         t0 = time.perf_counter()
         decisions = self.store.submit_many([(t.task_id, t.body, None) for t in tasks], now)
         self.route_latency.observe(time.perf_counter() - t0, len(tasks))
-        self.counters.count("batches")
-        answers: list[Answer | Exception] = [
-            self._accept(t, d, now) for t, d in zip(tasks, decisions, strict=True)]
-        self._let_queued_in()
-        return answers
+        self.batches += 1  # counted on the loop (``_count_batches``): one writer per dict
+        if any(d.error is not None and d.error.code == PoolSaturated.code for d in decisions):
+            self.line.read_length()  # for ``full``, read on the loop
+        return list(decisions)
+
+    def _release_unanswered(self, task_id: str) -> None:
+        """The store did not answer a submit in time, so the client gets 503 and no
+        task id: but Redis may still run the reservation once it continues. Release
+        it then (nothing charged, room back), so no task runs that was not accepted."""
+        def release() -> None:
+            try:
+                self.store.cancel(task_id, time.time())
+                log.warning("task %s: its reservation landed after the client got 503; "
+                            "released", task_id)
+            except NotInFlight:
+                pass
+
+        self.counters.count("unanswered_submits")
+        self.calls.durable(release).add_done_callback(_logged)
 
     def _let_queued_in(self) -> None:
         """Queued tasks join the shared line once their records are written."""
@@ -256,39 +303,65 @@ class TaskService:
         self.waiting.finished(task)
         self.records.save(task)
         self.notifier.task_finished(task)
-        self.notifier.drain()
+        self.drain_notices()
         self.line.wake()
         self.records.finished(task)
 
-    # ----------------------------------------------------------------- leases
-    def dispatch(self, max_routed: int = 256) -> int:
-        """Route waiting tasks from the head of the (shared) line, FIFO."""
-        return self.line.dispatch(max_routed)
+    def drain_notices(self) -> None:
+        """Send the store's notifications (read on the store thread)."""
+        self.calls.submit(self.notifier.collect).add_done_callback(self._send_notices)
 
-    def maintain(self) -> list[str]:
+    def _send_notices(self, done: asyncio.Future[list[Notice]]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return  # they stay in the store for the next drain
+        notices = done.result()
+        self.notifier.send(notices)
+        if any(kind == "account_recovered" for kind, *_rest in notices):
+            self.line.wake()  # H1: an account is back, the line may move
+
+    # ----------------------------------------------------------------- leases
+    async def dispatch(self, max_routed: int = 256) -> int:
+        """Route waiting tasks from the head of the (shared) line, FIFO."""
+        return await self.line.dispatch(max_routed)
+
+    async def maintain(self) -> list[str]:
         """Leases: extend ours, adopt dead processes' tasks (routed again when they
         had not started, followed upstream when they had); expired queue claims
-        go back in line."""
-        self.queue.sweep()
-        adopted = self.store.maintain(time.time())
-        for a in self.store.take_adopted():
-            self._adopt(a)
+        go back in line. The store's epoch is checked on the way."""
+        adopted, taken = await self.calls.call(self._maintain_store)
+        for task, a, d in taken:
+            self._adopt(task, a, d)
         self.counters.count("adopted", len(adopted))
-        if any(n.type == "account_recovered" for n in self.notifier.drain()):
-            self.line.wake()  # H1: an account is back, the line may move
+        self.drain_notices()
         return adopted
 
-    def _adopt(self, a: Adoption) -> None:
+    def _maintain_store(self) -> tuple[list[str], list[Taken]]:
+        """On the store thread: the epoch, leases, the line's expired claims, and
+        each adopted task with its decision when it is to be routed again."""
+        self.epoch.check()  # StoreLost: not the store we started on, adopt nothing
+        self.queue.sweep()
+        adopted = self.store.maintain(time.time())
+        taken: list[Taken] = []
+        for a in self.store.take_adopted():
+            raw = self.store.get_record(a.task_id)
+            data: dict[str, Any] = json.loads(raw) if raw else {}
+            meta = data.get("meta") or {}
+            created = (parse_time(meta["created_at"]) if meta.get("created_at")
+                       else a.created_at)
+            task = Task(a.task_id, a.body, created)
+            if a.job is None:
+                taken.append((task, a, self._route(task, time.time())))
+            else:
+                task.decision = _decision(a, meta)
+                taken.append((task, a, None))
+        return adopted, taken
+
+    def _adopt(self, task: Task, a: Adoption, d: Decision | None) -> None:
         """Take over one task of a stopped process, under its task id."""
-        raw = self.store.get_record(a.task_id)
-        data: dict[str, Any] = json.loads(raw) if raw else {}
-        meta = data.get("meta") or {}
-        created = parse_time(meta["created_at"]) if meta.get("created_at") else a.created_at
-        task = Task(a.task_id, a.body, created)
         if a.job is None:
+            assert d is not None
             log.warning("task %s adopted before it started: routed again", a.task_id)
             now = time.time()
-            d = self._route(task, now)
             if d.error is None:
                 task.decision = d
                 self._routed(task)
@@ -302,37 +375,33 @@ class TaskService:
                 self._rejected(task, d)
             return
         log.warning("task %s adopted while running: following job %s", a.task_id, a.job)
-        task.decision = _decision(a, meta)
         task.status = "processing"
         task.started_at = a.started_at
         self.records.register(task)
         self.runner.resume(task, a.job)
 
     # ------------------------------------------------------------------- read
-    def get(self, task_id: str) -> dict[str, Any] | None:
-        return self.records.get(task_id)
-
     async def get_async(self, task_id: str) -> dict[str, Any] | None:
         """GET /api/v1/task/{id}: a record of another process is read off the event loop."""
         return await self.records.fetch(task_id)
 
-    def cancel(self, task_id: str) -> Answer:
+    async def cancel(self, task_id: str) -> Answer:
         """DELETE /api/v1/task/{id}: only pending tasks (waiting in line, or routed
-        and not yet started)."""
+        and not yet started). A routed task is cancelled here at once (it will not
+        start); its reservation is released on the store thread, after a stall too."""
         task = self.records.local(task_id)
         if task is None:
-            task = self.line.remove(task_id)
+            task = await self.line.remove(task_id)
             if task is None:
-                return self._not_cancellable(task_id)
+                return await self._not_cancellable(task_id)
         elif task.status != "pending":
             return _answer(error_envelope("not_pending",
                                           f"only pending tasks can be cancelled; task {task_id} "
                                           f"is {task.status}"))
         else:
-            try:
-                self.store.cancel(task_id, time.time())
-            except NotInFlight as exc:
-                log.warning("cancel %s: %s", task_id, exc.message)
+            task.status = "failed"  # the runner does not start it now
+            self.calls.durable(self._release_cancelled, task_id,
+                               time.time()).add_done_callback(_logged)
         task.queued = False
         task.status = "failed"
         task.error = task_error("cancelled", "cancelled by the user before it started")
@@ -340,9 +409,15 @@ class TaskService:
         self._finished(task)
         return 200, envelope(200, task_data(task), "success")
 
-    def _not_cancellable(self, task_id: str) -> Answer:
+    def _release_cancelled(self, task_id: str, now: float) -> None:
+        try:
+            self.store.cancel(task_id, now)
+        except NotInFlight as exc:
+            log.warning("cancel %s: %s", task_id, exc.message)
+
+    async def _not_cancellable(self, task_id: str) -> Answer:
         """Why a task that is neither ours nor waiting in line cannot be cancelled."""
-        data = self.get(task_id)
+        data = await self.get_async(task_id)
         if data is None:
             return _answer(error_envelope("task_not_found", f"no task with id {task_id}"))
         if data.get("status") != "pending":
@@ -354,12 +429,30 @@ class TaskService:
                                       "proxy process; retry the cancel in a moment"))
 
     # --------------------------------------------------------------- accounts
-    def accounts(self) -> list[dict[str, Any]]:
-        return self.admin.accounts()
+    async def accounts(self) -> list[dict[str, Any]]:
+        return await self.admin.accounts()
 
-    def set_account(self, account_id: str, status: Status | None, setting: Setting | None,
-                    secrets: Mapping[str, str], *, until: str | None = None) -> dict[str, Any]:
-        return self.admin.set_account(account_id, status, setting, secrets, until=until)
+    async def set_account(self, account_id: str, status: Status | None,
+                          setting: Setting | None,
+                          secrets: Mapping[str, str], *,
+                          until: str | None = None) -> dict[str, Any]:
+        view = await self.admin.set_account(account_id, status, setting, secrets,
+                                            until=until)
+        self.drain_notices()
+        return view
+
+    async def snapshot(self) -> tuple[list[Account], int, bool]:
+        """For /metrics: the accounts and the line's length, and whether they are
+        fresh (False: the store did not answer; the last ones read are shown)."""
+        try:
+            accounts, length = await self.calls.call(self._read_snapshot)
+        except STALLED:
+            return self.last_accounts, self.line.length(), False
+        self.last_accounts = accounts
+        return accounts, length, True
+
+    def _read_snapshot(self) -> tuple[list[Account], int]:
+        return self.store.accounts(), self.line.read_length()
 
 
 def _decision(a: Adoption, meta: dict[str, Any]) -> Decision:
@@ -376,3 +469,9 @@ def _decision(a: Adoption, meta: dict[str, Any]) -> Decision:
 
 def _answer(content: dict[str, Any]) -> Answer:
     return int(content["code"]), content
+
+
+def _logged(done: asyncio.Future[Any]) -> None:
+    """A store call nobody waits for: its failure is logged."""
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("a store call failed: %s", done.exception())

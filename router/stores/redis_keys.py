@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import redis
@@ -18,6 +19,7 @@ class Keys:
         self.policy = f"{prefix}:policy"
         self.backups = f"{prefix}:backups_active"
         self.no_active = f"{prefix}:no_active"
+        self.epoch = f"{prefix}:epoch"  # written when the accounts are loaded
 
     def acc(self, acc_id: str) -> str:
         return f"{self.prefix}:{{acc:{acc_id}}}"
@@ -51,6 +53,11 @@ def connect(url: str, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
     commands give up after ``timeout`` seconds."""
     return redis.Redis.from_url(url, decode_responses=True, socket_timeout=timeout,
                                 socket_connect_timeout=timeout)
+
+
+def new_epoch() -> str:
+    """A fresh epoch value: which loading of the accounts a store holds."""
+    return uuid.uuid4().hex
 
 
 def pairs(flat: list[Any]) -> dict[str, str]:

@@ -10,7 +10,7 @@ from router.accounts import Account
 from router.errors import InputError
 from router.ledger import Ledger, Policy
 from router.stores.codec import account_to_hash, policy_to_json
-from router.stores.redis_keys import Keys
+from router.stores.redis_keys import Keys, new_epoch
 
 
 def load_into_redis(client: redis.Redis, accounts: Iterable[Account], policy: Policy,
@@ -20,7 +20,8 @@ def load_into_redis(client: redis.Redis, accounts: Iterable[Account], policy: Po
     The ledger's own ``start`` fixes what depends on the start time (default
     ``renews_at``, the first billing period) and evaluates B1 (L6). Refuses to
     overwrite a loaded pool unless ``replace`` (which deletes every key under
-    the prefix first).
+    the prefix first). A new epoch key marks this loading: a proxy process that
+    finds it missing or changed knows the store was emptied or replaced.
     """
     accs = list(accounts)
     for acc in accs:
@@ -45,6 +46,7 @@ def load_into_redis(client: redis.Redis, accounts: Iterable[Account], policy: Po
         pipe.set(keys.backups, "1")
     if accs:
         pipe.rpush(keys.accounts, *[a.id for a in accs])
+    pipe.set(keys.epoch, new_epoch())
     pipe.execute()
     return len(accs)
 

@@ -22,7 +22,8 @@ re-checked on the account's hash by the reservation script. An H4 fail
 reservation of the same task id.
 
 Keys (``P`` is the prefix): ``P:accounts`` (ids in file order), ``P:policy``,
-``P:backups_active``, ``P:no_active``, ``P:p:<task>`` (parent record, M5/R7),
+``P:backups_active``, ``P:no_active``, ``P:epoch`` (written at each load),
+``P:p:<task>`` (parent record, M5/R7),
 ``P:rec:<task>`` (the proxy's task record), and per account, all with the hash
 tag ``{acc:<id>}``: ``P:{acc:<id>}`` (hash), ``...:leases`` (zset),
 ``...:t:<task>`` (task hash), ``...:hist`` (period history), ``...:secret``.
@@ -46,7 +47,7 @@ from router.stores import scripts
 from router.stores.base import Adoption
 from router.stores.codec import ledger_fields, period_from_json
 from router.stores.redis_finish import Finisher
-from router.stores.redis_keys import DEFAULT_URL, Keys, connect, flatten
+from router.stores.redis_keys import DEFAULT_URL, Keys, connect, flatten, new_epoch
 from router.stores.redis_leases import Leases
 from router.stores.redis_load import load_into_redis
 from router.stores.redis_mirror import Mirror
@@ -104,6 +105,16 @@ class RedisStore:
     def lost_races(self) -> int:
         """Reservations another process won first (each routed again)."""
         return self.reserver.lost_races
+
+    def epoch(self) -> str | None:
+        """Which loading of the accounts Redis holds (None: the key is gone)."""
+        raw = self.r.get(self.keys.epoch)
+        return None if raw is None else str(raw)
+
+    def ensure_epoch(self) -> str:
+        """The epoch, written first if the accounts were loaded without one."""
+        self.r.set(self.keys.epoch, new_epoch(), nx=True)
+        return self.epoch() or ""
 
     def refresh(self) -> None:
         """Re-read every account into the mirror (one pipelined round trip)."""

@@ -1,0 +1,206 @@
+"""``StoreCalls``: the one way the proxy calls its store, never blocking the event loop.
+
+For a remote store (Redis) every call runs on ONE dedicated worker thread, in
+the order it was made: the store's local mirror (``redis_mirror``) is only ever
+touched by that thread, so it stays single-threaded, and a write posted before
+another one reaches Redis before it. For the in-memory store a call runs inline
+(nothing can stall).
+
+When a call fails because Redis did not answer (the client's ``--redis-timeout``:
+a connection error or a timeout), the store is marked *down*: calls made while
+it is down fail at once with ``StoreUnavailable`` (the HTTP layer answers 503
+``store_unavailable`` with ``Retry-After``) instead of queueing behind a stalled
+socket, and a probe pings the store on the same thread until it answers again.
+Calls that must not be lost (a task's start, its charge or release, its record,
+its place in the shared line) are made ``durable``: they wait for the store to
+answer again and are retried, so a task that starts or finishes during a stall
+does not fail (each of them is safe to repeat: a charge that already landed
+answers ``NotInFlight`` the second time, L1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import redis
+
+from router.errors import InputError
+
+if TYPE_CHECKING:
+    from router.proxy.storeepoch import StoreEpoch
+    from router.stores.redis_store import RedisStore
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+#: Seconds between two pings of a store that stopped answering.
+PROBE_INTERVAL = 0.2
+
+
+class StoreUnavailable(redis.ConnectionError):
+    """The store is known not to answer right now: the call was not sent."""
+
+
+class StoreLost(redis.ConnectionError):
+    """The store answers but is not the one this process started on: emptied,
+    flushed or loaded again (``StoreEpoch``). Treated as down until it is."""
+
+
+#: What says that the store itself did not answer (not a bad command).
+STALLED = (redis.ConnectionError, redis.TimeoutError)
+
+
+class StoreCalls:
+    """Runs store calls on one worker thread (remote) or inline (in memory)."""
+
+    def __init__(self, *, remote: bool, ping: Callable[[], object] = lambda: None,
+                 probe_interval: float = PROBE_INTERVAL) -> None:
+        self.remote = remote
+        self._ping = ping
+        self.probe_interval = probe_interval
+        self._pool = (ThreadPoolExecutor(1, thread_name_prefix="byoa-store")
+                      if remote else None)
+        self.down_since: float | None = None  # wall-clock time the store stopped answering
+        self.reason = ""  # why it is down
+        self.stalls = 0  # times the store stopped answering
+        self._up = asyncio.Event()
+        self._up.set()
+        self._probe: asyncio.Task[None] | None = None
+        self._retrying: set[asyncio.Task[Any]] = set()
+
+    @property
+    def down(self) -> bool:
+        return self.down_since is not None
+
+    # ------------------------------------------------------------------ calls
+    def submit(self, fn: Callable[..., R], *args: Any) -> asyncio.Future[R]:
+        """Queue ``fn(*args)`` now (calls run in the order they were submitted); its
+        future. Fails at once with ``StoreUnavailable`` while the store is down."""
+        loop = asyncio.get_running_loop()
+        if self._pool is None:
+            fut: asyncio.Future[R] = loop.create_future()
+            try:
+                fut.set_result(fn(*args))
+            except Exception as exc:
+                fut.set_exception(exc)
+            return fut
+        if self.down:
+            fut = loop.create_future()
+            fut.set_exception(self._unavailable())
+            return fut
+        return loop.run_in_executor(self._pool, self._guarded, loop, fn, args)
+
+    async def call(self, fn: Callable[..., R], *args: Any) -> R:
+        """``fn(*args)`` on the store thread; fails fast while the store is down."""
+        return await self.submit(fn, *args)
+
+    def durable(self, fn: Callable[..., R], *args: Any) -> asyncio.Future[R]:
+        """``fn(*args)`` queued now, and again each time the store answers again
+        after a stall, until it ran; its future (other errors end it)."""
+        first = self.submit(fn, *args)
+        if self._pool is None:
+            return first
+        task = asyncio.ensure_future(self._until_done(first, fn, args))
+        self._retrying.add(task)
+        task.add_done_callback(self._retrying.discard)
+        return task
+
+    async def _until_done(self, first: asyncio.Future[R], fn: Callable[..., R],
+                          args: tuple[Any, ...]) -> R:
+        fut = first
+        while True:
+            try:
+                return await fut
+            except STALLED:
+                await self.wait_up()
+                fut = self.submit(fn, *args)
+
+    async def wait_up(self) -> None:
+        """Return once the store answers (at once when it is not down)."""
+        while self.down:
+            if self._up.is_set():  # marked down on the thread; _went_down not yet run
+                self._up.clear()
+            await self._up.wait()
+
+    def retrying(self) -> int:
+        """Durable calls waiting for the store to answer again."""
+        return len(self._retrying)
+
+    def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------- the thread
+    def _guarded(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., R],
+                 args: tuple[Any, ...]) -> R:
+        """On the store thread: run ``fn`` unless the store went down meanwhile."""
+        if self.down:
+            raise self._unavailable()
+        try:
+            return fn(*args)
+        except StoreUnavailable:
+            raise
+        except STALLED as exc:
+            self._mark_down(loop, exc)
+            raise
+        except InputError as exc:  # the mirror found no accounts: the store was emptied
+            lost = StoreLost(str(exc))
+            self._mark_down(loop, lost)
+            raise lost from None
+
+    def _mark_down(self, loop: asyncio.AbstractEventLoop, exc: Exception) -> None:
+        if not self.down:
+            self.reason = str(exc)
+            self.down_since = time.time()  # read by the loop; only this thread sets it
+            loop.call_soon_threadsafe(self._went_down, exc)
+
+    def _unavailable(self) -> StoreUnavailable:
+        since = time.time() - (self.down_since or time.time())
+        return StoreUnavailable(f"the store has been unavailable for {since:.1f} s "
+                                f"({self.reason})")
+
+    # -------------------------------------------------------------- the probe
+    def _went_down(self, exc: BaseException) -> None:
+        self.stalls += 1
+        self._up.clear()
+        log.warning("the store stopped answering (%s): requests that need it get 503 "
+                    "store_unavailable until it answers again", exc)
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.get_running_loop().create_task(self._probe_until_up())
+
+    async def _probe_until_up(self) -> None:
+        assert self._pool is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.probe_interval)
+            try:
+                await loop.run_in_executor(self._pool, self._ping)
+            except Exception:  # still away, or not the store we started on
+                continue
+            since = self.down_since or time.time()
+            self.down_since = None
+            self._up.set()
+            log.warning("the store answers again after %.1f s", time.time() - since)
+            return
+
+
+def redis_calls(store: RedisStore, epoch: StoreEpoch) -> StoreCalls:
+    """``StoreCalls`` for a Redis store. Its probe pings Redis, checks that it is
+    still the store this process started on (its epoch: not emptied, not loaded
+    again), then re-reads every account into the mirror before any retried call
+    runs: a call that timed out may have left the mirror ahead of Redis (or
+    behind, if it landed)."""
+    def probe() -> None:
+        store.r.ping()
+        epoch.check()  # raises StoreLost: stays down
+        store.refresh()
+
+    return StoreCalls(remote=True, ping=probe)
