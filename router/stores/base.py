@@ -140,7 +140,8 @@ class RecordStore(Protocol):
 
 @runtime_checkable
 class HealthStore(Protocol):
-    """H1 and H4 for an embedding, where a store implements them (``MemoryStore``).
+    """H1 and H4 for an embedding, where a store implements them (``MemoryStore``,
+    ``RedisStore``).
 
     A separate protocol so that a store without them still is a ``Store``; the
     proxy checks ``isinstance(store, HealthStore)`` and says so when it is not."""

@@ -155,7 +155,13 @@ class RedisStore:
     def fail_fast_exhausted(self, task_id: str, now: float) -> tuple[Outcome, Decision | None]:
         """H4, as ``Pool.fail_fast_exhausted``: one CAS on the account (no charge,
         fast time zeroed as a correction, L3's flip, at most once however many
-        processes deliver it), then the same task id routed again at ``now``."""
+        processes deliver it), then the same task id routed again at ``now`` by an
+        ordinary reservation (its own script, on the new account's shard).
+
+        The two steps are not one transaction (the new account may live on
+        another shard): a process that stops between them leaves the task
+        ``rerouted`` on its old account and in flight nowhere, so no lease
+        adopts it; its embedding's record still shows it running."""
         out, task, res = self.finisher.finish_task(task_id, now, "exhausted", 0)
         if task.mode is Mode.RELAX:
             return out, None
