@@ -254,6 +254,7 @@ class LedgerMachine(RuleBasedStateMachine):
     model: Model
     now: float
     n: int
+    parent_of: dict[str, str]  # child task id -> its parent's (R7)
 
     @initialize(p=pools(max_size=5))
     def setup(self, p: Any) -> None:
@@ -262,6 +263,7 @@ class LedgerMachine(RuleBasedStateMachine):
                            policy.restore_fast_on_renewal, policy.fallback_on_saturation)
         self.pool = Pool(accounts, policy, explain=False)
         self.now, self.n = START, 0
+        self.parent_of = {}
         self.pool.advance(self.now)
         self.model.start(self.now)
         self._check_drain()
@@ -317,6 +319,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert d.mode_source == "parent"
         assert acc_id is not None
         self._check_pinned(d, self.model.accounts[acc_id], requested, task_type)
+        self.parent_of[task_id] = parent
 
     def _check_pinned(self, d: Decision, a: MAcc, mode: str, task_type: str) -> None:
         eff, code = self.model.expected_pinned(a, mode)
@@ -362,8 +365,11 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         assert again.task_id == task_id
         requested, pinned, task_type = self.model.info[task_id]
-        if pinned:
-            self._check_pinned(again, a, requested, task_type)
+        if pinned:  # R7: a child goes where its parent's record says, which an H4
+            # move of the parent may have changed since the child was routed
+            parent = self.parent_of.get(task_id)
+            target = a if parent is None else self.model.accounts[self.model.parents[parent][0]]
+            self._check_pinned(again, target, requested, task_type)
             return
         allowed, code, fallback = self.model.expected_root(requested, self.now)
         assert (again.error.code if again.error else None) == code, (again.error, code)
