@@ -24,6 +24,8 @@ Both call the same predicates (``router.rules``) and pick functions
 from __future__ import annotations
 
 import heapq
+import json
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal, Protocol
@@ -32,6 +34,7 @@ from sortedcontainers import SortedList
 
 from router.accounts import Account
 from router.buckets import ExpiringIndex, Fenwick, LoadBuckets
+from router.decision import Rejections
 from router.rules import (
     Reason,
     availability_reason,
@@ -72,6 +75,8 @@ class Candidates(Protocol):
                 chosen: str | None) -> tuple[str, dict[str, str]]: ...
 
     def summary(self, path: Path, now: float) -> str: ...
+
+    def pacing_counts(self, path: Path, now: float) -> tuple[int, int]: ...
 
 
 def _key_fn(strategy: Strategy) -> Callable[[Account], Any]:
@@ -119,29 +124,51 @@ class _AvailableTree:
             self.weights = Fenwick(weights)
 
 
+_CHUNK = 64  # ids per piece of the kept ``rejections`` map (X1)
+
+
 class _Explainer:
-    """X1 kept up to date: per path, each account's first excluding rule (the
-    ``rejections`` map, kept in id order) and the counts by eligibility reason
-    with the lowest id holding each reason (for the summary's order)."""
+    """X1 kept up to date: per path, each account's first excluding rule
+    (eligibility, then T1, room, H2 and H3, as ``availability_reason``), the
+    ``rejections`` map kept in id order in pieces of ``_CHUNK`` ids (a change of
+    membership rebuilds one piece, not the map), how many accounts each rule
+    excludes (H2/H3 counts of the saturation tail), and the counts by
+    eligibility reason with the lowest id holding each reason (the summary's order)."""
 
     def __init__(self) -> None:
         self.ids: list[str] = []
+        self.chunk_of: dict[str, int] = {}
         self.reason: dict[Path, dict[str, Reason | None]] = {p: {} for p in PATHS}
         self.rule: dict[Path, dict[str, str | None]] = {p: {} for p in PATHS}
+        self.tally: dict[Path, Counter[str]] = {p: Counter() for p in PATHS}
         self.holders: dict[Path, dict[Reason, set[str]]] = {p: {} for p in PATHS}
         self.heads: dict[Path, dict[Reason, list[str]]] = {p: {} for p in PATHS}
         self.rejected: dict[Path, dict[str, str] | None] = {p: None for p in PATHS}
+        #: accounts that joined ``rejected`` since it was last put in id order
+        self.joined: dict[Path, dict[str, str]] = {p: {} for p in PATHS}
+        #: some left it since (a map with holes is copied entry by entry: rebuilt)
+        self.thinned: dict[Path, bool] = {p: False for p in PATHS}
+        #: each piece's JSON text (``json.dumps`` without the braces; None: not encoded)
+        self.texts: dict[Path, list[str | None]] = {p: [] for p in PATHS}
 
     def build(self, accounts: dict[str, Account], backups_active: bool,
-              in_window: set[str]) -> None:
+              in_window: set[str], pace: Callable[[Account], Reason | None]) -> None:
         self.ids = sorted(accounts)
+        self.chunk_of = {i: k // _CHUNK for k, i in enumerate(self.ids)}
+        n_chunks = -(-len(self.ids) // _CHUNK)
         for p in PATHS:
-            self.reason[p], self.rule[p] = {}, {}
-            self.holders[p], self.heads[p], self.rejected[p] = {}, {}, None
+            self.reason[p], self.rule[p], self.tally[p] = {}, {}, Counter()
+            self.holders[p], self.heads[p] = {}, {}
+            self.rejected[p] = None
+            self.joined[p] = {}
+            self.texts[p] = [None] * n_chunks
         for acc_id in self.ids:
-            self.update(accounts[acc_id], backups_active, acc_id in in_window)
+            acc = accounts[acc_id]
+            self.update(acc, backups_active, acc_id in in_window, pace(acc))
 
-    def update(self, acc: Account, backups_active: bool, in_window: bool) -> None:
+    def update(self, acc: Account, backups_active: bool, in_window: bool,
+               paced: Reason | None) -> None:
+        """Re-file ``acc``; ``paced``: the H2/H3 reason that keeps it off now, if any."""
         acc_id = acc.id
         full = acc.in_flight >= acc.max_in_flight
         for p in PATHS:
@@ -164,17 +191,34 @@ class _Explainer:
                     heapq.heappush(heap, acc_id)
                     if len(heap) > 2 * len(members) + 32:
                         heap[:] = sorted(members)
-            rule = r.rule if r is not None else "T1" if in_window else "R1" if full else None
+            rule = (r.rule if r is not None else "T1" if in_window else "R1" if full
+                    else paced.rule if paced is not None else None)
             rules = self.rule[p]
             old_rule = rules.get(acc_id, None)
             if old_rule != rule or acc_id not in rules:
                 rules[acc_id] = rule
+                tally = self.tally[p]
+                if old_rule is not None:
+                    tally[old_rule] -= 1
+                if rule is not None:
+                    tally[rule] += 1
+                self.texts[p][self.chunk_of[acc_id]] = None
                 rejected = self.rejected[p]
                 if rejected is not None:
-                    if old_rule is not None and rule is not None:
-                        rejected[acc_id] = rule  # same place in id order
+                    joined = self.joined[p]
+                    if old_rule is None:
+                        if rule is not None:  # joins: merged in id order when next asked
+                            joined[acc_id] = rule
+                    elif acc_id in joined:
+                        if rule is None:
+                            del joined[acc_id]
+                        else:
+                            joined[acc_id] = rule
+                    elif rule is None:
+                        del rejected[acc_id]  # leaves: the others keep their order
+                        self.thinned[p] = True
                     else:
-                        self.rejected[p] = None  # membership moved: rebuilt when next asked
+                        rejected[acc_id] = rule  # same place in id order
 
     def counts(self, p: Path) -> list[tuple[Reason, int]]:
         out: list[tuple[str, Reason, int]] = []
@@ -193,14 +237,36 @@ class _Explainer:
         n = len(self.ids)
         return _summary(p, n, n - sum(c for _r, c in counts), counts)
 
-    def rejections(self, p: Path, chosen: str | None) -> dict[str, str]:
+    def rejections(self, p: Path, chosen: str | None) -> Rejections:
+        """The map for every account but ``chosen`` (a copy of the kept map: O(n)
+        at C speed), with its JSON text assembled from the pieces' texts (only
+        the pieces that changed are encoded again)."""
+        rules = self.rule[p]
         rejected = self.rejected[p]
         if rejected is None:
-            rules = self.rule[p]
-            rejected = self.rejected[p] = {i: r for i in self.ids if (r := rules[i]) is not None}
-        out = rejected.copy()
+            rejected = self.rejected[p] = {i: r for i, r in rules.items() if r is not None}
+            self.joined[p] = {}
+        elif self.joined[p] or self.thinned[p]:
+            rejected = self.rejected[p] = _merge(rejected, self.joined[p])
+            self.joined[p] = {}
+        self.thinned[p] = False
+        out = Rejections()
+        out.update(rejected)
+        texts, ids = self.texts[p], self.ids
+        skip = self.chunk_of.get(chosen, -1) if chosen is not None else -1
+        parts: list[str] = []
+        for k, text in enumerate(texts):
+            if text is None or k == skip:
+                piece = {i: r for i in ids[k * _CHUNK:(k + 1) * _CHUNK]
+                         if (r := rules[i]) is not None and i != chosen}
+                text = json.dumps(piece)[1:-1] if piece else ""
+                if k != skip:
+                    texts[k] = text
+            if text:
+                parts.append(text)
         if chosen is not None:
             out.pop(chosen, None)
+        out.text = "{" + ", ".join(parts) + "}"
         return out
 
 
@@ -235,7 +301,7 @@ class IndexedCandidates:
         self._trees: dict[Path, _AvailableTree] = {
             p: _AvailableTree(len(self._ids), weighted) for p in PATHS}
         self._expiring_fast = ExpiringIndex()
-        self._eligible: dict[str, tuple[bool, bool]] = {}  # weighted, p2c, expiring_first
+        self._eligible: dict[str, tuple[bool, bool]] = {}  # all but least_loaded
         self._n_fast = self._n_relax = 0
         # T1: which windowed accounts are inside their window, as of _win_now
         self._windowed: dict[str, Account] = {}
@@ -243,11 +309,20 @@ class IndexedCandidates:
         self._win_heap: list[tuple[float, str]] = []  # (next change, id), one per account
         self._win_now = float("-inf")
         self._explainer: _Explainer | None = None
+        # X1: when each paced account's H2/H3 reason may next change (explainer only)
+        self._ex_heap: list[tuple[float, str]] = []
+        self._ex_next: dict[str, float] = {}
         # H2/H3: paced accounts, and (blocked until, id) for the strategies that
         # file only available accounts (weighted, p2c, expiring_first)
         self._paced: dict[str, Account] = {}
         self._pace_heap: list[tuple[float, str]] = []
         self._clock = float("-inf")  # the latest ``now`` a pick or explanation saw
+        accounts = self._accounts
+
+        def blocked_until(acc_id: str) -> float | None:  # LoadBuckets' question, at the clock
+            return unavailable_until(accounts[acc_id], self._clock)
+
+        self._blocked_until = blocked_until
 
     # ---------------------------------------------------------------- updates
     def update(self, acc: Account, backups_active: bool) -> None:
@@ -263,16 +338,17 @@ class IndexedCandidates:
             self._fast_b.set(acc_id, load if fast_ok else None)
             self._relax_b.set(acc_id, load if relax_ok else None)
         elif self._sorted:
+            self._count(acc_id, fast_ok, relax_ok)
+            if acc_id in self._paced and (fast_ok or relax_ok):
+                until = acc.paced_until()
+                if until is not None and until > self._clock:  # H2/H3: parked till then
+                    heapq.heappush(self._pace_heap, (until, acc_id))
+                    fast_ok = relax_ok = False
             key = self._key(acc)
             self._refile(self._fast, self._fast_keys, acc_id, key, fast_ok)
             self._refile(self._relax, self._relax_keys, acc_id, key, relax_ok)
         else:
-            was = self._eligible.get(acc_id)
-            if was != (fast_ok, relax_ok):
-                self._eligible[acc_id] = (fast_ok, relax_ok)
-                fast_was, relax_was = was or (False, False)
-                self._n_fast += fast_ok - fast_was
-                self._n_relax += relax_ok - relax_was
+            self._count(acc_id, fast_ok, relax_ok)
             room = acc.in_flight < acc.max_in_flight and acc_id not in self._in_window
             if room and acc_id in self._paced:
                 until = acc.paced_until()
@@ -288,7 +364,18 @@ class IndexedCandidates:
                                         if fast_ok and room else None, acc.next_renewal_at)
                 self._relax_b.set(acc_id, acc.load if relax_ok else None)
         if self._explainer is not None:
-            self._explainer.update(acc, backups_active, acc_id in self._in_window)
+            self._explainer.update(acc, backups_active, acc_id in self._in_window,
+                                   self._repace(acc) if acc_id in self._paced else None)
+
+    def _count(self, acc_id: str, fast_ok: bool, relax_ok: bool) -> None:
+        """The eligible counts of the strategies whose sets hold only accounts
+        that may be available (parked ones are eligible all the same)."""
+        was = self._eligible.get(acc_id)
+        if was != (fast_ok, relax_ok):
+            self._eligible[acc_id] = (fast_ok, relax_ok)
+            fast_was, relax_was = was or (False, False)
+            self._n_fast += fast_ok - fast_was
+            self._n_relax += relax_ok - relax_was
 
     def _first_sight(self, acc: Account) -> None:
         acc_id = acc.id
@@ -394,9 +481,8 @@ class IndexedCandidates:
     def eligible_count(self, path: Path) -> int:
         if self._least_loaded:
             return len(self._buckets[path])
-        if self._sorted:
-            return len(self._sets[path])
-        # weighted, p2c and expiring_first file only available accounts: counted apart
+        # the others file no account that H2/H3 keep off (weighted, p2c and
+        # expiring_first: only available ones): counted apart
         return self._n_fast if path == "fast" else self._n_relax
 
     def _ordered(self, path: Path) -> Iterator[Account]:
@@ -405,17 +491,15 @@ class IndexedCandidates:
             yield accounts[key[-1]]
 
     def pick(self, path: Path, now: float, state: StrategyState) -> Account | None:
-        strategy = self.strategy
-        self._tick(now)
+        if self._win_heap or self._paced:
+            self._tick(now)
+        else:
+            self._clock = now  # nothing driven by time (T1, H2, H3) to bring up to date
         if self._least_loaded or (self._expiring and path == "relax"):
-            accounts = self._accounts
-
-            def blocked_until(acc_id: str) -> float | None:
-                return unavailable_until(accounts[acc_id], now)
-
             # load >= 1: that account and every later one is full
-            acc_id = self._buckets[path].first(1.0, now, blocked_until)
-            return None if acc_id is None else accounts[acc_id]
+            acc_id = self._buckets[path].first(1.0, now, self._blocked_until)
+            return None if acc_id is None else self._accounts[acc_id]
+        strategy = self.strategy
         if strategy is Strategy.FILL_FIRST:
             for acc in self._ordered(path):
                 if is_available(acc, now):
@@ -463,38 +547,102 @@ class IndexedCandidates:
         return None
 
     # ----------------------------------------------------------- explanations
+    def _repace(self, acc: Account) -> Reason | None:
+        """H2/H3 for the explainer after a change to ``acc``: the clock may be
+        older than the change (an update knows no time), so the account is
+        queued to be asked again at the next explanation's time; until then, its
+        reason as of the clock."""
+        clock, acc_id = self._clock, acc.id
+        if self._ex_next.get(acc_id) != float("-inf"):
+            self._ex_next[acc_id] = float("-inf")
+            heapq.heappush(self._ex_heap, (float("-inf"), acc_id))
+        return None if clock == float("-inf") else pacing_reason(acc, clock)
+
+    def _pace(self, acc: Account) -> Reason | None:
+        """H2/H3 for the explainer at the clock (the explanation's time); the next
+        instant at which time alone may change it is queued (asked again then)."""
+        clock, acc_id = self._clock, acc.id
+        nxt = clock if clock == float("-inf") else _pace_change(acc, clock)
+        if nxt is not None and self._ex_next.get(acc_id) != nxt:
+            self._ex_next[acc_id] = nxt
+            heapq.heappush(self._ex_heap, (nxt, acc_id))
+        return None if clock == float("-inf") else pacing_reason(acc, clock)
+
     def _explaining(self, now: float) -> _Explainer:
         self._tick(now)
         ex = self._explainer
         if ex is None:
             ex = self._explainer = _Explainer()
-            ex.build(self._accounts, self._backups_active, self._in_window)
+            self._ex_heap.clear()
+            self._ex_next.clear()
+            paced = self._paced
+
+            def pace(acc: Account) -> Reason | None:
+                return self._pace(acc) if acc.id in paced else None
+
+            ex.build(self._accounts, self._backups_active, self._in_window, pace)
+        heap, pending = self._ex_heap, self._ex_next
+        while heap and heap[0][0] <= now:  # H2/H3 lifted by time: re-filed now
+            at, acc_id = heapq.heappop(heap)
+            if pending.get(acc_id) != at:
+                continue  # superseded by a later re-filing
+            del pending[acc_id]
+            acc = self._accounts[acc_id]
+            ex.update(acc, self._backups_active, acc_id in self._in_window, self._pace(acc))
         return ex
 
     def explain(self, path: Path, now: float,
                 chosen: str | None) -> tuple[str, dict[str, str]]:
         """X1: the summary line and, for every account but ``chosen``, the first
         rule that excluded it; from state kept up to date, not a scan (the map
-        is copied: O(n) at C speed)."""
+        is assembled from pieces kept in id order: O(n) at C speed)."""
         ex = self._explaining(now)
-        rejections = ex.rejections(path, chosen)
-        if self._paced:  # H2/H3 depend on the time: set at the moment of asking
-            reasons, added = ex.reason[path], False
-            for acc_id, acc in self._paced.items():
-                if (acc_id == chosen or reasons.get(acc_id) is not None
-                        or acc_id in self._in_window or acc.in_flight >= acc.max_in_flight):
-                    continue
-                r = pacing_reason(acc, now)
-                if r is not None:
-                    added = added or acc_id not in rejections
-                    rejections[acc_id] = r.rule
-            if added:
-                rejections = {i: rejections[i] for i in sorted(rejections)}
-        return ex.summary(path), rejections
+        return ex.summary(path), ex.rejections(path, chosen)
 
     def summary(self, path: Path, now: float) -> str:
         """X1's summary line alone, from counts kept up to date."""
         return self._explaining(now).summary(path)
+
+    def pacing_counts(self, path: Path, now: float) -> tuple[int, int]:
+        """X1: how many ``path``-eligible accounts, in no window and with room,
+        the daily cap (H2) and the gap (H3) keep off at ``now`` (counts kept up
+        to date)."""
+        tally = self._explaining(now).tally[path]
+        return tally["H2"], tally["H3"]
+
+
+def _merge(ordered: dict[str, str], joined: dict[str, str]) -> dict[str, str]:
+    """``ordered`` (in id order) with ``joined`` (ids not in it) put in their
+    places: a new map in id order, copied in runs at C speed (X1)."""
+    keys, values = list(ordered), list(ordered.values())
+    out: dict[str, str] = {}
+    prev = 0
+    for acc_id in sorted(joined):
+        pos = bisect_left(keys, acc_id, prev)
+        if pos > prev:
+            out.update(zip(keys[prev:pos], values[prev:pos], strict=True))
+        out[acc_id] = joined[acc_id]
+        prev = pos
+    out.update(zip(keys[prev:], values[prev:], strict=True))
+    return out
+
+
+def _pace_change(acc: Account, now: float) -> float | None:
+    """The first instant after ``now`` at which time alone may lift ``acc``'s daily
+    cap (H2: the next 00:00 UTC of a day whose count reached the cap) or its gap
+    (H3: the last routed time plus the gap), or None."""
+    out: float | None = None
+    cap = acc.max_jobs_per_day
+    if cap is not None and acc.jobs_day >= 0 and acc.jobs_today >= cap:
+        t = (acc.jobs_day + 1) * _DAY
+        if t > now:
+            out = t
+    last = acc.last_routed_at
+    if acc.min_gap_s > 0 and last is not None:
+        t = last + acc.min_gap_s
+        if t > now and (out is None or t < out):
+            out = t
+    return out
 
 
 class ScanCandidates:
@@ -548,3 +696,8 @@ class ScanCandidates:
 
     def summary(self, path: Path, now: float) -> str:
         return self.explain(path, now, None)[0]
+
+    def pacing_counts(self, path: Path, now: float) -> tuple[int, int]:
+        """X1: the H2 and H3 exclusions of ``path`` at ``now``, by a scan."""
+        rules = list(self.explain(path, now, None)[1].values())
+        return rules.count("H2"), rules.count("H3")

@@ -42,6 +42,19 @@ class Recovery:
     status_was: Status
 
 
+class Rejections(dict[str, str]):
+    """X1's per-account ``rejections`` map (a plain ``dict`` in id order) that may
+    carry ``text``: exactly ``json.dumps`` of its contents, assembled from pieces
+    encoded once (``router.io.replay`` writes it as is). ``None``: not known. The
+    map is built once per decision and never changed afterwards."""
+
+    __slots__ = ("text",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: str | None = None
+
+
 @dataclass(slots=True)
 class Decision:
     """Where a task goes and why (X1). ``error`` is set when it goes nowhere."""

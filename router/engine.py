@@ -74,7 +74,7 @@ def _route_free(ledger: Ledger, d: Decision, now: float, est: int, explain: bool
             if relax_acc is None:
                 if explain:
                     _explain(ledger, d, "fast", now, "none available now (R5)")
-                    _pacing_tail(ledger, d)
+                    _pacing_tail(ledger, d, "fast", now)
                 return _fail(d, "pool_saturated", "R5",
                              "fast-eligible accounts exist but none is available now "
                              f"({_why_busy(ledger)}) (R5); retry when one frees")
@@ -92,7 +92,7 @@ def _route_free(ledger: Ledger, d: Decision, now: float, est: int, explain: bool
     if cands.eligible_count("relax") > 0:
         if explain:
             _explain(ledger, d, path, now, "relax-eligible accounts exist, none available now (R5)")
-            _pacing_tail(ledger, d)
+            _pacing_tail(ledger, d, "relax", now)  # a fallback's relax path too (R3)
         return _fail(d, "pool_saturated", "R5",
                      "relax-eligible accounts exist but none is available now "
                      f"({_why_busy(ledger)}) (R5); retry when one frees")
@@ -243,17 +243,15 @@ def _why_busy(ledger: Ledger) -> str:
     return "no room or inside an inactive window"
 
 
-def _pacing_tail(ledger: Ledger, d: Decision) -> None:
-    """X1 for a paced pool that is saturated: how many eligible accounts the
-    daily cap (H2) and the gap (H3) keep off, from the rejections just made."""
+def _pacing_tail(ledger: Ledger, d: Decision, path: Path, now: float) -> None:
+    """X1 for a paced pool that is saturated: how many ``path``-eligible accounts
+    the daily cap (H2) and the gap (H3) keep off (counts kept up to date). For an
+    R3 fallback that finds no relax account available, ``path`` is relax: the
+    caps named are the ones that kept the relax path off, not the fast path's
+    rejections."""
     if not ledger.paced or d.explanation is None:
         return
-    caps = gaps = 0
-    for rule in d.rejections.values():
-        if rule == "H2":
-            caps += 1
-        elif rule == "H3":
-            gaps += 1
+    caps, gaps = ledger.candidates.pacing_counts(path, now)
     parts = [f"{n} {label}" for n, label in ((caps, "daily cap (H2)"), (gaps, "gap (H3)")) if n]
     if parts:
         d.explanation = f"{d.explanation}: {', '.join(parts)}"

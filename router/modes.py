@@ -52,16 +52,24 @@ def parse_process_mode(value: object) -> Mode | None:
     return mode
 
 
+#: The resolutions without a conflict, built once (immutable): resolving a
+#: request then builds nothing.
+_FROM_PROCESS_MODE = {m: ResolvedMode(m, "process_mode") for m in Mode}
+_FROM_PROMPT = {m: ResolvedMode(m, "prompt") for m in Mode}
+_DEFAULT = ResolvedMode(Mode.RELAX, "default")
+
+
 def resolve_mode(process_mode: object, prompt: str | None) -> ResolvedMode:
     """M1 over M2 over M3 (M4): the requested mode of a root task."""
     explicit = parse_process_mode(process_mode)
     if explicit is not None:
-        return ResolvedMode(explicit, "process_mode")
-    flags = prompt_modes(prompt or "")
+        return _FROM_PROCESS_MODE[explicit]
+    flags = prompt_modes(prompt or "") if prompt and ("--" in prompt or "\u2014" in prompt) else ()
     if flags:
-        conflict = tuple(flags) if len(set(flags)) > 1 else ()
-        return ResolvedMode(flags[-1], "prompt", conflict)  # M2: last one wins
-    return ResolvedMode(Mode.RELAX, "default")  # M3
+        if len(set(flags)) > 1:
+            return ResolvedMode(flags[-1], "prompt", tuple(flags))  # M2: last one wins
+        return _FROM_PROMPT[flags[-1]]
+    return _DEFAULT  # M3
 
 
 def apply_mode(prompt: str, mode: Mode | str) -> str:

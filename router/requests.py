@@ -6,8 +6,7 @@ The body itself is never modified; fields the router does not use pass through.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from router.accounts import CHILD_TASK_TYPES, ROOT_TASK_TYPES, Mode
 from router.errors import InvalidRequest
@@ -19,9 +18,11 @@ _TASK_TYPES_TEXT = (", ".join(sorted(ROOT_TASK_TYPES)) + "; "
                     + ", ".join(sorted(CHILD_TASK_TYPES)))
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedRequest:
-    """What the router reads from a valid request body."""
+class ParsedRequest(NamedTuple):
+    """What the router reads from a valid request body.
+
+    A named tuple (immutable, like the frozen dataclass it was): one is built
+    per submitted body, and a tuple is built several times faster."""
 
     task_type: str
     is_child: bool

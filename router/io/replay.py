@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from router.accounts import MS_PER_HOUR, MS_PER_SECOND
-from router.decision import Decision, Notification, Renewal
+from router.decision import Decision, Notification, Rejections, Renewal
 from router.errors import InputError, NotInFlight, RouterError, make_error
 from router.io.events import Event
 from router.pool import Pool
@@ -147,10 +147,22 @@ def _apply(pool: Pool, ev: Event, seen_tasks: set[str], source: str) -> dict[str
     return record
 
 
+def encode_record(rec: dict[str, Any]) -> str:
+    """``json.dumps(rec)``, byte for byte. A submit record ends with its X1
+    ``rejections`` map; when that map carries its JSON text (kept encoded in
+    pieces by the candidate index), the text is spliced in instead of encoding
+    every rejected account again."""
+    rej = rec.get("rejections")
+    if type(rej) is Rejections and rej.text is not None and next(reversed(rec)) == "rejections":
+        head = json.dumps({k: v for k, v in rec.items() if k != "rejections"})
+        return f"{head[:-1]}, \"rejections\": {rej.text}}}"
+    return json.dumps(rec)
+
+
 def write_records(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
     """Write JSON Lines; return how many lines were written."""
     n = 0
     for rec in records:
-        out.write(json.dumps(rec) + "\n")
+        out.write(encode_record(rec) + "\n")
         n += 1
     return n
