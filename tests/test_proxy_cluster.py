@@ -131,6 +131,7 @@ class Load:
         self.sent = 0
         self.kill_at: int | None = None
         self.on_kill: Any = None
+        self.killed = False
         self._ids: list[str] = []
         self._counter = itertools.count()
 
@@ -168,8 +169,8 @@ class Load:
             i = next(self._counter)
             if i >= self.n:
                 return
-            if self.kill_at is not None and i == self.kill_at:
-                self.on_kill()
+            if self.kill_at is not None and i >= self.kill_at and not self.killed:
+                self.killed = self.on_kill()  # False: not yet (tried again next submit)
             await self._one(client, i)
 
     async def _client(self) -> None:
@@ -387,10 +388,21 @@ def test_sigkill_one_proxy_under_load_survivor_adopts_every_task_L1_R7(
     accounts_file = load(url, tmp_path)
     r = client_for(url)
     killed_at: list[float] = []
+    held: list[str] = []  # tasks in flight on the dead process when it died
 
-    def kill(p: Proxy) -> None:
+    def kill(p: Proxy) -> bool:
+        """Freeze the process, note what it holds; kill it only when it holds
+        something (else let it go on: the next submit tries again)."""
+        p.proc.send_signal(signal.SIGSTOP)
+        ours = [t for t, where in load_run.accepted.items() if where == p.url]
+        states = task_hashes(r, ours)
+        held.extend(t for t in ours if any(h.get("state") == "flight" for _a, h in states[t]))
+        if not held:
+            p.proc.send_signal(signal.SIGCONT)
+            return False
         p.kill()
         killed_at.append(time.time())
+        return True
 
     with proxies([["--redis", url, *SERVE], ["--redis", url, *SERVE]], str(tmp_path)) as ps:
         dead, survivor = ps
@@ -411,8 +423,9 @@ def test_sigkill_one_proxy_under_load_survivor_adopts_every_task_L1_R7(
     completed = check_each_task_ran_once(ids, recs, hashes)
     assert "lease_expired" not in json.dumps(recs)  # none failed because a process died
     adopted = adoption_seconds(survivor_log, killed_at[0])
-    assert adopted is not None  # the dead process held tasks, and they were adopted
-    print(f"\nSIGKILL: {completed} of {len(ids)} accepted tasks completed; "
+    assert held and adopted is not None  # the dead process held tasks, and they were adopted
+    print(f"\nSIGKILL with {len(held)} tasks in flight on the dead process: {completed} of "
+          f"{len(ids)} accepted tasks completed; "
           f"adoption done {adopted:.2f} s after the kill (--lease 2)")
     assert len(set(load_run.accepted.values())) == 2
     check_ledger_totals(r, accounts_file, hashes, recs)  # nothing charged twice

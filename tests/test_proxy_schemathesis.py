@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from proxy_procs import API_KEY, Proxy, start_proxy
 from schemathesis.checks import not_a_server_error
@@ -125,6 +125,9 @@ def test_a_task_is_charged_only_with_a_200_and_a_task_id(served: Proxy) -> None:
     outcomes: list[int] = []
 
     @given(body=TASK_BODY)
+    @example(body={"model": "midjourney", "task_type": "imagine",  # both ends, always
+                   "input": {"prompt": "a cat --fast"}})
+    @example(body={"model": "midjourney", "task_type": "nope", "input": {"prompt": "a cat"}})
     @settings(max_examples=60, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     def check(body: dict[str, Any]) -> None:
