@@ -223,6 +223,19 @@ def task_hashes(r: redis.Redis, ids: list[str]) -> dict[str, list[tuple[str, dic
     return out
 
 
+def in_flight(r: redis.Redis) -> dict[str, dict[str, str]]:
+    """Every leased task's hash, by task id."""
+    pipe = r.pipeline(transaction=False)
+    for acc in IDS:
+        pipe.zrange(f"byoa:{{acc:{acc}}}:leases", 0, -1)
+    leased = [(acc, str(t)) for acc, ts in zip(IDS, pipe.execute(), strict=True) for t in ts]
+    pipe = r.pipeline(transaction=False)
+    for acc, t in leased:
+        pipe.hgetall(f"byoa:{{acc:{acc}}}:t:{t}")
+    return {t: h for (_acc, t), h in zip(leased, pipe.execute(), strict=True)
+            if h.get("state") == "flight"}
+
+
 def accounts_now(r: redis.Redis) -> dict[str, dict[str, str]]:
     return {acc: r.hgetall(f"byoa:{{acc:{acc}}}") for acc in IDS}
 
@@ -391,12 +404,13 @@ def test_sigkill_one_proxy_under_load_survivor_adopts_every_task_L1_R7(
     held: list[str] = []  # tasks in flight on the dead process when it died
 
     def kill(p: Proxy) -> bool:
-        """Freeze the process, note what it holds; kill it only when it holds
-        something (else let it go on: the next submit tries again)."""
+        """Freeze the process and note the tasks it holds in flight (leased, owner
+        it); kill it only when it holds some (else let it go on: the next submit
+        tries again)."""
         p.proc.send_signal(signal.SIGSTOP)
-        ours = [t for t, where in load_run.accepted.items() if where == p.url]
-        states = task_hashes(r, ours)
-        held.extend(t for t in ours if any(h.get("state") == "flight" for _a, h in states[t]))
+        mine = [t for t, where in load_run.accepted.items() if where == p.url]
+        owners = {h.get("owner") for t in mine[-5:] for _a, h in task_hashes(r, [t])[t]}
+        held.extend(t for t, h in in_flight(r).items() if h.get("owner") in owners)
         if not held:
             p.proc.send_signal(signal.SIGCONT)
             return False
