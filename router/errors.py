@@ -53,7 +53,6 @@ ERROR_CODES: dict[str, ErrorCode] = {e.code: e for e in (
     # a task's ``data.error`` after it was accepted
     ErrorCode("upstream_failed", "", 500, router=False),
     ErrorCode("proxy_error", "", 500, router=False),
-    ErrorCode("lease_expired", "L1", 500, retryable=True, router=False),
     ErrorCode("cancelled", "", 499, router=False),
 )}
 
