@@ -8,6 +8,7 @@ read back by the proxy, only their names.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -45,7 +46,8 @@ class RedisRecords:
 
     def put_records(self, records: dict[str, str]) -> None:
         pipe = self.r.pipeline(transaction=False)
-        ttl, record, command = self.done_ttl, self.keys.record, pipe.execute_command
+        ttl, record = self.done_ttl, self.keys.record
+        command: Callable[..., Any] = pipe.execute_command
         for task_id, data in records.items():  # ``pipe.set(..., ex=ttl)``, less checking
             command("SET", record(task_id), data, "EX", ttl)
         pipe.execute()
