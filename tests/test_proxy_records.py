@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from router.proxy.records import TaskRecords
-from router.proxy.tasks import Task
+from router.proxy.tasks import Task, task_data, task_record
 from router.stores.memory import MemoryRecords
+from router.timeutil import format_time
 
 
 class CountingRecords(MemoryRecords):
@@ -67,3 +71,31 @@ def test_finished_tasks_past_the_limit_are_forgotten_locally_not_in_the_store() 
         records.finished(task)
     assert sorted(records.live) == ["t2", "t3", "t4"]
     assert records.get("t0") is not None  # still readable from the store
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+_stamps = st.floats(min_value=0, max_value=4e9, allow_nan=False) | st.integers(
+    0, 4_000_000_000).map(lambda s: s + 0.9999995)
+
+
+@given(body=st.dictionaries(st.sampled_from(["model", "task_type", "input", "config"]), _json)
+       | _json, created=_stamps, ended=st.none() | _stamps, status=st.sampled_from(
+           ["pending", "processing", "completed", "failed"]),
+       output=st.dictionaries(st.text(max_size=5), _json, max_size=2),
+       error=st.none() | st.dictionaries(st.text(max_size=5), _json, max_size=2))
+def test_a_record_is_its_task_data_as_json(body: object, created: float, ended: float | None,
+                                           status: str, output: dict[str, object],
+                                           error: dict[str, object] | None) -> None:
+    """A record (encoded from parts cached on the task) is ``json.dumps`` of the task's
+    ``data`` byte for byte, before and after the task changes, and its times are
+    ``format_time``'s."""
+    task = Task("t1", body, created)
+    assert task_record(task) == json.dumps(task_data(task))
+    task.status, task.ended_at, task.output, task.error = status, ended, output, error
+    task.gpu_seconds, task.note = 1.5, "n"
+    assert task_record(task) == json.dumps(task_data(task))
+    assert task_data(task)["meta"]["created_at"] == format_time(created)
+    if ended:
+        assert task_data(task)["meta"]["ended_at"] == format_time(ended)

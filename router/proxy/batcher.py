@@ -38,8 +38,11 @@ class TurnBatcher(Generic[T, R]):
 
     def __init__(self, flush: Callable[[list[T]], Sequence[R | Exception]], *,
                  name: str = "batch", calls: StoreCalls | None = None,
-                 durable: bool = False) -> None:
+                 durable: bool = False, before: Callable[[], None] | None = None) -> None:
         self._flush_items = flush
+        #: called (on the loop) just before a batch is handed over: e.g. flushing
+        #: another batcher whose writes must be queued ahead of this batch
+        self.before = before
         self.name = name
         self.calls = calls
         self.durable = durable
@@ -90,6 +93,8 @@ class TurnBatcher(Generic[T, R]):
         self._items, self._waiters = [], []
         if not items:
             return
+        if self.before is not None:
+            self.before()
         self.flushes += 1
         if self.calls is not None:
             run = self.calls.durable if self.durable else self.calls.submit

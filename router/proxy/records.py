@@ -15,7 +15,7 @@ from typing import Any
 
 from router.proxy.batcher import TurnBatcher
 from router.proxy.storecalls import StoreCalls
-from router.proxy.tasks import Task, task_data
+from router.proxy.tasks import Task, task_data, task_record
 from router.stores.base import RecordStore
 
 
@@ -40,7 +40,7 @@ class TaskRecords:
 
     def save(self, task: Task) -> None:
         """Write the task's record (at the end of this event-loop turn)."""
-        self._writes.post((task.task_id, json.dumps(task_data(task))))
+        self._writes.post((task.task_id, task_record(task)))
 
     def flush(self) -> None:
         """Write this turn's records now rather than at the end of the turn."""

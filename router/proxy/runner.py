@@ -64,8 +64,11 @@ class TaskRunner:
         #: task was re-routed and does not finish here)
         self.refused = refused
         self._running: dict[asyncio.Task[None], Task] = {}
+        #: a completed task's record is queued before its charge (a survivor re-charges
+        #: none): the records posted this turn are flushed just before each batch
         self._completions: TurnBatcher[tuple[str, float], Outcome] = TurnBatcher(
-            self._complete_many, name="completions", calls=calls, durable=True)
+            self._complete_many, name="completions", calls=calls, durable=True,
+            before=lambda: self.flush())
         self._starts: TurnBatcher[tuple[str, str, str, float], bool] = TurnBatcher(
             self._start_many, name="starts", calls=calls, durable=True)
 
@@ -176,8 +179,8 @@ class TaskRunner:
         """Charge a completed task (L1) or release a failed one's reservation."""
         try:
             if res.ok:
-                # its record is queued first: a charge never lands without its record
-                self.flush()
+                # its record is queued first (the batch's ``before``: one records
+                # batch per turn, not one per task): no charge lands without its record
                 out = await self._completions.call((task.task_id, res.gpu_seconds))
                 task.charged_seconds = out.charged_ms / MS_PER_SECOND
             else:

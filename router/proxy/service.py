@@ -109,6 +109,8 @@ class TaskService:
         self.batches = 0  # submit batches routed (written on the store thread)
         self._loops: list[asyncio.Task[None]] = []
         self.draining = False  # graceful shutdown: new submits get 503 shutting_down
+        self._join_scheduled = False  # queued tasks join the line at the end of this turn
+        self._drain_scheduled = False  # the store's notices are read at the end of this turn
 
     @property
     def queue(self) -> TaskQueue:
@@ -248,10 +250,21 @@ class TaskService:
         self.calls.durable(release).add_done_callback(_logged)
 
     def _let_queued_in(self) -> None:
-        """Queued tasks join the shared line once their records are written."""
-        if self.line.joining:
-            self.records.flush()
-            self.line.join()
+        """Queued tasks join the shared line once their records are written. On a
+        remote store, the tasks queued in one event-loop turn join together at its
+        end (one records batch and one push for the turn, not one each)."""
+        if not self.line.joining:
+            return
+        if not self.calls.remote:
+            self._join_line()
+        elif not self._join_scheduled:
+            self._join_scheduled = True
+            asyncio.get_running_loop().call_soon(self._join_line)
+
+    def _join_line(self) -> None:
+        self._join_scheduled = False
+        self.records.flush()
+        self.line.join()
 
     def _accept(self, task: Task, d: Decision, now: float) -> Answer:
         if d.error is None:
@@ -303,9 +316,22 @@ class TaskService:
         self.waiting.finished(task)
         self.records.save(task)
         self.notifier.task_finished(task)
-        self.drain_notices()
+        self._drain_soon()
         self.line.wake()
         self.records.finished(task)
+
+    def _drain_soon(self) -> None:
+        """``drain_notices`` after a task finished: on a remote store, once for the
+        tasks that finish in one event-loop turn (one store-thread call, not one each)."""
+        if not self.calls.remote:
+            self.drain_notices()
+        elif not self._drain_scheduled:
+            self._drain_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain_now)
+
+    def _drain_now(self) -> None:
+        self._drain_scheduled = False
+        self.drain_notices()
 
     def drain_notices(self) -> None:
         """Send the store's notifications (read on the store thread)."""

@@ -3,6 +3,8 @@ envelope's ``data``) and ``account_view`` (secrets by name only)."""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,6 +33,9 @@ class Task:
     note: str | None = None
     #: H4: each move of the task after its account ran out of fast time upstream
     reroutes: list[dict[str, Any]] = field(default_factory=list)
+    #: the JSON of the fields that come from the body (``task_record``), set once
+    parts: tuple[str, str, dict[str, Any], dict[str, Any], Mapping[str, Any]] | None = field(
+        default=None, repr=False, compare=False)
 
     @property
     def task_type(self) -> str:
@@ -53,12 +58,36 @@ def _mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
 
 
 #: Timestamps as text: a task's times are formatted on every record write and
-#: answer (four or more times in its life), each value once here.
-_stamp = lru_cache(maxsize=65_536)(format_time)
+#: answer (four or more times in its life). The date and time to the second come
+#: from ``format_time`` once per second; the microseconds are rounded as
+#: ``datetime.fromtimestamp`` rounds them (half to even, carried into the second).
+_second = lru_cache(maxsize=4_096)(format_time)
 
 
-def task_data(t: Task) -> dict[str, Any]:
-    """``data`` of GoAPI's envelope for one task (webhook secret never echoed)."""
+def _stamp(ts: float) -> str:
+    """``format_time(ts)``, byte for byte."""
+    frac, whole = math.modf(ts)
+    us = round(frac * 1e6)
+    if us >= 1_000_000:
+        whole, us = whole + 1, us - 1_000_000
+    elif us < 0:
+        whole, us = whole - 1, us + 1_000_000
+    text = _second(whole)
+    return f"{text[:-1]}.{us:06d}Z" if us else text
+
+
+_NO_OUTPUT: dict[str, Any] = {
+    "image_url": "", "image_urls": None, "temporary_image_urls": None,
+    "discord_image_url": "", "actions": [], "progress": 0, "intermediate_image_urls": None}
+_NO_OUTPUT_JSON = json.dumps(_NO_OUTPUT)
+_NO_ERROR_JSON = json.dumps(empty_error())
+
+
+def _body_parts(t: Task) -> tuple[str, str, dict[str, Any], dict[str, Any], Mapping[str, Any]]:
+    """The fields that come from the body alone (it never changes): ``model``,
+    ``task_type``, ``config`` and ``input``; cached on the task with their JSON."""
+    if t.parts is not None:
+        return t.parts
     body: Mapping[str, Any] = t.body if _mapping(t.body) else {}
     raw_cfg = body.get("config")
     cfg: Mapping[str, Any] = raw_cfg if _mapping(raw_cfg) else {}
@@ -67,6 +96,18 @@ def task_data(t: Task) -> dict[str, Any]:
     endpoint = wh.get("endpoint") if _mapping(wh) else ""
     tt = body.get("task_type")
     inp = body.get("input")
+    head = {"task_id": t.task_id, "model": body.get("model", ""),
+            "task_type": tt if isinstance(tt, str) else ""}
+    config = {"service_mode": service_mode if isinstance(service_mode, str) else "",
+              "webhook_config": {"endpoint": endpoint if isinstance(endpoint, str) else "",
+                                 "secret": ""}}
+    inp = inp if _mapping(inp) else {}
+    t.parts = (json.dumps(head)[:-1], json.dumps({"config": config, "input": inp})[1:-1],
+               head, config, inp)
+    return t.parts
+
+
+def _meta(t: Task) -> dict[str, Any]:
     d = t.decision
     meta: dict[str, Any] = {
         "created_at": _stamp(t.created_at),
@@ -89,26 +130,44 @@ def task_data(t: Task) -> dict[str, Any]:
         meta["note"] = t.note
     if t.reroutes:  # H4: only where it applies
         meta["reroutes"] = t.reroutes
-    output: dict[str, Any] = {
-        "image_url": "", "image_urls": None, "temporary_image_urls": None,
-        "discord_image_url": "", "actions": [], "progress": 0, "intermediate_image_urls": None}
+    return meta
+
+
+def _output(t: Task) -> dict[str, Any]:
+    output = dict(_NO_OUTPUT)
+    output["actions"] = []
     if t.output:
         output.update(t.output)
+    return output
+
+
+def task_data(t: Task) -> dict[str, Any]:
+    """``data`` of GoAPI's envelope for one task (webhook secret never echoed)."""
+    _head, _mid, head, config, inp = _body_parts(t)
     return {
-        "task_id": t.task_id,
-        "model": body.get("model", ""),
-        "task_type": tt if isinstance(tt, str) else "",
+        "task_id": head["task_id"],
+        "model": head["model"],
+        "task_type": head["task_type"],
         "status": t.status,
-        "config": {"service_mode": service_mode if isinstance(service_mode, str) else "",
-                   "webhook_config": {"endpoint": endpoint if isinstance(endpoint, str) else "",
-                                      "secret": ""}},
-        "input": inp if _mapping(inp) else {},
-        "output": output,
-        "meta": meta,
+        "config": {"service_mode": config["service_mode"],
+                   "webhook_config": dict(config["webhook_config"])},
+        "input": inp,
+        "output": _output(t),
+        "meta": _meta(t),
         "detail": None,
         "logs": [],
         "error": t.error or empty_error(),
     }
+
+
+def task_record(t: Task) -> str:
+    """``json.dumps(task_data(t))``, byte for byte: the task's record. The parts
+    that come from the body are encoded once per task, not on every write."""
+    head, mid, _fields, _config, _inp = _body_parts(t)
+    output = json.dumps(_output(t)) if t.output else _NO_OUTPUT_JSON
+    error = json.dumps(t.error) if t.error else _NO_ERROR_JSON
+    return (f'{head}, "status": {json.dumps(t.status)}, {mid}, "output": {output}, '
+            f'"meta": {json.dumps(_meta(t))}, "detail": null, "logs": [], "error": {error}}}')
 
 
 def account_view(acc: Account, secrets: list[str]) -> dict[str, Any]:
