@@ -22,7 +22,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,8 +109,9 @@ class TaskService:
         self.batches = 0  # submit batches routed (written on the store thread)
         self._loops: list[asyncio.Task[None]] = []
         self.draining = False  # graceful shutdown: new submits get 503 shutting_down
-        self._join_scheduled = False  # queued tasks join the line at the end of this turn
-        self._drain_scheduled = False  # the store's notices are read at the end of this turn
+        # on a remote store, once per event-loop turn rather than once per task:
+        self._join_line = OncePerTurn(self._join_now, calls.remote)  # queued tasks join
+        self._drain_soon = OncePerTurn(self.drain_notices, calls.remote)  # notices are read
 
     @property
     def queue(self) -> TaskQueue:
@@ -253,16 +254,10 @@ class TaskService:
         """Queued tasks join the shared line once their records are written. On a
         remote store, the tasks queued in one event-loop turn join together at its
         end (one records batch and one push for the turn, not one each)."""
-        if not self.line.joining:
-            return
-        if not self.calls.remote:
+        if self.line.joining:
             self._join_line()
-        elif not self._join_scheduled:
-            self._join_scheduled = True
-            asyncio.get_running_loop().call_soon(self._join_line)
 
-    def _join_line(self) -> None:
-        self._join_scheduled = False
+    def _join_now(self) -> None:
         self.records.flush()
         self.line.join()
 
@@ -319,19 +314,6 @@ class TaskService:
         self._drain_soon()
         self.line.wake()
         self.records.finished(task)
-
-    def _drain_soon(self) -> None:
-        """``drain_notices`` after a task finished: on a remote store, once for the
-        tasks that finish in one event-loop turn (one store-thread call, not one each)."""
-        if not self.calls.remote:
-            self.drain_notices()
-        elif not self._drain_scheduled:
-            self._drain_scheduled = True
-            asyncio.get_running_loop().call_soon(self._drain_now)
-
-    def _drain_now(self) -> None:
-        self._drain_scheduled = False
-        self.drain_notices()
 
     def drain_notices(self) -> None:
         """Send the store's notifications (read on the store thread)."""
@@ -501,3 +483,25 @@ def _logged(done: asyncio.Future[Any]) -> None:
     """A store call nobody waits for: its failure is logged."""
     if not done.cancelled() and done.exception() is not None:
         log.warning("a store call failed: %s", done.exception())
+
+
+class OncePerTurn:
+    """``fn`` run once at the end of the current event-loop turn however often it
+    is asked for during the turn (``deferred``: a remote store, where each run is a
+    store-thread call), or at once each time (in memory)."""
+
+    def __init__(self, fn: Callable[[], None], deferred: bool) -> None:
+        self.fn = fn
+        self.deferred = deferred
+        self._scheduled = False
+
+    def __call__(self) -> None:
+        if not self.deferred:
+            self.fn()
+        elif not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        self.fn()
