@@ -342,3 +342,17 @@ def test_a_dead_process_tasks_are_adopted_routed_again_or_resumed(url: str) -> N
     assert b.complete("t2", 60.0, T0 + 8).charged_ms == 60_000
     with pytest.raises(NotInFlight):
         a.complete("t2", 60.0, T0 + 9)  # the old owner's late result charges nothing
+
+
+def test_a_start_sent_again_counts_once_L1(url: str) -> None:
+    """The proxy retries a start after a Redis stall without knowing whether the first
+    one landed: the same start (same job reference) is answered yes and counted once;
+    another job for the same task is still a second start (the audit sees it)."""
+    a, _b = two(url, [acc("a1")])
+    a.submit("t1", FAST, T0)
+    assert a.start_many([("t1", "a1", "job-1", T0)]) == [True]
+    assert a.start_many([("t1", "a1", "job-1", T0)]) == [True]  # the retry
+    h = connect(url).hgetall("byoa:{acc:a1}:t:t1")
+    assert (h["job"], h["starts"]) == ("job-1", "1")
+    assert a.start_many([("t1", "a1", "job-2", T0 + 1)]) == [True]
+    assert connect(url).hget("byoa:{acc:a1}:t:t1", "starts") == "2"

@@ -107,10 +107,13 @@ return {1, inflight, reserved, tostring(jday), tostring(jobs), last}
 #: survivor that adopts the task follows that job instead of starting another
 #: (no task runs twice, L1 charges it once). Only the current owner of a task
 #: still in flight may start it: 1, or 0 when the task was adopted meanwhile.
-#: ``starts`` counts the starts (audits: never more than 1).
+#: ``starts`` counts the starts (audits: never more than 1); the same start sent
+#: again (the proxy retries it after a Redis stall, when it cannot know whether
+#: the first one landed) changes nothing.
 START = """
-local t = redis.call('HMGET', KEYS[1], 'state', 'owner')
+local t = redis.call('HMGET', KEYS[1], 'state', 'owner', 'job')
 if t[1] ~= 'flight' or t[2] ~= ARGV[1] then return 0 end
+if t[3] == ARGV[2] then return 1 end
 redis.call('HSET', KEYS[1], 'job', ARGV[2], 'started', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'starts', 1)
 return 1
