@@ -90,12 +90,6 @@ class Notifier:
                      "error_code": new.error.code if new.error else None})
         self.task_finished(task)  # the task's own webhook: pending, meta.reroutes
 
-    def drain(self) -> list[Notice]:
-        """Send what the store produced since the last drain; what was sent."""
-        notices = self.collect()
-        self.send(notices)
-        return notices
-
     def collect(self) -> list[Notice]:
         """What the store produced since the last drain, described (store calls:
         on the store thread, ``router.proxy.storecalls``)."""
