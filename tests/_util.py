@@ -78,3 +78,13 @@ def events(script: list[dict[str, Any]]) -> list[Event]:
         last = ev.at
         out.append(ev)
     return out
+
+
+class Clock:
+    """A settable clock for the stores' ``clock=`` (seconds)."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t

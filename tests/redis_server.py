@@ -27,7 +27,8 @@ from router.stores.embedded import (
     free_port,
 )
 
-__all__ = ["RestartableRedis", "free_port", "redis_binary", "redis_cluster", "redis_server"]
+__all__ = ["RestartableRedis", "free_port", "redis_binary", "redis_cluster", "redis_or_cluster",
+           "redis_server"]
 
 
 @cache
@@ -47,6 +48,18 @@ def redis_cluster(masters: int = 3) -> Iterator[list[str]]:
     """A real Redis Cluster of ``masters`` servers on loopback ports; yields their URLs."""
     with embedded_cluster(masters, redis_binary()) as urls:
         yield urls
+
+
+@contextmanager
+def redis_or_cluster(kind: str) -> Iterator[str]:
+    """``kind`` "redis": one redis-server's URL; "cluster": a real 3-master Redis
+    Cluster's (``redis+cluster://``, any node)."""
+    if kind == "redis":
+        with redis_server() as u:
+            yield u
+    else:
+        with redis_cluster(3) as urls:
+            yield "redis+cluster://" + urls[0].split("://", 1)[1]
 
 
 class RestartableRedis:

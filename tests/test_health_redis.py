@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_server import redis_cluster, redis_server
+from _util import Clock
+from redis_server import redis_or_cluster, redis_server
 
 from router.accounts import Account, Plan, Setting, Status, hours_to_ms
 from router.errors import NotInFlight
@@ -52,14 +53,6 @@ def child(origin: str) -> dict[str, Any]:
 def url() -> Iterator[str]:
     with redis_server() as u:
         yield u
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def acc(id_: str, **kw: Any) -> Account:
@@ -359,12 +352,8 @@ class Sampler(threading.Thread):
 @pytest.fixture(scope="module", params=["redis", "cluster"])
 def any_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """One redis-server, or a real 3-master Redis Cluster (``redis+cluster://``)."""
-    if request.param == "redis":
-        with redis_server() as u:
-            yield u
-    else:
-        with redis_cluster(3) as urls:
-            yield "redis+cluster://" + urls[0].split("://", 1)[1]
+    with redis_or_cluster(request.param) as u:
+        yield u
 
 
 def test_two_processes_never_exceed_a_cap_nor_break_a_gap_H2_H3(

@@ -29,7 +29,7 @@ import httpx
 import pytest
 import redis
 from proxy_procs import API_KEY, Proxy, proxies, start_proxy
-from redis_server import redis_cluster, redis_server
+from redis_server import redis_or_cluster
 
 from router.accounts import Mode, seconds_to_ms
 from router.cli import main
@@ -56,12 +56,8 @@ MULT = {"fast": 1, "turbo": 2, "relax": 0}
 @pytest.fixture(scope="module", params=["redis", "cluster"])
 def url(request: pytest.FixtureRequest) -> Iterator[str]:
     """One redis-server, or a real 3-master Redis Cluster (``redis+cluster://``)."""
-    if request.param == "redis":
-        with redis_server() as u:
-            yield u
-    else:
-        with redis_cluster(3) as urls:
-            yield "redis+cluster://" + urls[0].split("://", 1)[1]
+    with redis_or_cluster(request.param) as u:
+        yield u
 
 
 def load(url: str, tmp: Path) -> Path:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _util import Clock
 from redis_server import redis_server
 
 from router.accounts import Account, InactiveWindow, Plan, Setting, Status, hours_to_ms
@@ -31,14 +32,6 @@ RELAX = {"model": "midjourney", "task_type": "imagine",
 def url() -> Iterator[str]:
     with redis_server() as u:
         yield u
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def two(url: str, accounts: list[Account], clock: Clock | None = None,
