@@ -41,6 +41,10 @@ class LoadBuckets:
     def __len__(self) -> int:
         return len(self._where)
 
+    def load_of(self, acc_id: str) -> float:
+        """The load ``acc_id`` is filed under (it must be filed)."""
+        return self._where[acc_id]
+
     def set(self, acc_id: str, load: float | None) -> None:
         """File ``acc_id`` under ``load``, or remove it (``None``)."""
         where = self._where

@@ -284,8 +284,16 @@ class IndexedCandidates:
         self._sorted = strategy in (Strategy.FILL_FIRST, Strategy.ROUND_ROBIN)
         self._tree = strategy in (Strategy.WEIGHTED, Strategy.P2C)
         self._expiring = strategy is Strategy.EXPIRING_FIRST
-        self._buckets: dict[Path, LoadBuckets] = {"fast": LoadBuckets(), "relax": LoadBuckets()}
-        self._fast_b, self._relax_b = self._buckets["fast"], self._buckets["relax"]
+        # least_loaded: each eligible account filed once, by which paths it may
+        # take (1 fast only, 2 relax only, 3 both), so that a reservation or a
+        # completion moves it in one index, not two; a pick merges two of them
+        self._by_class: dict[int, LoadBuckets] = {1: LoadBuckets(), 2: LoadBuckets(),
+                                                  3: LoadBuckets()}
+        self._class: dict[str, int] = {}  # id -> 1, 2 or 3 (absent: no path)
+        self._path_classes: dict[Path, tuple[LoadBuckets, LoadBuckets]] = {
+            "fast": (self._by_class[3], self._by_class[1]),
+            "relax": (self._by_class[3], self._by_class[2])}
+        self._relax_b = LoadBuckets()  # expiring_first's relax path
         self._fast: SortedList[Any] = SortedList()
         self._relax: SortedList[Any] = SortedList()
         self._fast_keys: dict[str, Any] = {}
@@ -334,9 +342,17 @@ class IndexedCandidates:
             self._first_sight(acc)
         fast_ok, relax_ok = eligible_paths(acc, backups_active)
         if self._least_loaded:
-            load = acc.load
-            self._fast_b.set(acc_id, load if fast_ok else None)
-            self._relax_b.set(acc_id, load if relax_ok else None)
+            cls = fast_ok + 2 * relax_ok
+            old = self._class.get(acc_id, 0)
+            if cls != old:
+                if old:
+                    self._by_class[old].set(acc_id, None)
+                if cls:
+                    self._class[acc_id] = cls
+                else:
+                    del self._class[acc_id]
+            if cls:
+                self._by_class[cls].set(acc_id, acc.load)
         elif self._sorted:
             self._count(acc_id, fast_ok, relax_ok)
             if acc_id in self._paced and (fast_ok or relax_ok):
@@ -480,7 +496,8 @@ class IndexedCandidates:
     # ------------------------------------------------------------------ reads
     def eligible_count(self, path: Path) -> int:
         if self._least_loaded:
-            return len(self._buckets[path])
+            both, alone = self._path_classes[path]
+            return len(both) + len(alone)
         # the others file no account that H2/H3 keep off (weighted, p2c and
         # expiring_first: only available ones): counted apart
         return self._n_fast if path == "fast" else self._n_relax
@@ -495,9 +512,18 @@ class IndexedCandidates:
             self._tick(now)
         else:
             self._clock = now  # nothing driven by time (T1, H2, H3) to bring up to date
-        if self._least_loaded or (self._expiring and path == "relax"):
-            # load >= 1: that account and every later one is full
-            acc_id = self._buckets[path].first(1.0, now, self._blocked_until)
+        if self._least_loaded:
+            # load >= 1: that account and every later one is full; the first
+            # in (load, id) order of the two classes that may take ``path``
+            both, alone = self._path_classes[path]
+            acc_id = both.first(1.0, now, self._blocked_until)
+            other = alone.first(1.0, now, self._blocked_until) if alone else None
+            if other is not None and (acc_id is None or (alone.load_of(other), other)
+                                      < (both.load_of(acc_id), acc_id)):
+                acc_id = other
+            return None if acc_id is None else self._accounts[acc_id]
+        if self._expiring and path == "relax":
+            acc_id = self._relax_b.first(1.0, now, self._blocked_until)
             return None if acc_id is None else self._accounts[acc_id]
         strategy = self.strategy
         if strategy is Strategy.FILL_FIRST:
