@@ -79,7 +79,7 @@ class LoadBuckets:
             self._parked.pop(load, None)
 
     def first(self, below: float, now: float,
-              blocked_until: Callable[[str], float | None]) -> str | None:
+              blocked_until: Callable[[str], float | None] | None) -> str | None:
         """The first id in ``(load, id)`` order with load < ``below`` that is not
         blocked at ``now``, or None.
 
@@ -87,7 +87,8 @@ class LoadBuckets:
         before which it surely stays blocked (e.g. its inactive window's end,
         T1). Blocked ids are parked until then instead of being met again at
         every pick; an earlier ``now`` than the last call unparks everything.
-        Stale heap entries met on the way are dropped.
+        ``blocked_until=None``: nothing but the load blocks an id. Stale heap
+        entries met on the way are dropped.
         """
         if now < self._now:
             self._unpark_all()
@@ -108,6 +109,8 @@ class LoadBuckets:
                 if acc_id not in members or acc_id == last:
                     heappop(heap)
                     continue  # stale, or a duplicate of one just parked
+                if blocked_until is None:
+                    return acc_id
                 until = blocked_until(acc_id)
                 if until is None:
                     return acc_id

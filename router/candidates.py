@@ -514,10 +514,13 @@ class IndexedCandidates:
             self._clock = now  # nothing driven by time (T1, H2, H3) to bring up to date
         if self._least_loaded:
             # load >= 1: that account and every later one is full; the first
-            # in (load, id) order of the two classes that may take ``path``
+            # in (load, id) order of the two classes that may take ``path``.
+            # With no inactive window (T1) and no pacing (H2/H3) in the pool,
+            # a load below 1 (room) is all ``is_available`` asks.
             both, alone = self._path_classes[path]
-            acc_id = both.first(1.0, now, self._blocked_until)
-            other = alone.first(1.0, now, self._blocked_until) if alone else None
+            blocked = self._blocked_until if self._windowed or self._paced else None
+            acc_id = both.first(1.0, now, blocked)
+            other = alone.first(1.0, now, blocked) if alone else None
             if other is not None and (acc_id is None or (alone.load_of(other), other)
                                       < (both.load_of(acc_id), acc_id)):
                 acc_id = other

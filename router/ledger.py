@@ -114,6 +114,9 @@ class Ledger:
         self._renewals: list[tuple[float, str]] = []
         # H1: pending recoveries, one per account (a later set_status replaces it)
         self._recoveries: list[tuple[float, str]] = []
+        #: the earliest renewal or recovery due (L6/H1): ``advance`` to an earlier
+        #: time has nothing to apply; refreshed whenever either heap changes
+        self._due = float("inf")
         self.pending_recovery: dict[str, float] = {}
         self.recoveries: list[Recovery] = []
         self.notifications: list[Notification] = []
@@ -180,15 +183,17 @@ class Ledger:
             acc.period = PeriodRecord(acc.id, 0, now, allowance_ms=acc.fast_ms)
             heapq.heappush(self._renewals, (acc.next_renewal_at, acc.id))
             self.touch(acc)
+        self._refresh_due()
         self.evaluate_pool(now)
+
+    def _refresh_due(self) -> None:
+        heap, rec = self._renewals, self._recoveries
+        self._due = min(heap[0][0] if heap else float("inf"), rec[0][0] if rec else float("inf"))
 
     def advance(self, now: float) -> None:
         """L6: before an event at ``now``: due renewals in time order, then B1."""
-        clock, heap = self.clock, self._renewals
-        rec = self._recoveries
-        if (self.started and clock is not None and now >= clock
-                and not (heap and heap[0][0] <= now)
-                and not (rec and rec[0][0] <= now)):  # the usual case: nothing due
+        clock = self.clock  # None until ``start``
+        if clock is not None and clock <= now < self._due:  # the usual case: nothing due
             self.clock = now
             if self._pool_dirty:
                 self.evaluate_pool(now)
@@ -200,7 +205,7 @@ class Ledger:
                 f"time went backwards: {now} is before the previous event at {self.clock} (L6)"
             )
         self.clock = now
-        heap = self._renewals
+        heap, rec = self._renewals, self._recoveries
         while True:  # L6/H1: renewals and recoveries in time order, a renewal first on ties
             due_renewal = bool(heap) and heap[0][0] <= now
             due_recovery = bool(rec) and rec[0][0] <= now
@@ -214,6 +219,7 @@ class Ledger:
                 heapq.heappush(heap, (acc.next_renewal_at or at, acc_id))
             else:
                 break
+        self._refresh_due()
         self.evaluate_pool(now)
 
     def _recover(self, acc_id: str, at: float) -> None:
@@ -398,6 +404,7 @@ class Ledger:
                 raise ValueError("until must be later than the event's time (H1)")
             self.pending_recovery[account_id] = until
             heapq.heappush(self._recoveries, (until, account_id))
+            self._refresh_due()
         else:
             self.pending_recovery.pop(account_id, None)
         acc.status = status
