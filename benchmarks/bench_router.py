@@ -29,8 +29,11 @@ from __future__ import annotations
 import argparse
 import gc
 import io
+import json
+import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 from collections import deque
@@ -173,6 +176,84 @@ def replay_once(n: int, events: int, *, strategy: Strategy, seed: int,
     return (time.perf_counter() - start) / events
 
 
+def bytecodes_per_decision(n: int, decisions: int, *, strategy: Strategy,
+                           windows: float = 0.0, pacing: bool = False,
+                           seed: int = 1) -> tuple[float, float]:
+    """(bytecodes, Python-level calls) per decision in the steady state, counted
+    with ``sys.settrace`` (opcode events): the same on every run of the same code,
+    whatever the machine's load. Time per decision / bytecodes = what one bytecode
+    costs on this machine; the target's time / that = the bytecodes it allows."""
+    pool = Pool(make_accounts(n, seed, windows, pacing), Policy(strategy, seed=seed),
+                indexed=True, explain=False)
+    depth = max(1, min(n, 2_000) // 2)
+    reqs = bodies(depth + decisions, seed)
+    in_flight: deque[str] = deque()
+    now = T0
+    pool.advance(now)
+
+    def step(k: int, tag: str) -> None:
+        d = pool.submit(f"{tag}{k}", reqs[k], now)
+        if d.error is None and d.pool == "private":
+            in_flight.append(d.task_id)
+        if tag == "t" and in_flight:
+            pool.complete(in_flight.popleft(), 60.0, now)
+
+    for k in range(depth):
+        now += STEP
+        step(k, "w")
+    ops = calls = 0
+
+    def trace(frame: Any, event: str, _arg: Any) -> Any:
+        nonlocal ops, calls
+        if event == "call":
+            calls += 1
+            frame.f_trace_opcodes = True
+        elif event == "opcode":
+            ops += 1
+        return trace
+
+    for k in range(decisions):
+        now += STEP
+        sys.settrace(trace)
+        try:
+            step(depth + k, "t")
+        finally:
+            sys.settrace(None)
+    return ops / decisions, (calls - decisions) / decisions  # step itself: not the router's
+
+
+def baseline_pairs(tree: str, runs: int, n: int, decisions: int,
+                   strategy: Strategy) -> tuple[list[float], list[float], float, float]:
+    """µs per decision of this tree and of ``tree`` (another checkout of this
+    repository: the code before a change), each run in its own interpreter,
+    alternating which goes first; and each tree's bytecodes per decision."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    bench_dir = os.path.join(here, "benchmarks")
+    code = ("import sys, json; sys.path.insert(1, {bd!r}); import bench_router as b; "
+            "from router.strategies import Strategy; s = Strategy({st!r}); "
+            "print(json.dumps([b.run_once({n}, {k}, indexed=True, explain=False, strategy=s, "
+            "windows=0.0, seed={seed}) * 1e6, b.bytecodes_per_decision({n}, 200, strategy=s)"
+            "[0] if {seed} == 1 else 0.0]))")
+    mine: list[float] = []
+    theirs: list[float] = []
+    ops = {here: 0.0, tree: 0.0}
+    for r in range(runs):
+        order = (here, tree) if r % 2 == 0 else (tree, here)
+        for src in order:
+            env = {**os.environ, "PYTHONPATH": os.path.abspath(src)}
+            out = subprocess.run(
+                [sys.executable, "-c", code.format(bd=bench_dir, st=strategy.value, n=n,
+                                                   k=decisions, seed=r + 1)],
+                env=env, cwd=src, capture_output=True, text=True, check=False)
+            if out.returncode != 0:
+                sys.exit(f"--baseline {tree}: the run failed:\n{out.stderr.strip()}")
+            us, count = json.loads(out.stdout)
+            (mine if src == here else theirs).append(us)
+            if count:
+                ops[src] = count
+    return mine, theirs, ops[here], ops[tree]
+
+
 def median_us(runs: int, n: int, decisions: int, **kw: Any) -> float:
     return statistics.median(run_once(n, decisions, seed=r + 1, **kw) for r in range(runs)) * 1e6
 
@@ -194,7 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replay-accounts", type=int, default=10_000,
                     help="pool size of the replay timing (0: skip it)")
     ap.add_argument("--replay-events", type=int, default=2_000)
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="another checkout of this repository (the code before a change, "
+                         "e.g. from `git worktree add`): least_loaded at 10k accounts is "
+                         "timed for both trees in alternation, ratio taken in this run")
     args = ap.parse_args(argv)
+    if args.baseline and not os.path.isdir(os.path.join(args.baseline, "router")):
+        ap.error(f"--baseline {args.baseline}: not a checkout of this repository "
+                 "(no router/ in it)")
     strategy = Strategy(args.strategy)
     common = {"strategy": strategy, "windows": args.windows, "pacing": args.pacing}
     print(f"byoa-router benchmark: route + reserve + complete per decision; "
@@ -226,6 +314,18 @@ def main(argv: list[str] | None = None) -> int:
     if 10_000 in by_n:
         f, _e, s = by_n[10_000]
         print(f"speed-up vs linear scan at 10k: {s / f:.0f}x; indexed at 10k: {f:.1f} µs")
+        ops, calls = bytecodes_per_decision(10_000, 500, **common)
+        print(f"work per decision at 10k (counted, the same on every run): {ops:,.0f} "
+              f"bytecodes in {calls:.1f} Python calls; {f * 1e3 / ops:.1f} ns per bytecode "
+              f"in this run, so 5 µs allows about {5e3 / (f * 1e3 / ops):,.0f}")
+    if args.baseline:
+        mine, theirs, ops_m, ops_t = baseline_pairs(args.baseline, max(args.runs, 3), 10_000,
+                                                    args.decisions, strategy)
+        m, t = statistics.median(mine), statistics.median(theirs)
+        print(f"against --baseline {args.baseline}, 10k accounts, {strategy.value}, "
+              f"{len(mine)} alternating runs each: this tree {m:.1f} µs, baseline {t:.1f} µs, "
+              f"this / baseline {m / t:.2f}; bytecodes per decision {ops_m:,.0f} against "
+              f"{ops_t:,.0f} ({ops_m / ops_t:.2f})")
     worst = strategy_table(args) if args.strategy_sizes else None
     replay_ms = None
     if args.replay_accounts:
