@@ -196,6 +196,8 @@ def test_load_refuses_a_second_load_and_odd_ids(url: str, tmp_path: Any) -> None
         load_into_redis(client, [acc("a1")], Policy(), T0)
     with pytest.raises(InputError, match="hash tags"):
         load_into_redis(client, [acc("a{1}")], Policy(), T0, replace=True)
+    with pytest.raises(InputError, match="empty"):  # "": the public pool's leases (P1)
+        load_into_redis(client, [acc("")], Policy(), T0, replace=True)
     client.flushdb()
     with pytest.raises(InputError, match="byoa accounts load"):
         RedisStore(client)
@@ -249,14 +251,16 @@ def test_batched_submits_from_two_processes_never_overfill_R1(url: str) -> None:
 
 
 def test_keys_of_one_script_share_one_cluster_slot() -> None:
-    """Every key a Lua script touches carries the same hash tag (Redis Cluster)."""
+    """Every key a Lua script touches carries the same hash tag (Redis Cluster), the
+    public pool's lease keys (P1, pseudo-account ``PUBLIC``) too."""
     from redis.crc import key_slot
 
     from router.proxy.queue import RedisQueue
     from router.stores.redis_store import Keys
 
     k = Keys("byoa")
-    for acc_id, task_id in (("a1", "t-1"), ("acc:9", "3f1c-uuid"), ("x y", "{weird}")):
+    for acc_id, task_id in (("a1", "t-1"), ("acc:9", "3f1c-uuid"), ("x y", "{weird}"),
+                            (PUBLIC, "p-1")):
         slots = {key_slot(key.encode()) for key in (
             k.acc(acc_id), k.leases(acc_id), k.task(acc_id, task_id), k.hist(acc_id),
             k.secret(acc_id))}
