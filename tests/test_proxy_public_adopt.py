@@ -24,7 +24,7 @@ import httpx
 import pytest
 import redis
 from proxy_procs import API_KEY, Proxy, proxies
-from redis_server import redis_or_cluster
+from redis_server import redis_or_cluster, redis_server
 
 from router.accounts import seconds_to_ms
 from router.cli import main
@@ -135,3 +135,33 @@ def test_sigkill_with_public_tasks_in_flight_survivor_finishes_each_once_P1_L1(
     assert followed and followed <= set(started)  # both kinds of public task were adopted
     assert routed_again == {t for t in waiting if t in public}
     assert "Traceback" not in log
+
+
+def test_sigterm_hands_public_tasks_over_with_the_rest_P1(tmp_path: Path) -> None:
+    """A graceful shutdown (SIGTERM, ``--drain-seconds 0``) hands every task it holds
+    over, public-pool ones too (their leases lapse at once); the other process adopts
+    them and each ends ``completed``, started once upstream."""
+    f = tmp_path / "accounts.json"
+    f.write_text(json.dumps(ACCOUNTS))
+    with redis_server() as url:
+        assert main(["accounts", "load", str(f), "--redis", url]) == 0
+        r = client_for(url)
+        with proxies([["--redis", url, *DEAD, "--drain-seconds", "0"],
+                      ["--redis", url, *SURVIVOR]], str(tmp_path)) as (leaving, staying):
+            started = submit(leaving, [imagine(i, public=i % 2 == 0) for i in range(4)])
+            wait_until(lambda: all(status(leaving, t) == "processing" for t in started),
+                       "started upstream on the process to stop")
+            waiting = submit(leaving, [imagine(i, public=i % 2 == 0) for i in range(4, 8)])
+            leaving.proc.send_signal(signal.SIGTERM)
+            leaving.proc.wait(timeout=60)
+            ids = started + waiting
+            wait_until(lambda: all(rec.get("status") == "completed"
+                                   for rec in records(r, ids).values()),
+                       "completed, every handed-over task")
+            assert all(status(staying, t) == "completed" for t in ids)  # what clients see
+            assert r.zcard("byoa:{pub}:leases") == 0 and r.hget("byoa:{pub}", "in_flight") == "0"
+        for i, t in enumerate(ids):
+            where = "{pub}" if i % 2 == 0 else "{acc:a1}"
+            h = r.hgetall(f"byoa:{where}:t:{t}")
+            assert (h["state"], h.get("starts")) == ("completed", "1"), (t, h)
+        assert "handed 8 tasks over to the other processes" in leaving.output()
