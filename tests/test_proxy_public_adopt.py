@@ -140,14 +140,17 @@ def test_sigkill_with_public_tasks_in_flight_survivor_finishes_each_once_P1_L1(
 def test_sigterm_hands_public_tasks_over_with_the_rest_P1(tmp_path: Path) -> None:
     """A graceful shutdown (SIGTERM, ``--drain-seconds 0``) hands every task it holds
     over, public-pool ones too (their leases lapse at once); the other process adopts
-    them and each ends ``completed``, started once upstream."""
+    them and each ends ``completed``, started once upstream. A longer lease (5 s) than
+    above, so that no lease lapses before the shutdown even on a loaded machine: all
+    eight are handed over."""
     f = tmp_path / "accounts.json"
     f.write_text(json.dumps(ACCOUNTS))
     with redis_server() as url:
         assert main(["accounts", "load", str(f), "--redis", url]) == 0
         r = client_for(url)
-        with proxies([["--redis", url, *DEAD, "--drain-seconds", "0"],
-                      ["--redis", url, *SURVIVOR]], str(tmp_path)) as (leaving, staying):
+        lease = ["--lease", "5"]  # the last --lease given counts
+        with proxies([["--redis", url, *DEAD, *lease, "--drain-seconds", "0"],
+                      ["--redis", url, *SURVIVOR, *lease]], str(tmp_path)) as (leaving, staying):
             started = submit(leaving, [imagine(i, public=i % 2 == 0) for i in range(4)])
             wait_until(lambda: all(status(leaving, t) == "processing" for t in started),
                        "started upstream on the process to stop")
