@@ -370,6 +370,7 @@ def test_a_dead_process_public_tasks_are_adopted_once_P1(url: str) -> None:
     assert got["p1"].body == PUBLIC_BODY
     assert got["p2"].job == "job-p2" and got["p2"].started_at == T0
     assert a.start_many([("p1", PUBLIC, "job-p1", T0)]) == [False]  # A may not start it
+    assert "p1" not in a.leases.public  # nor renew it
     assert b.submit("p1", PUBLIC_BODY, T0 + 12).pool == "public"  # routed again, same id
     assert b.start_many([("p1", PUBLIC, "job-p1b", T0 + 12)]) == [True]
     clock.t += 20  # B keeps renewing what it adopted and re-routed: C adopts nothing

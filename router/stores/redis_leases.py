@@ -136,12 +136,17 @@ class Leases:
 
     def start_many(self, items: list[tuple[str, str, str, float]]) -> list[bool]:
         """Record (task id, account id, job reference, started at) before each task
-        starts upstream: True where we still own the task, one round trip."""
+        starts upstream: True where we still own the task, one round trip. A task
+        we no longer own (adopted elsewhere) is no longer ours to renew either."""
         pipe = ScriptPipe(self.r)
         for task_id, acc_id, job, started in items:
             pipe.run(self._start, [self.keys.task(acc_id, task_id)],
                      [self.owner, job, repr(started)])
-        return [int(v) == 1 for v in pipe.execute()]
+        ours = [int(v) == 1 for v in pipe.execute()]
+        for (task_id, *_rest), mine in zip(items, ours, strict=True):
+            if not mine and (held := self.held(task_id)) is not None:
+                held.pop(task_id)
+        return ours
 
     def end_public(self, items: list[tuple[str, str]]) -> list[bool]:
         """P1: public tasks that ended here, (task id, final state: ``completed``,
