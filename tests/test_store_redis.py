@@ -18,6 +18,7 @@ from router.accounts import Account, InactiveWindow, Plan, Setting, Status, hour
 from router.cli import main
 from router.errors import InputError, NotInFlight
 from router.ledger import Policy
+from router.stores.base import PUBLIC
 from router.stores.redis_store import RedisStore, connect, load_into_redis
 from router.timeutil import parse_time
 
@@ -195,6 +196,8 @@ def test_load_refuses_a_second_load_and_odd_ids(url: str, tmp_path: Any) -> None
         load_into_redis(client, [acc("a1")], Policy(), T0)
     with pytest.raises(InputError, match="hash tags"):
         load_into_redis(client, [acc("a{1}")], Policy(), T0, replace=True)
+    with pytest.raises(InputError, match="empty"):  # "": the public pool's leases (P1)
+        load_into_redis(client, [acc("")], Policy(), T0, replace=True)
     client.flushdb()
     with pytest.raises(InputError, match="byoa accounts load"):
         RedisStore(client)
@@ -248,14 +251,16 @@ def test_batched_submits_from_two_processes_never_overfill_R1(url: str) -> None:
 
 
 def test_keys_of_one_script_share_one_cluster_slot() -> None:
-    """Every key a Lua script touches carries the same hash tag (Redis Cluster)."""
+    """Every key a Lua script touches carries the same hash tag (Redis Cluster), the
+    public pool's lease keys (P1, pseudo-account ``PUBLIC``) too."""
     from redis.crc import key_slot
 
     from router.proxy.queue import RedisQueue
     from router.stores.redis_store import Keys
 
     k = Keys("byoa")
-    for acc_id, task_id in (("a1", "t-1"), ("acc:9", "3f1c-uuid"), ("x y", "{weird}")):
+    for acc_id, task_id in (("a1", "t-1"), ("acc:9", "3f1c-uuid"), ("x y", "{weird}"),
+                            (PUBLIC, "p-1")):
         slots = {key_slot(key.encode()) for key in (
             k.acc(acc_id), k.leases(acc_id), k.task(acc_id, task_id), k.hist(acc_id),
             k.secret(acc_id))}
@@ -335,6 +340,68 @@ def test_a_dead_process_tasks_are_adopted_routed_again_or_resumed(url: str) -> N
     assert b.complete("t2", 60.0, T0 + 8).charged_ms == 60_000
     with pytest.raises(NotInFlight):
         a.complete("t2", 60.0, T0 + 9)  # the old owner's late result charges nothing
+
+
+PUBLIC_BODY = {**FAST, "config": {"service_mode": "public"}}
+
+
+def test_a_dead_process_public_tasks_are_adopted_once_P1(url: str) -> None:
+    """P1: a public-pool task holds a lease (no room, no fast time). While its process
+    renews it nobody adopts it; once it stops, one survivor adopts it, exactly once:
+    not started, it is routed again under the same id (to the public pool again);
+    started (job recorded), the survivor follows that job and the old owner may not
+    start anything. Nothing is charged to any account."""
+    clock = Clock()
+    a, b = two(url, [acc("a1")], clock, lease_seconds=5.0)
+    c = RedisStore(connect(url), owner="C", refresh_interval=3600.0, clock=clock,
+                   lease_seconds=5.0)
+    assert [d.pool for d in a.submit_many([("p1", PUBLIC_BODY, None),
+                                           ("p2", PUBLIC_BODY, None)], T0)] == ["public"] * 2
+    assert a.start_many([("p2", PUBLIC, "job-p2", T0)]) == [True]
+    clock.t += 3
+    assert a.maintain(T0 + 3) == []  # A renews its leases
+    clock.t += 3
+    assert b.maintain(T0 + 6) == []  # renewed: not lapsed although 6 s > the lease
+    clock.t += 6  # A stops renewing
+    assert sorted(b.maintain(T0 + 12)) == ["p1", "p2"]
+    assert c.maintain(T0 + 12) == [] and b.maintain(T0 + 12) == []  # adopted once
+    got = {x.task_id: x for x in b.take_adopted()}
+    assert got["p1"].account_id == PUBLIC and got["p1"].job is None
+    assert got["p1"].body == PUBLIC_BODY
+    assert got["p2"].job == "job-p2" and got["p2"].started_at == T0
+    assert a.start_many([("p1", PUBLIC, "job-p1", T0)]) == [False]  # A may not start it
+    assert "p1" not in a.leases.public  # nor renew it
+    assert b.submit("p1", PUBLIC_BODY, T0 + 12).pool == "public"  # routed again, same id
+    assert b.start_many([("p1", PUBLIC, "job-p1b", T0 + 12)]) == [True]
+    clock.t += 20  # B keeps renewing what it adopted and re-routed: C adopts nothing
+    assert b.maintain(T0 + 32) == [] and c.maintain(T0 + 32) == []
+    assert b.end_public([("p1", "completed"), ("p2", "completed")]) == [True, True]
+    assert a.end_public([("p2", "completed")]) == [False]  # ended already
+    r = connect(url)
+    assert r.hget("byoa:{pub}:t:p2", "starts") == "1"  # started once, followed once
+    assert r.hget("byoa:{pub}:t:p1", "starts") == "1"  # the first start never happened
+    assert (r.hget("byoa:{pub}", "in_flight"), r.zcard("byoa:{pub}:leases")) == ("0", 0)
+    [a1] = c.accounts()
+    assert (a1.in_flight, a1.reserved_ms, a1.fast_ms) == (0, 0, hours_to_ms(1))
+    with pytest.raises(NotInFlight, match="public pool"):  # P1: never ours to charge
+        b.complete("p1", 60.0, T0 + 33)
+
+
+def test_public_tasks_are_handed_over_on_shutdown_P1(url: str) -> None:
+    """A process shutting down hands its public-pool tasks over with the rest: the
+    next maintenance pass of another process adopts them, without waiting for the
+    lease (P1)."""
+    clock = Clock()
+    a, b = two(url, [acc("a1")], clock, lease_seconds=30.0)
+    a.submit("p1", PUBLIC_BODY, T0)
+    a.submit("t1", FAST, T0)
+    assert a.start_many([("p1", PUBLIC, "job-p1", T0)]) == [True]
+    assert b.maintain(T0) == []
+    assert a.hand_over(["p1", "t1"]) == 2
+    assert sorted(b.maintain(T0)) == ["p1", "t1"]
+    got = {x.task_id: x for x in b.take_adopted()}
+    assert (got["p1"].account_id, got["p1"].job) == (PUBLIC, "job-p1")
+    assert (got["t1"].account_id, got["t1"].job) == ("a1", None)
 
 
 def test_a_start_sent_again_counts_once_L1(url: str) -> None:

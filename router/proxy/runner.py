@@ -5,7 +5,9 @@ A routed task stays ``pending`` for the start delay (cancellable), then runs
 one of our accounts is then completed (charged once, L1-L3) or failed (room
 back, nothing charged) in the store; completions that finish in the same
 event-loop turn are charged together (``Store.complete_many``), each exactly as
-``complete`` would. Public-pool tasks (P1) are not ours to charge.
+``complete`` would. Public-pool tasks (P1) are not ours to charge: when one ends,
+its record is written and then its lease is dropped (``Store.end_public``,
+batched per turn), nothing more.
 
 Before a task on one of our accounts starts, its upstream job reference is
 recorded in the store (``Store.start_many``, batched per turn): a process that
@@ -14,7 +16,8 @@ adopts the task after we died follows that job (``resume``) and charges it once
 dies in between leaves a completed record and a lease that a survivor adopts:
 it follows the finished job and charges it, once. A task another process
 adopted meanwhile (our lease had lapsed) does not start here at all, so no task
-runs twice.
+runs twice. Public-pool tasks hold a lease too (under ``PUBLIC``), so all of this
+holds for them as well, without the charge.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from router.proxy.metrics import Counters
 from router.proxy.storecalls import StoreCalls
 from router.proxy.tasks import Task
 from router.proxy.upstream import Upstream, UpstreamResult
-from router.stores.base import AccountStore
+from router.stores.base import PUBLIC, AccountStore
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,10 @@ class TaskRunner:
             before=lambda: self.flush())
         self._starts: TurnBatcher[tuple[str, str, str, float], bool] = TurnBatcher(
             self._start_many, name="starts", calls=calls, durable=True)
+        #: P1: the leases of public tasks that ended, dropped after their records
+        self._public_ends: TurnBatcher[tuple[str, str], bool] = TurnBatcher(
+            self._end_public, name="public task ends", calls=calls, durable=True,
+            before=lambda: self.flush())
 
     def start(self, task: Task) -> None:
         self._spawn(task, self._run(task))
@@ -103,6 +110,9 @@ class TaskRunner:
     def _start_many(self, items: list[tuple[str, str, str, float]]) -> list[bool | Exception]:
         return list(self.store.start_many(items))
 
+    def _end_public(self, items: list[tuple[str, str]]) -> list[bool | Exception]:
+        return list(self.store.end_public(items))
+
     async def _run(self, task: Task) -> None:
         d = task.decision
         assert d is not None and d.effective_mode is not None
@@ -113,9 +123,9 @@ class TaskRunner:
         started = time.time()
         job = self.upstream.reference(task.task_id, task.task_type, d.effective_mode,
                                       d.account_id or "public")
-        try:
-            mine = d.account_id is None or await self._starts.call(
-                (task.task_id, d.account_id, job, started))
+        try:  # a public task (P1) too: it is leased under ``PUBLIC``
+            mine = await self._starts.call(
+                (task.task_id, d.account_id or PUBLIC, job, started))
         except Exception as exc:
             self._crashed(task, exc)
             return
@@ -141,10 +151,14 @@ class TaskRunner:
                     and await self.refused(task, res, now):
                 return  # H4: re-routed under the same id
             self._record_result(task, res, now)
-            if d.account_id is not None:  # P1 public tasks are not ours to charge
+            if d.account_id is not None:
                 if res.ok:
                     self.save(task)  # written before the charge (a survivor re-charges none)
                 await self._settle(task, res, now)
+            else:  # P1 public tasks are not ours to charge; their lease is dropped
+                self.save(task)  # after their record (the batch's ``before``): a process
+                # that dies in between leaves a lease, and a survivor follows the job
+                await self._public_ends.call((task.task_id, task.status))
             self.finished(task)
         except asyncio.CancelledError:
             raise
@@ -159,7 +173,12 @@ class TaskRunner:
             log.exception("task %s crashed in the proxy", task.task_id)
         task.status = "failed"
         task.error = task_error("proxy_error", "internal error while running the task")
-        released = self.calls.durable(self.store.fail, task.task_id, time.time())
+        d = task.decision
+        released: asyncio.Future[Any]
+        if d is not None and d.account_id is None:  # P1: only its lease to drop
+            released = self.calls.durable(self.store.end_public, [(task.task_id, "failed")])
+        else:
+            released = self.calls.durable(self.store.fail, task.task_id, time.time())
         released.add_done_callback(_ignore)
         self.finished(task)
 
@@ -191,7 +210,7 @@ class TaskRunner:
             log.warning("task %s: %s", task.task_id, exc.message)
 
 
-def _ignore(done: asyncio.Future[Outcome]) -> None:
+def _ignore(done: asyncio.Future[Any]) -> None:
     """A release that needs no answer (the task already failed): its error is logged."""
     if not done.cancelled() and done.exception() is not None:
         log.warning("releasing a failed task: %s", done.exception())

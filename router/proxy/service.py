@@ -13,6 +13,12 @@ estimated start, R5). Every store call goes through ``StoreCalls`` (one worker
 thread for Redis): the event loop never waits for a Redis round trip, requests
 that need a stalled store get 503 ``store_unavailable`` at once, and
 ``StoreEpoch`` reports a store that was emptied or replaced.
+
+Tasks of a process that died are adopted once their leases lapse (``maintain``):
+routed again under the same id when they had not started, followed upstream
+when they had. Tasks on GoAPI's public pool (P1) are leased and adopted the same
+way (their store account id is ``PUBLIC``), and handed over at a graceful
+shutdown with the rest; they are never charged.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from router.proxy.storeepoch import StoreEpoch
 from router.proxy.tasks import Task, task_data
 from router.proxy.upstream import Upstream
 from router.proxy.waiting import LineEstimate
-from router.stores.base import Adoption, Store
+from router.stores.base import PUBLIC, Adoption, Store
 from router.timeutil import parse_time
 
 log = logging.getLogger(__name__)
@@ -164,8 +170,7 @@ class TaskService:
             log.warning("shutting down: %d tasks still running after %.1f s (%s)", len(running),
                         seconds, ", ".join(sorted({t.status for t in running})))
         await self.runner.stop()
-        ours = [t.task_id for t in left if t.decision is not None
-                and t.decision.account_id is not None]
+        ours = [t.task_id for t in left if t.decision is not None]  # P1 tasks too
         self.records.flush()
         try:
             n = await self.calls.call(self.store.hand_over, ours)
@@ -408,8 +413,9 @@ class TaskService:
                                           f"is {task.status}"))
         else:
             task.status = "failed"  # the runner does not start it now
-            self.calls.durable(self._release_cancelled, task_id,
-                               time.time()).add_done_callback(_logged)
+            public = task.decision is not None and task.decision.account_id is None
+            self.calls.durable(self._release_cancelled, task_id, time.time(),
+                               public).add_done_callback(_logged)
         task.queued = False
         task.status = "failed"
         task.error = task_error("cancelled", "cancelled by the user before it started")
@@ -417,7 +423,10 @@ class TaskService:
         self._finished(task)
         return 200, envelope(200, task_data(task), "success")
 
-    def _release_cancelled(self, task_id: str, now: float) -> None:
+    def _release_cancelled(self, task_id: str, now: float, public: bool) -> None:
+        if public:  # P1: nothing reserved, only its lease to drop
+            self.store.end_public([(task_id, "cancelled")])
+            return
         try:
             self.store.cancel(task_id, now)
         except NotInFlight as exc:
@@ -464,12 +473,15 @@ class TaskService:
 
 
 def _decision(a: Adoption, meta: dict[str, Any]) -> Decision:
-    """The routing decision of an adopted running task, as its record shows it."""
+    """The routing decision of an adopted running task, as its record shows it (on
+    the public pool, P1, for the store's ``PUBLIC`` account)."""
     def mode(key: str) -> Mode:
         value = meta.get(key)
         return Mode(value) if isinstance(value, str) and value else a.mode
 
-    return Decision(a.task_id, pool="private", account_id=a.account_id,
+    public = a.account_id == PUBLIC
+    return Decision(a.task_id, pool="public" if public else "private",
+                    account_id=None if public else a.account_id,
                     requested_mode=mode("requested_mode"), mode_source=meta.get("mode_source"),
                     effective_mode=a.mode, fallback=bool(meta.get("fallback", False)),
                     explanation=meta.get("explanation"))

@@ -22,6 +22,10 @@ from router.decision import Decision, Notification, Outcome, Recovery, Renewal
 from router.errors import NotInFlight
 from router.ledger import Policy
 
+#: The account id under which a store leases public-pool tasks (P1): ``start_many``
+#: takes it, an ``Adoption`` names it. No account has an empty id.
+PUBLIC = ""
+
 
 @dataclass(slots=True)
 class Adoption:
@@ -29,7 +33,9 @@ class Adoption:
 
     ``job`` None: it had not started upstream; its reservation was released and
     it is to be routed again under the same id. Otherwise it had started: this
-    process now owns the reservation and follows ``job`` (charged once, L1)."""
+    process now owns the reservation and follows ``job`` (charged once, L1).
+    ``account_id`` is ``PUBLIC`` ("") for a task on GoAPI's public pool (P1): it
+    held a lease only, and is never charged."""
 
     task_id: str
     account_id: str
@@ -105,8 +111,17 @@ class AccountStore(Protocol):
         ...
 
     def hand_over(self, task_ids: list[str]) -> int:
-        """Give up this process's reservations of ``task_ids`` for another process
-        to adopt now (graceful shutdown); how many were handed over."""
+        """Give up this process's reservations of ``task_ids`` (public-pool tasks'
+        leases too) for another process to adopt now (graceful shutdown); how many
+        were handed over."""
+        ...
+
+    def end_public(self, items: list[tuple[str, str]]) -> list[bool]:
+        """P1: public-pool tasks that ended here, as (task id, final state:
+        ``completed``, ``failed`` or ``cancelled``): their leases are dropped, so
+        nobody adopts them; nothing is charged (they are not ours). True where the
+        task was still leased. ``start_many`` takes a public task with the
+        account id ``PUBLIC``."""
         ...
 
     def close(self) -> None: ...

@@ -137,6 +137,9 @@ class MemoryStore:
     def hand_over(self, task_ids: list[str]) -> int:
         return 0
 
+    def end_public(self, items: list[tuple[str, str]]) -> list[bool]:
+        return [False] * len(items)  # one process: no leases to drop
+
     def set_secret(self, account_id: str, name: str, value: str) -> None:
         self.records.set_secret(account_id, name, value)
 

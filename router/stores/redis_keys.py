@@ -7,11 +7,15 @@ from typing import Any
 
 import redis
 
+from router.stores.base import PUBLIC  # the public pool's pseudo-account id (P1): ""
+
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
 class Keys:
-    """Key names under one prefix; per-account keys share the ``{acc:<id>}`` tag."""
+    """Key names under one prefix; per-account keys share the ``{acc:<id>}`` tag, and
+    the public pool's pseudo-account (``PUBLIC``) has keys of its own with the ``{pub}``
+    tag: its hash (``in_flight``: public tasks leased now), leases and task hashes."""
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
@@ -22,6 +26,8 @@ class Keys:
         self.epoch = f"{prefix}:epoch"  # written when the accounts are loaded
 
     def acc(self, acc_id: str) -> str:
+        if acc_id == PUBLIC:  # P1 tasks: one slot of their own on Redis Cluster
+            return f"{self.prefix}:{{pub}}"
         return f"{self.prefix}:{{acc:{acc_id}}}"
 
     def leases(self, acc_id: str) -> str:

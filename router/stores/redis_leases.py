@@ -7,6 +7,14 @@ the adopter to be routed again under the same task id; a task that had started
 (its upstream job reference was recorded first, ``scripts.START``) changes
 owner, and the adopter follows that job and charges it once (L1).
 
+Public-pool tasks (P1) hold a lease too, under the pseudo-account ``PUBLIC``
+(keys tagged ``{pub}``, one Redis Cluster slot; ``scripts.HOLD`` takes it): the
+same renewals, adoption, starts and hand-over, but no room, fast time or charge.
+An adopted public task that had not started is routed again (to the public pool:
+P1 follows the request), one that had started is followed to its end; either
+way the task reaches a final state. Its lease is dropped when it ends
+(``end_public``, the ``FINISH`` script without a charge).
+
 Adoption time: a lease is extended every maintenance pass, so it lapses at most
 ``lease_seconds`` after its owner died, and a survivor's next pass (every
 ``maintain_interval``) adopts it: at most ``lease + maintain_interval``.
@@ -25,7 +33,7 @@ import redis
 from router.accounts import Mode
 from router.ledger import InFlight
 from router.stores import scripts
-from router.stores.base import Adoption
+from router.stores.base import PUBLIC, Adoption
 from router.stores.redis_keys import Keys
 from router.stores.redis_pipe import ScriptPipe
 
@@ -38,12 +46,13 @@ ENTRY = 9  # values per adopted task in the EXPIRE script's answer
 class Leases:
     """Extends this process's leases and adopts expired ones of any owner."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, mine: dict[str, InFlight], *,
-                 owner: str, lease_seconds: float, done_ttl: int,
-                 clock: Callable[[], float]) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, mine: dict[str, InFlight],
+                 public: dict[str, InFlight], *, owner: str, lease_seconds: float,
+                 done_ttl: int, clock: Callable[[], float]) -> None:
         self.r = client
         self.keys = keys
         self.mine = mine  # tasks this process reserved or adopted
+        self.public = public  # the same for public-pool tasks (P1, account ``PUBLIC``)
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.done_ttl = done_ttl
@@ -51,13 +60,21 @@ class Leases:
         self.adopted: list[Adoption] = []  # taken by the embedding (``take_adopted``)
         self._expire = client.register_script(scripts.EXPIRE)
         self._start = client.register_script(scripts.START)
+        self._finish = client.register_script(scripts.FINISH)
+
+    def held(self, task_id: str) -> dict[str, InFlight] | None:
+        """Which of our dicts holds ``task_id`` (None: neither)."""
+        return self.mine if task_id in self.mine else (
+            self.public if task_id in self.public else None)
 
     def renew_and_expire(self, account_ids: list[str]) -> list[str]:
-        """One pass over ``account_ids``; the task ids adopted from a dead owner."""
+        """One pass over ``account_ids`` and the public pool's leases (P1); the task
+        ids adopted from a dead owner."""
         t = self.clock()
         keys = self.keys
+        account_ids = [*account_ids, PUBLIC]
         by_acc: dict[str, dict[str, float]] = defaultdict(dict)
-        for task_id, task in self.mine.items():
+        for task_id, task in [*self.mine.items(), *self.public.items()]:
             by_acc[task.account_id][task_id] = t + self.lease_seconds
         pipe = self.r.pipeline(transaction=False)
         for acc_id, mapping in by_acc.items():
@@ -71,9 +88,11 @@ class Leases:
                 adopted += self._adopt(acc_id, [str(c) for c in cands], t)
         if adopted:
             resumed = sum(a.job is not None for a in adopted)
+            public = sum(a.account_id == PUBLIC for a in adopted)
             log.warning("adopted %d tasks of a stopped process (lease %.1f s): %d routed "
-                        "again, %d resumed", len(adopted), self.lease_seconds,
-                        len(adopted) - resumed, resumed)
+                        "again, %d resumed; %d of them on the public pool (P1)",
+                        len(adopted), self.lease_seconds, len(adopted) - resumed, resumed,
+                        public)
         self.adopted += adopted
         return [a.task_id for a in adopted]
 
@@ -89,11 +108,12 @@ class Leases:
                 str(v) for v in got[k:k + ENTRY])
             a = Adoption(task_id, acc_id, _body(body), float(created or t),
                          job or None, float(started) if started else None, Mode(mode))
+            held = self.public if acc_id == PUBLIC else self.mine
             if kind == "resume":
-                self.mine[task_id] = InFlight(task_id, acc_id, Mode(mode), int(reserved),
-                                              float(at or t))
+                held[task_id] = InFlight(task_id, acc_id, Mode(mode), int(reserved),
+                                         float(at or t))
             else:
-                self.mine.pop(task_id, None)
+                held.pop(task_id, None)
                 a.job = None
             out.append(a)
         return out
@@ -103,8 +123,9 @@ class Leases:
         (graceful shutdown); how many."""
         by_acc: dict[str, dict[str, float]] = defaultdict(dict)
         for task_id in task_ids:
-            task = self.mine.pop(task_id, None)
-            if task is not None:
+            held = self.held(task_id)
+            if held is not None:
+                task = held.pop(task_id)
                 by_acc[task.account_id][task_id] = 0.0
         if by_acc:
             pipe = self.r.pipeline(transaction=False)
@@ -115,12 +136,32 @@ class Leases:
 
     def start_many(self, items: list[tuple[str, str, str, float]]) -> list[bool]:
         """Record (task id, account id, job reference, started at) before each task
-        starts upstream: True where we still own the task, one round trip."""
+        starts upstream: True where we still own the task, one round trip. A task
+        we no longer own (adopted elsewhere) is no longer ours to renew either."""
         pipe = ScriptPipe(self.r)
         for task_id, acc_id, job, started in items:
             pipe.run(self._start, [self.keys.task(acc_id, task_id)],
                      [self.owner, job, repr(started)])
-        return [int(v) == 1 for v in pipe.execute()]
+        ours = [int(v) == 1 for v in pipe.execute()]
+        for (task_id, *_rest), mine in zip(items, ours, strict=True):
+            if not mine and (held := self.held(task_id)) is not None:
+                held.pop(task_id)
+        return ours
+
+    def end_public(self, items: list[tuple[str, str]]) -> list[bool]:
+        """P1: public tasks that ended here, (task id, final state: ``completed``,
+        ``failed`` or ``cancelled``): each lease dropped and the task hash left in
+        that state, by the ``FINISH`` script with no charge and no account fields,
+        one round trip. True where the task was still in flight (False: it had
+        ended already, e.g. followed to its end by a process that adopted it)."""
+        keys = self.keys
+        pipe = ScriptPipe(self.r)
+        for task_id, state in items:
+            self.public.pop(task_id, None)
+            pipe.run(self._finish, [keys.acc(PUBLIC), keys.leases(PUBLIC),
+                                    keys.task(PUBLIC, task_id)],
+                     [task_id, state, "", self.done_ttl, 0])
+        return [int(res[0]) == 1 for res in pipe.execute()]
 
 
 def _body(raw: str) -> Any:

@@ -25,6 +25,9 @@ def load_into_redis(client: redis.Redis, accounts: Iterable[Account], policy: Po
     """
     accs = list(accounts)
     for acc in accs:
+        if not acc.id:  # "" is the public pool's pseudo-account (P1 leases)
+            raise InputError("an account id is empty; give every account an id",
+                             field="accounts[].id")
         if "{" in acc.id or "}" in acc.id:
             raise InputError(f"account id {acc.id!r} contains '{{' or '}}', which Redis "
                              "uses for hash tags; rename the account", field="accounts[].id")

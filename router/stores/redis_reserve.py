@@ -16,6 +16,10 @@ The request body is kept on the reservation, so that a process that adopts
 the task after its owner died can route it again (``redis_leases``), and so is
 the estimate, for ``reroute`` (H4: the same task id routed again after its
 account reported no fast time).
+
+A task routed to the public pool (P1) reserves nothing on an account, but it
+takes a lease in the same pipeline (``scripts.HOLD``, under the pseudo-account
+``PUBLIC``), so that it too is adopted when its process dies (``redis_leases``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from router.errors import InvalidRequest, PoolSaturated
 from router.ledger import InFlight, Parent
 from router.requests import ParsedRequest, parse_request
 from router.stores import scripts
+from router.stores.base import PUBLIC
 from router.stores.redis_keys import Keys, pairs
 from router.stores.redis_mirror import Mirror
 from router.stores.redis_pipe import ScriptPipe
@@ -64,19 +69,22 @@ class Reserver:
     """``submit_many`` for the Redis store."""
 
     def __init__(self, client: redis.Redis, keys: Keys, mirror: Mirror, pool: PoolEvents,
-                 mine: dict[str, InFlight], *, owner: str, lease_seconds: float,
-                 done_ttl: int, explain: bool, clock: Callable[[], float]) -> None:
+                 mine: dict[str, InFlight], public: dict[str, InFlight], *, owner: str,
+                 lease_seconds: float, done_ttl: int, explain: bool,
+                 clock: Callable[[], float]) -> None:
         self.r = client
         self.keys = keys
         self.mirror = mirror
         self.pool = pool
         self.mine = mine  # tasks this process reserved (shared with the finisher)
+        self.public = public  # public-pool tasks this process leased (P1, shared with leases)
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.done_ttl = done_ttl
         self.explain = explain
         self.clock = clock
         self._reserve = client.register_script(scripts.RESERVE)
+        self._hold = client.register_script(scripts.HOLD)
         self.lost_races = 0
         self._day_floor = 0.0  # the earliest routing time of the current rounds (H2)
 
@@ -174,7 +182,7 @@ class Reserver:
         sent = self._send(todo, now, batch, pipe, c0, reroute)
         results = pipe.execute()
         answers = [r for r in results if isinstance(r, list)]  # the scripts' answers
-        retry = self._settle(todo, sent.sent, answers, batch)
+        retry = self._settle(todo, sent.sent, answers, batch, now)
         return sorted(retry + sent.later)
 
     def _send(self, todo: list[Pending], now: float, batch: _Batch,
@@ -192,10 +200,16 @@ class Reserver:
                 batch.out[i] = d
                 continue
             assert d.requested_mode is not None and d.effective_mode is not None
-            if d.account_id is None:  # P1: remembered as a parent only
+            if d.account_id is None:  # P1: remembered as a parent, and leased
                 pipe.set(keys.parent(task_id), f"|{d.requested_mode.value}", ex=self.done_ttl)
+                pipe.run(self._hold, [keys.acc(PUBLIC), keys.leases(PUBLIC),
+                                      keys.task(PUBLIC, task_id)],
+                         [task_id, d.effective_mode.value,
+                          repr(self.clock() + self.lease_seconds), self.owner, repr(now),
+                          body, repr(now)])
                 ledger.reserve(d, now)
-                batch.out[i] = d
+                batch.wrote.add(task_id)
+                rnd.sent.append((i, task_id, d))
                 continue
             acc_id = d.account_id
             pipe.set(keys.parent(task_id), f"{acc_id}|{d.requested_mode.value}",
@@ -216,13 +230,22 @@ class Reserver:
         return rnd
 
     def _settle(self, todo: list[Pending], sent: list[tuple[int, str, Decision]],
-                answers: list[Any], batch: _Batch) -> list[Pending]:
+                answers: list[Any], batch: _Batch, now: float) -> list[Pending]:
         """Apply the scripts' answers to the mirror; the tasks that lost a race."""
         ledger = self.mirror.ledger
         retry: list[Pending] = []
         touched: set[str] = set()
         by_index = {item[0]: item for item in todo}
         for (i, task_id, d), res in zip(sent, answers, strict=True):
+            if d.account_id is None:  # P1: only its lease was taken (never a lost race)
+                assert d.effective_mode is not None
+                if int(res[0]) == 1:
+                    self.public[task_id] = InFlight(task_id, PUBLIC, d.effective_mode, 0, now)
+                    batch.out[i] = d
+                else:
+                    ledger.parents.pop(task_id, None)
+                    batch.out[i] = _duplicate(task_id)
+                continue
             acc = ledger.accounts[d.account_id or ""]
             touched.add(acc.id)
             task = ledger.tasks.pop(task_id)
@@ -239,8 +262,7 @@ class Reserver:
                 acc.reserved_ms -= d.reserved_ms
                 if acc.paced:  # undo the optimistic H2/H3 counts: read them back
                     self.mirror.refresh_account(acc.id)
-                batch.out[i] = Decision(task_id, error=InvalidRequest(
-                    f"task id {task_id!r} was already submitted", "M0").as_error())
+                batch.out[i] = _duplicate(task_id)
                 continue
             self.lost_races += 1
             fresh = pairs(res[2:])
@@ -251,3 +273,9 @@ class Reserver:
         for acc_id in touched:
             ledger.touch(ledger.accounts[acc_id])
         return retry
+
+
+def _duplicate(task_id: str) -> Decision:
+    """M0: a task id that is already in flight or finished."""
+    return Decision(task_id, error=InvalidRequest(
+        f"task id {task_id!r} was already submitted", "M0").as_error())

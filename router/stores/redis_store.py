@@ -10,7 +10,8 @@ what it relied on. The work is shared by one object per job:
 * ``PoolEvents`` (``redis_pool``): renewals (L4/L6) and B1 / ``no_active_mj_bot``,
   each applied once across processes;
 * ``Leases`` (``redis_leases``): a dead process's tasks are adopted (routed
-  again, or followed upstream when they had started);
+  again, or followed upstream when they had started), public-pool ones (P1)
+  too: they hold a lease of their own, but no room, fast time or charge;
 * ``RedisRecords`` (``redis_records``): the proxy's task records and secrets.
 
 User changes (L5) run the ledger's own code on the freshly read account and are
@@ -27,6 +28,8 @@ Keys (``P`` is the prefix): ``P:accounts`` (ids in file order), ``P:policy``,
 ``P:rec:<task>`` (the proxy's task record), and per account, all with the hash
 tag ``{acc:<id>}``: ``P:{acc:<id>}`` (hash), ``...:leases`` (zset),
 ``...:t:<task>`` (task hash), ``...:hist`` (period history), ``...:secret``.
+Public-pool tasks (P1) are leased under the tag ``{pub}``: ``P:{pub}`` (hash:
+``in_flight``), ``P:{pub}:leases``, ``P:{pub}:t:<task>``.
 """
 
 from __future__ import annotations
@@ -75,11 +78,12 @@ class RedisStore:
         self.mirror = Mirror(client, keys, refresh_interval=refresh_interval, clock=clock)
         self.pool = PoolEvents(client, keys, self.mirror)
         mine: dict[str, InFlight] = {}  # tasks this process reserved
-        self.reserver = Reserver(client, keys, self.mirror, self.pool, mine, owner=self.owner,
-                                 lease_seconds=lease_seconds, done_ttl=done_ttl,
-                                 explain=explain, clock=clock)
+        public: dict[str, InFlight] = {}  # public-pool tasks this process leased (P1)
+        self.reserver = Reserver(client, keys, self.mirror, self.pool, mine, public,
+                                 owner=self.owner, lease_seconds=lease_seconds,
+                                 done_ttl=done_ttl, explain=explain, clock=clock)
         self.finisher = Finisher(client, keys, self.mirror, self.pool, mine, done_ttl=done_ttl)
-        self.leases = Leases(client, keys, mine, owner=self.owner,
+        self.leases = Leases(client, keys, mine, public, owner=self.owner,
                              lease_seconds=lease_seconds, done_ttl=done_ttl, clock=clock)
         self.records = RedisRecords(client, keys, done_ttl=done_ttl,
                                     known=lambda acc_id: acc_id in self.ledger.accounts,
@@ -255,6 +259,9 @@ class RedisStore:
 
     def hand_over(self, task_ids: list[str]) -> int:
         return self.leases.hand_over(task_ids)
+
+    def end_public(self, items: list[tuple[str, str]]) -> list[bool]:
+        return self.leases.end_public(items)
 
     # ------------------------------------------------- task records, secrets
     def keeps_secrets(self) -> bool:

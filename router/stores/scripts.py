@@ -5,7 +5,8 @@ They decide nothing about routing: ``router.engine`` chooses the account and
 re-check that a choice still holds (reserve) or that nobody changed the account
 meanwhile (``lver`` compare-and-set), and record the result. Every key a
 script touches is passed in KEYS and carries the account's hash tag
-``{acc:<id>}``, so each script runs in one Redis Cluster slot.
+``{acc:<id>}`` (the public pool's pseudo-account: ``{pub}``, P1), so each script
+runs in one Redis Cluster slot.
 """
 
 from __future__ import annotations
@@ -99,6 +100,27 @@ redis.call('HSET', KEYS[3], 'state', 'flight', 'mode', ARGV[2], 'reserved_ms', A
 redis.call('PERSIST', KEYS[3])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[4]), ARGV[1])
 return {1, inflight, reserved, tostring(jday), tostring(jobs), last}
+"""
+
+#: KEYS: the public pool's pseudo-account hash, its leases zset, task hash (all
+#: with the ``{pub}`` tag).
+#: ARGV: task_id, mode, lease_until, owner, at, body (JSON), created_at.
+#: P1: a task sent to GoAPI's public pool holds no account's room or fast time,
+#: only a lease, so that a survivor adopts it when its process dies (``EXPIRE``,
+#: ``START`` and ``FINISH`` then treat it as any leased task; ``reserved_ms`` 0,
+#: nothing is ever charged). The task hash is written as ``RESERVE`` writes it,
+#: and as there, one left ``expired`` by an adoption is reserved again.
+#: Returns {1, in_flight} or {0, 'duplicate'}.
+HOLD = """
+local prev = redis.call('HGET', KEYS[3], 'state')
+if prev and prev ~= 'expired' then return {0, 'duplicate'} end
+if prev then redis.call('DEL', KEYS[3]) end
+local inflight = redis.call('HINCRBY', KEYS[1], 'in_flight', 1)
+redis.call('HSET', KEYS[3], 'state', 'flight', 'mode', ARGV[2], 'reserved_ms', '0',
+           'owner', ARGV[4], 'at', ARGV[5], 'body', ARGV[6], 'created', ARGV[7])
+redis.call('PERSIST', KEYS[3])
+redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), ARGV[1])
+return {1, inflight}
 """
 
 #: KEYS: task hash.
