@@ -404,6 +404,26 @@ def test_public_tasks_are_handed_over_on_shutdown_P1(url: str) -> None:
     assert (got["t1"].account_id, got["t1"].job) == ("a1", None)
 
 
+def test_a_late_hand_over_leaves_a_task_adopted_meanwhile_alone(url: str) -> None:
+    """Graceful shutdown hands over only what is still ours: a stalled process whose
+    started task was adopted (and is followed) by another cannot make that task lapse
+    again, so a third process does not adopt it a second time (L1: one follower, one
+    charge); the task it still owns is handed over."""
+    clock = Clock()
+    a, b = two(url, [acc("a1", max_in_flight=3)], clock, lease_seconds=5.0)
+    c = RedisStore(connect(url), owner="C", refresh_interval=3600.0, clock=clock,
+                   lease_seconds=5.0)
+    a.submit("t1", FAST, T0)
+    assert a.start_many([("t1", "a1", "job-1", T0)]) == [True]
+    clock.t += 6  # A stalls: its lease lapses
+    assert b.maintain(T0 + 6) == ["t1"]  # B adopts t1 and follows job-1
+    a.submit("t2", FAST, T0 + 6)  # A wakes up and takes another task
+    assert a.hand_over(["t1", "t2"]) == 1  # then shuts down: only t2 is still its own
+    assert c.maintain(T0 + 6) == ["t2"]  # t1 stays B's: not adopted a second time
+    assert connect(url).hget("byoa:{acc:a1}:t:t1", "owner") == "B"
+    assert b.complete("t1", 60.0, T0 + 7).charged_ms == 60_000
+
+
 def test_a_start_sent_again_counts_once_L1(url: str) -> None:
     """The proxy retries a start after a Redis stall without knowing whether the first
     one landed: the same start (same job reference) is answered yes and counted once;

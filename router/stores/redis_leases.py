@@ -60,6 +60,7 @@ class Leases:
         self.adopted: list[Adoption] = []  # taken by the embedding (``take_adopted``)
         self._expire = client.register_script(scripts.EXPIRE)
         self._start = client.register_script(scripts.START)
+        self._hand_over = client.register_script(scripts.HAND_OVER)
         self._finish = client.register_script(scripts.FINISH)
 
     def held(self, task_id: str) -> dict[str, InFlight] | None:
@@ -127,12 +128,15 @@ class Leases:
             if held is not None:
                 task = held.pop(task_id)
                 by_acc[task.account_id][task_id] = 0.0
-        if by_acc:
-            pipe = self.r.pipeline(transaction=False)
-            for acc_id, mapping in by_acc.items():
-                pipe.zadd(self.keys.leases(acc_id), mapping, xx=True)
-            pipe.execute()
-        return sum(len(m) for m in by_acc.values())
+        if not by_acc:
+            return 0
+        keys = self.keys
+        pipe = ScriptPipe(self.r)
+        for acc_id, mapping in by_acc.items():
+            ids = list(mapping)
+            pipe.run(self._hand_over, [keys.leases(acc_id), *(keys.task(acc_id, t) for t in ids)],
+                     [self.owner, *ids])
+        return sum(int(n) for n in pipe.execute())
 
     def start_many(self, items: list[tuple[str, str, str, float]]) -> list[bool]:
         """Record (task id, account id, job reference, started at) before each task

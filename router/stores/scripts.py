@@ -141,6 +141,26 @@ redis.call('HINCRBY', KEYS[1], 'starts', 1)
 return 1
 """
 
+#: KEYS: leases zset, then the task hashes of the tasks to hand over.
+#: ARGV: owner, then the task ids (same order as their KEYS).
+#: Graceful shutdown: lets the lease of each task lapse now (score 0), for a
+#: survivor's next pass to adopt, but only while the task is still in flight and
+#: still owned by ARGV[1]. A task adopted meanwhile by another process is its
+#: owner's now: its lease is left alone, so it is not adopted a second time (and
+#: its job not followed by two processes). Returns how many were handed over.
+HAND_OVER = """
+local n = 0
+for i = 2, #KEYS do
+  local t = redis.call('HMGET', KEYS[i], 'state', 'owner')
+  if t[1] == 'flight' and t[2] == ARGV[1]
+      and redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[1], 'XX', 0, ARGV[i])
+    n = n + 1
+  end
+end
+return n
+"""
+
 #: KEYS: account hash, leases zset, task hash.
 #: ARGV: task_id, final state, expected lver ('' = no check), done ttl seconds,
 #:       charged ms (kept on the task for audits), then field/value pairs
