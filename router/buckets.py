@@ -78,6 +78,14 @@ class LoadBuckets:
             heap[:] = sorted(members)  # a sorted list is a heap; every member rechecked
             self._parked.pop(load, None)
 
+    def unpark(self, acc_id: str) -> None:
+        """Let ``acc_id`` be met again at the next ``first``, wherever it was parked
+        (what blocked it changed)."""
+        load = self._where.get(acc_id)
+        if load is not None:
+            self.set(acc_id, None)
+            self.set(acc_id, load)
+
     def first(self, below: float, now: float,
               blocked_until: Callable[[str], float | None] | None) -> str | None:
         """The first id in ``(load, id)`` order with load < ``below`` that is not

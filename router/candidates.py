@@ -32,7 +32,7 @@ from typing import Any, Literal, Protocol
 
 from sortedcontainers import SortedList
 
-from router.accounts import Account
+from router.accounts import Account, InactiveWindow
 from router.buckets import ExpiringIndex, Fenwick, LoadBuckets
 from router.decision import Rejections
 from router.rules import (
@@ -65,7 +65,12 @@ _DAY = 86_400.0
 class Candidates(Protocol):
     """What the engine needs to know about eligibility and to pick an account."""
 
-    def update(self, acc: Account, backups_active: bool) -> None: ...
+    def update(self, acc: Account, backups_active: bool) -> None:
+        """Re-file ``acc`` after its load, reservation or fast time changed."""
+
+    def touch(self, acc: Account, backups_active: bool) -> None:
+        """Re-file ``acc`` after any change, its inactive window (T1) and pacing
+        (H2/H3) included (e.g. a store's mirror re-read the account)."""
 
     def eligible_count(self, path: Path) -> int: ...
 
@@ -77,6 +82,10 @@ class Candidates(Protocol):
     def summary(self, path: Path, now: float) -> str: ...
 
     def pacing_counts(self, path: Path, now: float) -> tuple[int, int]: ...
+
+
+#: An account with no inactive window (T1), no daily cap (H2) and no gap (H3).
+_PLAIN: tuple[InactiveWindow | None, int | None, float] = (None, None, 0.0)
 
 
 def _key_fn(strategy: Strategy) -> Callable[[Account], Any]:
@@ -313,6 +322,9 @@ class IndexedCandidates:
         self._n_fast = self._n_relax = 0
         # T1: which windowed accounts are inside their window, as of _win_now
         self._windowed: dict[str, Account] = {}
+        self._win_seen: dict[str, InactiveWindow] = {}  # the window each was filed with
+        # T1/H2/H3 as each account was last filed: ``touch`` notices a change
+        self._shapes: dict[str, tuple[InactiveWindow | None, int | None, float]] = {}
         self._in_window: set[str] = set()
         self._win_heap: list[tuple[float, str]] = []  # (next change, id), one per account
         self._win_now = float("-inf")
@@ -383,6 +395,20 @@ class IndexedCandidates:
             self._explainer.update(acc, backups_active, acc_id in self._in_window,
                                    self._repace(acc) if acc_id in self._paced else None)
 
+    def touch(self, acc: Account, backups_active: bool) -> None:
+        """``update`` after any change: a window (T1) or pacing (H2/H3) set, changed
+        or removed on an account already filed is taken into account too, and
+        what was parked by the old one is let go."""
+        acc_id = acc.id
+        if self._accounts.get(acc_id) is acc:
+            shape = (acc.inactive_window, acc.max_jobs_per_day, acc.min_gap_s)
+            if self._shapes.get(acc_id, _PLAIN) != shape:
+                self._shapes[acc_id] = shape
+                self._register(acc)
+                for buckets in (*self._by_class.values(), self._relax_b):
+                    buckets.unpark(acc_id)
+        self.update(acc, backups_active)
+
     def _count(self, acc_id: str, fast_ok: bool, relax_ok: bool) -> None:
         """The eligible counts of the strategies whose sets hold only accounts
         that may be available (parked ones are eligible all the same)."""
@@ -394,17 +420,30 @@ class IndexedCandidates:
             self._n_relax += relax_ok - relax_was
 
     def _first_sight(self, acc: Account) -> None:
-        acc_id = acc.id
-        if acc_id not in self._pos:
+        if acc.id not in self._pos:
             self._stale = True
-        w = acc.inactive_window
-        if w is not None and w.start_s != w.end_s and acc_id not in self._windowed:
-            self._windowed[acc_id] = acc
-            heapq.heappush(self._win_heap, (float("-inf"), acc_id))  # placed at the next pick
-        if acc.paced:
-            self._paced[acc_id] = acc
+        self._shapes[acc.id] = (acc.inactive_window, acc.max_jobs_per_day, acc.min_gap_s)
+        self._register(acc)
         if self._explainer is not None:
             self._explainer = None  # a new account: rebuilt on the next explanation
+
+    def _register(self, acc: Account) -> None:
+        """File ``acc`` among the windowed (T1) and paced (H2/H3) accounts, or take
+        it out of them, as its fields say now."""
+        acc_id = acc.id
+        w = acc.inactive_window
+        if w is not None and w.start_s != w.end_s:
+            if self._win_seen.get(acc_id) != w:  # new, or its window changed
+                self._win_seen[acc_id] = w
+                heapq.heappush(self._win_heap, (float("-inf"), acc_id))  # placed at the next pick
+            self._windowed[acc_id] = acc
+        elif acc_id in self._windowed:  # its window was removed: stale heap entries skip it
+            del self._windowed[acc_id], self._win_seen[acc_id]
+            self._in_window.discard(acc_id)
+        if acc.paced:
+            self._paced[acc_id] = acc
+        else:
+            self._paced.pop(acc_id, None)
 
     @staticmethod
     def _refile(sl: SortedList[Any], keys: dict[str, Any], acc_id: str, key: Any,
@@ -448,9 +487,12 @@ class IndexedCandidates:
         changed: list[Account] = []
         while heap and heap[0][0] <= now:
             acc_id = heap[0][1]
-            acc = self._windowed[acc_id]
-            w = acc.inactive_window
-            assert w is not None
+            acc_or_none = self._windowed.get(acc_id)
+            w = None if acc_or_none is None else acc_or_none.inactive_window
+            if acc_or_none is None or w is None:
+                heapq.heappop(heap)  # no longer windowed (its window was removed)
+                continue
+            acc = acc_or_none
             inside = w.contains(now)
             heapq.heapreplace(heap, (next_window_change(w.start_s, w.end_s, inside, now),
                                      acc_id))
@@ -469,7 +511,9 @@ class IndexedCandidates:
         heap = self._pace_heap
         due: list[Account] = []
         while heap and heap[0][0] <= now:
-            due.append(self._paced[heapq.heappop(heap)[1]])
+            acc = self._paced.get(heapq.heappop(heap)[1])
+            if acc is not None:  # else: no longer paced
+                due.append(acc)
         for acc in due:
             self.update(acc, self._backups_active)
 
@@ -686,6 +730,9 @@ class ScanCandidates:
         self._accounts[acc.id] = acc
         self._backups_active = backups_active
 
+
+    def touch(self, acc: Account, backups_active: bool) -> None:
+        self.update(acc, backups_active)
     def _eligible(self, path: Path) -> Iterable[Account]:
         check = fast_reason if path == "fast" else relax_reason
         for acc_id in sorted(self._accounts):

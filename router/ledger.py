@@ -137,7 +137,7 @@ class Ledger:
         else:
             self._nb_active.discard(acc.id)
         self._track_fast(acc)
-        self.candidates.update(acc, self.backups_active)
+        self.candidates.touch(acc, self.backups_active)
 
     def _track_fast(self, acc: Account) -> None:
         """B1's "some active non-backup account has fast time" set, for ``acc``."""

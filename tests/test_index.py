@@ -9,11 +9,13 @@ from itertools import accumulate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.accounts import Account, InactiveWindow
+from router.accounts import Account, InactiveWindow, Plan
 from router.buckets import ExpiringIndex, Fenwick, LoadBuckets
 from router.candidates import next_window_change
+from router.ledger import Policy
+from router.pool import Pool
 from router.rules import eligible_paths, fast_reason, relax_reason
-from router.strategies import StrategyState, two_distinct
+from router.strategies import Strategy, StrategyState, two_distinct
 from router.testing import START, accounts
 
 LOADS = st.sampled_from([0.0, 1 / 13, 2 / 26, 1 / 22, 0.5, 12 / 13, 1.0, float("inf")])
@@ -132,3 +134,41 @@ def test_next_window_change_is_the_next_instant_the_window_flips(
     assert window.contains(at) != inside
     assert window.contains(math.nextafter(at, -math.inf)) == inside
     assert window.contains((now + at) / 2) == inside
+
+
+WINDOW_EDITS = st.lists(st.tuples(st.sampled_from(["a1", "a2", "a3"]),
+                                  st.one_of(st.none(), st.tuples(st.integers(0, 23),
+                                                                 st.integers(1, 12))),
+                                  st.booleans()),
+                        min_size=1, max_size=12)
+
+
+@settings(max_examples=3 * settings.default.max_examples)
+@given(st.sampled_from(list(Strategy)), WINDOW_EDITS)
+def test_a_window_or_pacing_changed_on_a_filed_account_is_honoured_T1_H3(
+        strategy: Strategy, edits: list[tuple[str, tuple[int, int] | None, bool]]) -> None:
+    """T1/H3: a window set, moved or removed, or a gap set or removed, on an account
+    the index already holds (the same object, re-filed by ``Ledger.touch``, as a
+    store's mirror does after re-reading it) routes exactly as the linear scan
+    does, which reads every account afresh at each decision."""
+    lines = []
+    for indexed in (True, False):
+        accs = [Account(i, Plan.STANDARD, max_in_flight=2) for i in ("a1", "a2", "a3")]
+        pool = Pool(accs, Policy(strategy, seed=3), indexed=indexed, explain=False)
+        now, out = START, []
+        for k, (acc_id, window, gap) in enumerate(edits):
+            acc = pool.ledger.accounts[acc_id]
+            acc.inactive_window = (None if window is None else
+                                   InactiveWindow(window[0] * 3600,
+                                                  (window[0] + window[1]) % 24 * 3600))
+            acc.min_gap_s = 600.0 if gap else 0.0
+            pool.ledger.touch(acc)
+            for j in range(3):
+                now += 1_200.0
+                d = pool.submit(f"t{k}-{j}", {"model": "midjourney", "task_type": "imagine",
+                                              "input": {"prompt": "x --fast"}}, now)
+                out.append((d.account_id, d.error.code if d.error else None))
+                if d.account_id is not None and j == 2:
+                    pool.complete(d.task_id, 30.0, now)
+        lines.append(out)
+    assert lines[0] == lines[1]
