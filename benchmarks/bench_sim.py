@@ -243,6 +243,52 @@ def _measure(kind: str, roots: int, accounts: int, days: float, q: Any) -> None:
            "tasks": tasks, "workload_tasks": wl.n, "roots": wl.roots})
 
 
+def bytecodes_per_task(roots: int, accounts: int, days: float) -> dict[str, float]:
+    """Bytecodes per arrived task of the bare loop, the router's calls alone and the
+    harness on the same small workload, counted with ``sys.settrace`` (opcode
+    events, SimPy's own Python included): the same on every run, whatever the
+    machine's load. C work (dict, heap, numpy) is not counted, so the ratios are a
+    floor-free view of the Python each side executes, next to the timed ones."""
+    sc = scenario(roots, accounts, days)
+    wl = make_workload(sc)
+    accs, policy = fleet(sc)
+    opt = RunSpec("bench", accs, policy, wl, parse_time(START), sc.simulation,
+                  sc.execution).options()
+    turbo = np.zeros(wl.n, np.bool_)
+    roots_mask = wl.body_code >= 0
+    tm = np.array(wl.template_mode)
+    turbo[roots_mask] = tm[wl.body_code[roots_mask]] == 2
+    ops = 0
+
+    def trace(frame: Any, event: str, _arg: Any) -> Any:
+        nonlocal ops
+        if event == "call":
+            frame.f_trace_opcodes = True
+        elif event == "opcode":
+            ops += 1
+        return trace
+
+    out: dict[str, float] = {}
+    for kind in ("bare", "router", "harness"):
+        accs, policy = fleet(sc)
+        if kind == "harness":
+            sim = Simulation(accs, policy, wl, sc.execution, opt, seed=1)
+        ops = 0
+        sys.settrace(trace)
+        try:
+            if kind == "bare":
+                tasks = BareLoop(wl, opt, turbo).run()
+            elif kind == "router":
+                tasks = router_only(wl, sc, opt)
+            else:
+                res = sim.run()
+                tasks = int((res.status != 0).sum())
+        finally:
+            sys.settrace(None)
+        out[kind] = ops / max(tasks, 1)
+    return out
+
+
 def measure(kind: str, roots: int, accounts: int, days: float) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -260,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=float, default=30.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", help="also write the raw figures here")
+    ap.add_argument("--count-roots", type=int, default=5_000,
+                    help="roots of the workload whose bytecodes per task are counted "
+                         "(0: skip the count)")
     args = ap.parse_args(argv)
     kinds = ("bare", "process", "router", "harness")
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
@@ -301,6 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     share = statistics.median(r["wall_s"] / h_["wall_s"] for r, h_ in
                               zip(runs["router"], runs["harness"], strict=True))
     print(f"router calls alone (no SimPy): {share:.0%} of the harness's wall time")
+    if args.count_roots:
+        days = args.days * args.count_roots / args.roots  # the timed runs' density
+        c = bytecodes_per_task(args.count_roots, args.accounts, days)
+        print(f"bytecodes per task (counted, the same on every run; {args.count_roots:,} "
+              f"roots in {days * 24:.3g} h, the timed runs' density): bare loop "
+              f"{c['bare']:,.0f}, router calls alone {c['router']:,.0f}, "
+              f"harness {c['harness']:,.0f}; harness / bare {c['harness'] / c['bare']:.2f}x")
     print(f"targets: wall <= 60 s: {'met' if h['wall_s'] <= 60 else 'NOT met'}; "
           f"peak <= 2 GiB: {'met' if h['peak_rss_bytes'] <= 2**31 else 'NOT met'}; "
           f"<= 3x bare: {'met' if ratio <= 3 else 'NOT met'}")
