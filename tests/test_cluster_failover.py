@@ -1,0 +1,160 @@
+"""A Redis Cluster failover under load: two real ``byoa serve`` processes on a real
+6-node cluster (3 masters, each with one replica), thousands of concurrent
+submits; mid-load the master that holds the most accounts is SIGKILLed and its
+replica takes over (``cluster-node-timeout`` 1000 ms).
+
+What must hold (issue 11): every task that got a 200 ends completed, started
+upstream once and charged once (L1), or rejected by the router when its turn
+came in the line (as without a failover); none fails because a process lost
+track of it (``lease_expired``); no account ever exceeds ``max_in_flight`` (R1);
+the ledger totals in Redis equal one process's ``Ledger`` fed the same
+completions (L1-L3). Submits made while the shard is away may get 503
+``store_unavailable`` with ``Retry-After``: the client sends them again, as a
+client of the proxy should.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import redis
+import test_proxy_cluster as pc
+from proxy_procs import Proxy, proxies
+from redis_server import redis_cluster
+
+from router.stores.cluster import client_for
+
+#: Small, so that the replica takes over about 2 s after the kill.
+NODE_TIMEOUT_MS = 1000
+SUBMITS = 1500
+KILL_AT = 400
+
+
+class Victim:
+    """The master that owns the most accounts' slots, and its replica."""
+
+    def __init__(self, r: redis.Redis) -> None:
+        owners: dict[str, list[str]] = {}
+        for acc in pc.IDS:
+            node = r.get_node_from_key(f"byoa:{{acc:{acc}}}")  # type: ignore[attr-defined]
+            owners.setdefault(node.name, []).append(acc)
+        self.name, self.accounts = max(owners.items(), key=lambda kv: len(kv[1]))
+        host, port = self.name.rsplit(":", 1)
+        master = redis.Redis(host=host, port=int(port), decode_responses=True)
+        self.pid = int(master.info("server")["process_id"])
+        replica = master.info("replication")["slave0"]
+        self.replica = redis.Redis(host=replica["ip"], port=int(replica["port"]),
+                                   decode_responses=True, socket_timeout=1)
+        master.close()
+        self.killed_at: float | None = None
+        self.promoted_at: float | None = None
+
+    def kill(self) -> bool:
+        os.kill(self.pid, signal.SIGKILL)
+        self.killed_at = time.time()
+        threading.Thread(target=self._watch, daemon=True).start()
+        return True
+
+    def _watch(self) -> None:
+        """Note when the replica is a master and its cluster is ok again."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                info = self.replica.execute_command("CLUSTER INFO")
+                if (self.replica.info("replication")["role"] == "master"
+                        and info["cluster_state"] == "ok"):
+                    self.promoted_at = time.time()
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.02)
+
+
+class RetryingLoad(pc.Load):
+    """``pc.Load`` whose clients send a submit again after a 503
+    ``store_unavailable`` (after its ``Retry-After``, as a client should); every
+    such 503 is noted with its time."""
+
+    def __init__(self, targets: list[Proxy], n: int) -> None:
+        super().__init__(targets, n, clients=4, concurrency=16)
+        self.unavailable: list[float] = []
+
+    async def _one(self, client: httpx.AsyncClient, i: int) -> None:
+        body = pc.body_for(i, self._ids)
+        for _round in range(400):  # a liveness bound, not a timing
+            target = self.targets[(i + _round) % 2]
+            r = await client.post(f"{target.url}/api/v1/task", json=body, headers=pc.H)
+            if r.status_code == 200:
+                task_id = r.json()["data"]["task_id"]
+                self.accepted[task_id] = target.url
+                self._ids.append(task_id)
+                return
+            code = r.json()["data"]["error"]["raw_message"]
+            if r.status_code == 503 and code == "store_unavailable":
+                self.unavailable.append(time.time())
+                await asyncio.sleep(float(r.headers["Retry-After"]))
+                continue
+            self.rejected[code] = self.rejected.get(code, 0) + 1
+            return
+        raise AssertionError("the store never answered again")
+
+
+class TolerantSampler(pc.Sampler):
+    """``pc.Sampler`` that goes on sampling the shards that answer while one is away."""
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            try:
+                super().run()
+            except redis.RedisError:
+                self.r.nodes_manager.initialize()  # type: ignore[attr-defined]
+                time.sleep(0.02)
+
+
+def test_a_master_sigkilled_under_load_its_replica_takes_over_nothing_lost_L1_R1(
+        tmp_path: Path) -> None:
+    with redis_cluster(3, replicas=1, node_timeout_ms=NODE_TIMEOUT_MS) as nodes:
+        url = "redis+cluster://" + nodes[0].split("://", 1)[1]
+        accounts_file = pc.load(url, tmp_path)
+        r = client_for(url)
+        victim = Victim(r)
+        assert victim.accounts  # the killed shard holds accounts the load routes to
+        serve = ["--redis", url, *pc.SERVE]
+        with proxies([serve, serve], str(tmp_path)) as ps:
+            sampler = TolerantSampler(url)
+            sampler.start()
+            load_run = RetryingLoad(ps, n=SUBMITS)
+            load_run.kill_at = KILL_AT
+            load_run.on_kill = victim.kill
+            load_run.run()
+            assert victim.killed_at is not None and all(p.proc.poll() is None for p in ps)
+            r.nodes_manager.initialize()  # type: ignore[attr-defined]
+            pc.wait_idle(r)
+            sampler.stop_flag.set()
+            sampler.join()
+            ids = list(load_run.accepted)
+            recs = pc.wait_final(r, ids)
+            logs = "".join(p.output() for p in ps)
+        assert victim.promoted_at is not None, "the replica was not promoted"
+        assert sampler.violations == []  # R1, R2 at every sample
+        assert len(ids) + sum(load_run.rejected.values()) == SUBMITS
+        hashes = pc.task_hashes(r, ids)
+        completed = pc.check_each_task_ran_once(ids, recs, hashes)
+        assert "lease_expired" not in json.dumps(recs)
+        pc.check_ledger_totals(r, accounts_file, hashes, recs)  # nothing charged twice (L1-L3)
+        assert "Traceback" not in logs
+        since_kill = [t - victim.killed_at for t in load_run.unavailable]
+        print(f"\nfailover: replica promoted {victim.promoted_at - victim.killed_at:.2f} s after "
+              f"the SIGKILL; {len(since_kill)} submits got 503 store_unavailable"
+              + (f" from {min(since_kill):.2f} s to {max(since_kill):.2f} s after it"
+                 if since_kill else "")
+              + f"; {completed} of {len(ids)} accepted tasks completed; "
+              f"rejected by the router: {load_run.rejected}")
+    assert completed > SUBMITS // 2
