@@ -22,14 +22,16 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 import redis
 import test_proxy_cluster as pc
 from proxy_procs import Proxy, proxies
 from redis_server import redis_cluster
 
-from router.stores.cluster import client_for
+from router.stores.cluster import ClusterUnavailable, SlotCluster, client_for
 
 #: Small, so that the replica takes over about 2 s after the kill.
 NODE_TIMEOUT_MS = 1000
@@ -136,12 +138,70 @@ class TolerantSampler(pc.Sampler):
                 time.sleep(0.02)
 
 
+def cluster_url(nodes: list[str]) -> str:
+    return "redis+cluster://" + nodes[0].split("://", 1)[1]
+
+
+def wait_for(check: Any, what: str) -> None:
+    deadline = time.monotonic() + 60  # a liveness bound, not a timing
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_a_pipeline_with_a_stale_slot_map_follows_moved_and_runs_each_script_once() -> None:
+    """After ``CLUSTER FAILOVER`` the old master answers MOVED: the store's pipeline
+    sends those commands (which did not run) to the new master, once."""
+    with redis_cluster(3, replicas=1, node_timeout_ms=NODE_TIMEOUT_MS) as nodes:
+        c = client_for(cluster_url(nodes))
+        assert isinstance(c, SlotCluster)
+        incr = c.register_script("return redis.call('INCR', KEYS[1])")
+        key = "byoa:{acc:f2}:n"
+        old = c.get_node_from_key(key)  # type: ignore[no-untyped-call]
+        master = redis.Redis(host=old.host, port=old.port, decode_responses=True)
+        replica = master.info("replication")["slave0"]
+        new = redis.Redis(host=replica["ip"], port=int(replica["port"]), decode_responses=True)
+        new.execute_command("CLUSTER FAILOVER")
+        wait_for(lambda: master.info("replication")["role"] == "slave", "no switch")
+        assert c.get_node_from_key(key).name == old.name  # type: ignore[no-untyped-call]
+        pipe = c.pipeline(transaction=False)
+        pipe.evalsha(incr.sha, 1, key)
+        pipe.get(key)
+        assert pipe.execute() == [1, "1"]  # ran once, on the new master
+        assert c.get_node_from_key(key).name != old.name  # type: ignore[no-untyped-call]
+        assert new.get(key) == "1"
+
+
+def test_a_cluster_that_cannot_serve_a_slot_is_a_stall_not_an_error() -> None:
+    """A master gone with no replica: the others answer CLUSTERDOWN. The store's
+    pipeline and its single commands raise ``ClusterUnavailable``, a
+    ``redis.ConnectionError``, which the proxy treats as a stalled store (503
+    for new requests; starts, charges and records retried), never as a failure."""
+    with redis_cluster(3, node_timeout_ms=NODE_TIMEOUT_MS) as nodes:
+        c = client_for(cluster_url(nodes))
+        dead, alive = c.get_primaries()[:2]  # type: ignore[attr-defined]
+        key = next(f"k{i}" for i in range(10_000)
+                   if c.get_node_from_key(f"k{i}").name == alive.name)  # type: ignore[attr-defined]
+        victim = redis.Redis(host=dead.host, port=dead.port)
+        os.kill(int(victim.info("server")["process_id"]), signal.SIGKILL)
+        survivor = redis.Redis(host=alive.host, port=alive.port, decode_responses=True)
+        wait_for(lambda: survivor.execute_command("CLUSTER INFO")["cluster_state"] == "fail",
+                 "the cluster never noticed")
+        pipe = c.pipeline(transaction=False)
+        pipe.set(key, "x")
+        with pytest.raises(ClusterUnavailable) as raised:
+            pipe.execute()
+        assert isinstance(raised.value, redis.ConnectionError)
+        with pytest.raises(ClusterUnavailable):
+            c.get(key)
+
+
 def run_failover(tmp_path: Path, how: str) -> tuple[Victim, RetryingLoad, int]:
     """Two proxies under load; at the ``KILL_AT``-th submit the victim's replica takes
     over (``how``: "kill" or "hand_over"). Checks everything the issue demands; the
     victim, the load and the number of tasks completed."""
     with redis_cluster(3, replicas=1, node_timeout_ms=NODE_TIMEOUT_MS) as nodes:
-        url = "redis+cluster://" + nodes[0].split("://", 1)[1]
+        url = cluster_url(nodes)
         accounts_file = pc.load(url, tmp_path)
         r = client_for(url)
         victim = Victim(r)
