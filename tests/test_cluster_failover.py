@@ -54,7 +54,7 @@ class Victim:
         replica = self.master.info("replication")["slave0"]
         self.replica = redis.Redis(host=replica["ip"], port=int(replica["port"]),
                                    decode_responses=True, socket_timeout=1)
-        self.killed_at: float | None = None
+        self.switched_at: float | None = None
         self.promoted_at: float | None = None
         self.master_offset = 0  # the master's replication offset just before the kill
 
@@ -62,7 +62,7 @@ class Victim:
         """SIGKILL the master: its replica takes over once the others mark it failed."""
         self.master_offset = int(self.master.info("replication")["master_repl_offset"])
         os.kill(self.pid, signal.SIGKILL)
-        self.killed_at = time.time()
+        self.switched_at = time.time()
         threading.Thread(target=self._watch, daemon=True).start()
         return True
 
@@ -70,7 +70,7 @@ class Victim:
         """``CLUSTER FAILOVER`` on the replica (a planned switch): the master stays up,
         as a replica that answers MOVED for its old slots."""
         self.replica.execute_command("CLUSTER FAILOVER")
-        self.killed_at = time.time()
+        self.switched_at = time.time()
         threading.Thread(target=self._watch, daemon=True).start()
         return True
 
@@ -214,7 +214,7 @@ def run_failover(tmp_path: Path, how: str) -> tuple[Victim, RetryingLoad, int]:
             load_run.kill_at = KILL_AT
             load_run.on_kill = getattr(victim, how)
             load_run.run()
-            assert victim.killed_at is not None and all(p.proc.poll() is None for p in ps)
+            assert victim.switched_at is not None and all(p.proc.poll() is None for p in ps)
             r.nodes_manager.initialize()  # type: ignore[attr-defined]
             pc.wait_idle(r)
             sampler.stop_flag.set()
@@ -232,8 +232,8 @@ def run_failover(tmp_path: Path, how: str) -> tuple[Victim, RetryingLoad, int]:
         pc.check_ledger_totals(r, accounts_file, hashes, recs)  # nothing charged twice (L1-L3)
         assert "Traceback" not in logs
         behind = victim.replica_behind() if how == "kill" else 0
-    since = [t - victim.killed_at for t in load_run.unavailable]
-    print(f"\n{how}: replica promoted {victim.promoted_at - victim.killed_at:.2f} s after it "
+    since = [t - victim.switched_at for t in load_run.unavailable]
+    print(f"\n{how}: replica promoted {victim.promoted_at - victim.switched_at:.2f} s after it "
           f"(replica behind by {behind} bytes); {len(since)} submits got 503 "
           "store_unavailable" + (f" from {min(since):.2f} s to {max(since):.2f} s after it"
                                  if since else "")
