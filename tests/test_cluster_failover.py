@@ -1,7 +1,8 @@
 """A Redis Cluster failover under load: two real ``byoa serve`` processes on a real
 6-node cluster (3 masters, each with one replica), thousands of concurrent
-submits; mid-load the master that holds the most accounts is SIGKILLed and its
-replica takes over (``cluster-node-timeout`` 1000 ms).
+submits; mid-load a master is SIGKILLed (the one that holds the most accounts,
+or the one that holds the waiting line) and its replica takes over
+(``cluster-node-timeout`` 1000 ms), or the switch is a planned ``CLUSTER FAILOVER``.
 
 What must hold (issue 11): every task that got a 200 ends completed, started
 upstream once and charged once (L1), or rejected by the router when its turn
@@ -39,15 +40,24 @@ SUBMITS = 1500
 KILL_AT = 400
 
 
-class Victim:
-    """The master that owns the most accounts' slots, and its replica."""
+LINE_KEY = "byoa:{q}:line"
 
-    def __init__(self, r: redis.Redis) -> None:
+
+class Victim:
+    """A master and its replica: the master that owns the most accounts' slots
+    (``shard`` "accounts"), or the one that owns the shared waiting line (R5) and
+    the epoch ("line")."""
+
+    def __init__(self, r: redis.Redis, shard: str = "accounts") -> None:
         owners: dict[str, list[str]] = {}
         for acc in pc.IDS:
             node = r.get_node_from_key(f"byoa:{{acc:{acc}}}")  # type: ignore[attr-defined]
             owners.setdefault(node.name, []).append(acc)
-        self.name, self.accounts = max(owners.items(), key=lambda kv: len(kv[1]))
+        if shard == "line":
+            self.name = r.get_node_from_key(LINE_KEY).name  # type: ignore[attr-defined]
+            self.accounts = owners.get(self.name, [])
+        else:
+            self.name, self.accounts = max(owners.items(), key=lambda kv: len(kv[1]))
         host, port = self.name.rsplit(":", 1)
         self.master = redis.Redis(host=host, port=int(port), decode_responses=True)
         self.pid = int(self.master.info("server")["process_id"])
@@ -196,16 +206,19 @@ def test_a_cluster_that_cannot_serve_a_slot_is_a_stall_not_an_error() -> None:
             c.get(key)
 
 
-def run_failover(tmp_path: Path, how: str) -> tuple[Victim, RetryingLoad, int]:
-    """Two proxies under load; at the ``KILL_AT``-th submit the victim's replica takes
-    over (``how``: "kill" or "hand_over"). Checks everything the issue demands; the
-    victim, the load and the number of tasks completed."""
+def run_failover(tmp_path: Path, how: str,
+                 shard: str = "accounts") -> tuple[Victim, RetryingLoad, int]:
+    """Two proxies under load; at the ``KILL_AT``-th submit the replica of the
+    ``shard``'s master takes over (``how``: "kill" or "hand_over"). Checks
+    everything the issue demands; the victim, the load and the number of tasks
+    completed."""
     with redis_cluster(3, replicas=1, node_timeout_ms=NODE_TIMEOUT_MS) as nodes:
         url = cluster_url(nodes)
         accounts_file = pc.load(url, tmp_path)
         r = client_for(url)
-        victim = Victim(r)
-        assert victim.accounts  # the switched shard holds accounts the load routes to
+        victim = Victim(r, shard)
+        if shard == "accounts":
+            assert len(victim.accounts) >= 2  # the switched shard holds accounts in use
         serve = ["--redis", url, *pc.SERVE]
         with proxies([serve, serve], str(tmp_path)) as ps:
             sampler = TolerantSampler(url)
@@ -233,7 +246,8 @@ def run_failover(tmp_path: Path, how: str) -> tuple[Victim, RetryingLoad, int]:
         assert "Traceback" not in logs
         behind = victim.replica_behind() if how == "kill" else 0
     since = [t - victim.switched_at for t in load_run.unavailable]
-    print(f"\n{how}: replica promoted {victim.promoted_at - victim.switched_at:.2f} s after it "
+    print(f"\n{how} {shard} (accounts {victim.accounts}): replica promoted "
+          f"{victim.promoted_at - victim.switched_at:.2f} s after it "
           f"(replica behind by {behind} bytes); {len(since)} submits got 503 "
           "store_unavailable" + (f" from {min(since):.2f} s to {max(since):.2f} s after it"
                                  if since else "")
@@ -243,13 +257,15 @@ def run_failover(tmp_path: Path, how: str) -> tuple[Victim, RetryingLoad, int]:
     return victim, load_run, completed
 
 
+@pytest.mark.parametrize("shard", ["accounts", "line"])
 def test_a_master_sigkilled_under_load_its_replica_takes_over_nothing_lost_L1_R1(
-        tmp_path: Path) -> None:
-    """The master stops answering at once; the others mark it failed after
+        tmp_path: Path, shard: str) -> None:
+    """The master stops answering at once (the one with the most accounts, or the
+    one with the waiting line, R5, and the epoch); the others mark it failed after
     ``NODE_TIMEOUT_MS`` and its replica is elected. Meanwhile the proxies answer
     503 ``store_unavailable`` and keep their starts and charges until the store
     answers again."""
-    run_failover(tmp_path, "kill")
+    run_failover(tmp_path, "kill", shard)
 
 
 def test_a_planned_failover_under_load_moves_nothing_twice_L1_R1(tmp_path: Path) -> None:
