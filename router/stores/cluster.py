@@ -11,14 +11,15 @@ At a failover (a master killed and its replica promoted, or a planned
 ``CLUSTER FAILOVER``) the client's slot map goes stale: a command sent to the old
 master fails to connect, or is answered ``MOVED`` by it (now a replica), and until
 a replica is promoted every node answers ``CLUSTERDOWN``. A command answered
-``MOVED`` did not run: the pipeline refreshes the slot map and sends it again to
-the new owner. A connection error refreshes the map too (the next call goes to
-the right node) and is raised as before. Whatever still cannot be served
-(``CLUSTERDOWN``, ``TRYAGAIN``, ``ASK``, or ``MOVED`` again) is raised as
-:class:`ClusterUnavailable`, a ``redis.ConnectionError``: to the proxy a stall
-like any other (503 ``store_unavailable`` for new requests; starts, charges and
-records retried once the store answers, ``router.proxy.storecalls``), never an
-error that fails a task or drops its record.
+``MOVED`` did not run: the pipeline moves its slot to the node named in the answer
+(as redis-py does for single commands) and sends it again there. A connection
+error refreshes the whole map (the next call goes to the right node) and is raised
+as before. Whatever still cannot be served (``CLUSTERDOWN``, ``TRYAGAIN``, ``ASK``,
+or ``MOVED`` again and again) is raised as :class:`ClusterUnavailable`, a
+``redis.ConnectionError``: to the proxy a stall like any other (503
+``store_unavailable`` for new requests; starts, charges and records retried once
+the store answers, ``router.proxy.storecalls``), never an error that fails a task
+or drops its record.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ from router.stores.redis_keys import DEFAULT_TIMEOUT, connect
 
 SCHEME = "redis+cluster://"
 
-#: Times a pipeline sends again the commands answered ``MOVED`` (the slot map
-#: refreshed before each), before it says the cluster is unavailable.
+#: Times a pipeline sends the commands answered ``MOVED`` again (to the node the
+#: answer named; from the second time on, the whole slot map is read again first),
+#: before it says the cluster is unavailable.
 MOVED_ATTEMPTS = 3
 
 #: Answers that say the cluster cannot serve a slot right now; the command did not run.
@@ -92,11 +94,14 @@ class SlotPipeline:
         cmds, self._cmds = self._cmds, []
         out: list[Any] = [None] * len(cmds)
         todo = list(range(len(cmds)))
-        for _attempt in range(MOVED_ATTEMPTS):
+        for attempt in range(MOVED_ATTEMPTS):
             todo = self._send(cmds, todo, out)  # the ones answered MOVED (not run)
             if not todo:
                 break
-            self._c.refresh_slots()
+            for i in todo:  # their slots now go where MOVED said (redis-py does the same)
+                self._c.nodes_manager.move_slot(out[i])
+            if attempt:  # MOVED again: the map may be wrong for other slots too
+                self._c.refresh_slots()
         for i, res in enumerate(out):
             if isinstance(res, NOT_SERVED):
                 out[i] = _unavailable(res)
@@ -122,7 +127,7 @@ class SlotPipeline:
             nodes[node.name] = node
         moved: list[int] = []
         for node_name, idx in by_node.items():
-            pipe = nodes[node_name].redis_connection.pipeline(transaction=False)
+            pipe = self._c.get_redis_connection(nodes[node_name]).pipeline(transaction=False)
             for i in idx:
                 name, args, kw = cmds[i]
                 getattr(pipe, name)(*args, **kw)
