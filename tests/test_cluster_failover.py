@@ -22,6 +22,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +108,9 @@ class Victim:
 
 class RetryingLoad(pc.Load):
     """``pc.Load`` whose clients send a submit again after a 503
-    ``store_unavailable`` (after its ``Retry-After``, as a client should); every
-    such 503 is noted with its time."""
+    ``store_unavailable`` (after its ``Retry-After``, as a client should), or to
+    the other process when the connection broke; every such 503 is noted with its
+    time."""
 
     def __init__(self, targets: list[Proxy], n: int) -> None:
         super().__init__(targets, n, clients=4, concurrency=16)
@@ -119,7 +121,11 @@ class RetryingLoad(pc.Load):
         body = pc.body_for(i, self._ids)
         for _round in range(400):  # a liveness bound, not a timing
             target = self.targets[(i + _round) % 2]
-            r = await client.post(f"{target.url}/api/v1/task", json=body, headers=pc.H)
+            try:
+                r = await client.post(f"{target.url}/api/v1/task", json=body, headers=pc.H)
+            except httpx.TransportError:  # e.g. a keep-alive connection the server
+                self.failovers += 1  # closed as it was reused: the other process
+                continue
             if r.status_code == 200:
                 task_id = r.json()["data"]["task_id"]
                 self.accepted[task_id] = target.url
@@ -241,6 +247,8 @@ def run_failover(tmp_path: Path, how: str,
         assert len(ids) + sum(load_run.rejected.values()) == SUBMITS
         hashes = pc.task_hashes(r, ids)
         completed = pc.check_each_task_ran_once(ids, recs, hashes)
+        later = Counter(rec["error"]["detail"]["error_code"] for rec in recs.values()
+                        if rec["status"] == "failed")  # rejected when their turn came
         assert "lease_expired" not in json.dumps(recs)
         pc.check_ledger_totals(r, accounts_file, hashes, recs)  # nothing charged twice (L1-L3)
         assert "Traceback" not in logs
@@ -252,7 +260,8 @@ def run_failover(tmp_path: Path, how: str,
           "store_unavailable" + (f" from {min(since):.2f} s to {max(since):.2f} s after it"
                                  if since else "")
           + f"; {completed} of {len(ids)} accepted tasks completed; "
-          f"rejected by the router: {load_run.rejected}")
+          f"rejected by the router: at submit {load_run.rejected}, from the line "
+          f"{dict(later)}; {load_run.failovers} broken connections")
     assert completed > SUBMITS // 2
     return victim, load_run, completed
 
