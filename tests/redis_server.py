@@ -20,6 +20,7 @@ from functools import cache
 import redis
 
 from router.stores.embedded import (
+    NODE_TIMEOUT_MS,
     RedisBinary,
     embedded_cluster,
     embedded_redis,
@@ -44,9 +45,12 @@ def redis_server() -> Iterator[str]:
 
 
 @contextmanager
-def redis_cluster(masters: int = 3) -> Iterator[list[str]]:
-    """A real Redis Cluster of ``masters`` servers on loopback ports; yields their URLs."""
-    with embedded_cluster(masters, redis_binary()) as urls:
+def redis_cluster(masters: int = 3, replicas: int = 0,
+                  node_timeout_ms: int = NODE_TIMEOUT_MS) -> Iterator[list[str]]:
+    """A real Redis Cluster of ``masters`` servers on loopback ports, each with
+    ``replicas`` replicas; yields every node's URL."""
+    with embedded_cluster(masters, redis_binary(), replicas=replicas,
+                          node_timeout_ms=node_timeout_ms) as urls:
         yield urls
 
 

@@ -206,39 +206,61 @@ def free_cluster_port() -> int:
         return port
 
 
-def _cluster_ok(port: int) -> bool:
+def _ask(port: int, command: bytes) -> bytes:
+    """One inline command to a node on ``port``; its raw answer (b"" if it did not answer)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"CLUSTER INFO\r\n")
-            return b"cluster_state:ok" in s.recv(4096)
+            s.sendall(command + b"\r\n")
+            return s.recv(8192)
     except OSError:
-        return False
+        return b""
+
+
+def _cluster_ok(port: int) -> bool:
+    return b"cluster_state:ok" in _ask(port, b"CLUSTER INFO")
+
+
+def _synced_replica(port: int) -> bool:
+    """A replica whose link to its master is up (its initial sync done)."""
+    return b"master_link_status:up" in _ask(port, b"INFO replication")
+
+
+#: Milliseconds a node may be unreachable before the others mark it failed
+#: (``cluster-node-timeout``); with replicas, a failover starts about then.
+NODE_TIMEOUT_MS = 2000
 
 
 @contextmanager
 def embedded_cluster(masters: int = 3, binary: RedisBinary | None = None,
-                     timeout: float = 30.0) -> Iterator[list[str]]:
-    """Start a Redis Cluster of ``masters`` private servers on loopback ports (no
-    replicas), join them with ``redis-cli --cluster create`` and yield their URLs;
-    stop them all on exit."""
+                     timeout: float = 30.0, *, replicas: int = 0,
+                     node_timeout_ms: int = NODE_TIMEOUT_MS) -> Iterator[list[str]]:
+    """Start a Redis Cluster of ``masters`` private servers on loopback ports, each
+    with ``replicas`` replicas (none by default; ``masters * (1 + replicas)``
+    servers), join them with ``redis-cli --cluster create`` and yield every node's
+    URL (masters and replicas; ask a node for its role); stop them all on exit.
+    A replica is promoted about ``node_timeout_ms`` after its master stops
+    answering. Nothing is persisted (no AOF, no snapshots): at a failover what
+    survives is the replica's copy, received by (asynchronous) replication, and a
+    master that comes back rejoins as a replica and resyncs from the new one."""
     exe = binary or find_redis_server()
     cli = redis_cli_for(exe)
     cluster_args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                    "--cluster-node-timeout", "2000")
+                    "--cluster-node-timeout", str(node_timeout_ms))
     with ExitStack() as stack:
         urls = [stack.enter_context(embedded_redis(exe, port=free_cluster_port(),
                                                    extra_args=cluster_args))
-                for _ in range(masters)]
+                for _ in range(masters * (1 + replicas))]
         ports = [int(u.rsplit(":", 1)[1].split("/")[0]) for u in urls]
         created = subprocess.run(
             [cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
-             "--cluster-replicas", "0", "--cluster-yes"],
+             "--cluster-replicas", str(replicas), "--cluster-yes"],
             capture_output=True, text=True, timeout=timeout, check=False)
         if created.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout}"
                                f"{created.stderr}")
         deadline = time.monotonic() + timeout
-        while not all(_cluster_ok(p) for p in ports):
+        while not (all(_cluster_ok(p) for p in ports)
+                   and sum(_synced_replica(p) for p in ports) == masters * replicas):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the cluster on ports {ports} did not reach state ok")
             time.sleep(0.05)
