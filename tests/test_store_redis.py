@@ -436,3 +436,26 @@ def test_a_start_sent_again_counts_once_L1(url: str) -> None:
     assert (h["job"], h["starts"]) == ("job-1", "1")
     assert a.start_many([("t1", "a1", "job-2", T0 + 1)]) == [True]
     assert connect(url).hget("byoa:{acc:a1}:t:t1", "starts") == "2"
+
+
+def _calls(url: str, command: str) -> int:
+    """How many times Redis ran ``command`` (scripts' own calls included)."""
+    stats = connect(url).info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+def test_completion_round_conflict_reuses_the_scripts_answer_L1(url: str) -> None:
+    """L1 through a CAS conflict in ``complete_many``: the FINISH script's answer
+    (the account as it is) updates the mirror, so the round reads nothing more
+    than the script itself did (one HGETALL), and both charges land once."""
+    a, b = two(url, [acc("a1", max_in_flight=5)])
+    assert a.submit("t1", FAST, T0).account_id == "a1"
+    assert b.submit("t2", FAST, T0).account_id == "a1"
+    b.complete("t2", 20.0, T0 + 30)  # charges a1: its lver moves on, A's is stale
+    before = _calls(url, "hgetall")
+    [out] = a.complete_many([("t1", 30.0)], T0 + 40)
+    assert not isinstance(out, NotInFlight) and out.charged_ms == 30_000
+    assert _calls(url, "hgetall") - before == 1  # inside the conflicting FINISH only
+    a1 = b.accounts()[0]
+    assert (a1.in_flight, a1.fast_ms) == (0, hours_to_ms(1) - 50_000)
+    assert a.ledger.accounts["a1"].fast_ms == hours_to_ms(1) - 50_000

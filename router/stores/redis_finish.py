@@ -203,6 +203,7 @@ class Finisher:
             self._send(task, "completed", res, changed, pipe)
             sent.append(_Sent(i, task, res, bool(changed), ledger.notifications[n:]))
         dirty: set[str] = set()
+        fresh: dict[str, dict[str, str]] = {}  # the account as a conflict returned it
         for s, r in zip(sent, pipe.execute(), strict=True):
             code = int(r[0])
             if code == 1:
@@ -218,8 +219,15 @@ class Finisher:
                 self.mine.pop(s.task.task_id, None)
                 why = "its lease expired" if str(r[1]) == "expired" else "already finished"
                 out[s.index] = not_in_flight("complete", s.task.task_id, why)
-            else:
+            else:  # -1: the CAS saw another change; the script answered the account
+                fresh[s.task.account_id] = pairs(r[2:])
                 later.append(s.index)
         for acc_id in dirty:
-            self.mirror.refresh_account(acc_id)
+            # After a completion that changes the account (a CAS), the round sends no
+            # other on that account, so the hash a conflict returned is the account as
+            # this round left it: no second read.
+            if acc_id in fresh:
+                self.mirror.write(acc_id, fresh[acc_id])
+            else:
+                self.mirror.refresh_account(acc_id)
         return sorted(later)
