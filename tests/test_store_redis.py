@@ -459,3 +459,50 @@ def test_completion_round_conflict_reuses_the_scripts_answer_L1(url: str) -> Non
     a1 = b.accounts()[0]
     assert (a1.in_flight, a1.fast_ms) == (0, hours_to_ms(1) - 50_000)
     assert a.ledger.accounts["a1"].fast_ms == hours_to_ms(1) - 50_000
+
+
+def test_mirror_sync_rereads_only_the_accounts_another_process_changed_R1(url: str) -> None:
+    """R1/L1 on a mirror kept by ``sync``: a reservation and a charge made by
+    another process reach this process's mirror at its next sync, which reads
+    the hash of that account alone (one HGETALL, inside ``SYNC``); a pool nobody
+    changed costs no hash at all."""
+    clock = Clock()
+    a, b = two(url, [acc("a1", max_in_flight=5), acc("a2"), acc("a3")], clock,
+               refresh_interval=1.0)
+    clock.t += 2
+    b.mirror.maybe_refresh()  # B has read every account since its full read
+    before = _calls(url, "hgetall")
+    clock.t += 2
+    b.mirror.maybe_refresh()
+    assert _calls(url, "hgetall") == before  # nothing changed: nothing read
+    assert a.submit("t1", FAST, T0).account_id == "a1"
+    a.complete("t1", 30.0, T0 + 40)
+    assert a.submit("t2", FAST, T0 + 41).account_id == "a1"  # in flight now
+    seen = b.ledger.accounts["a1"]
+    assert (seen.in_flight, seen.fast_ms) == (0, hours_to_ms(1))  # B is stale
+    before = _calls(url, "hgetall")
+    clock.t += 2
+    b.mirror.maybe_refresh()
+    assert _calls(url, "hgetall") - before == 1
+    seen = b.ledger.accounts["a1"]
+    assert (seen.in_flight, seen.fast_ms) == (1, hours_to_ms(1) - 30_000)
+    assert b.mirror.lver["a1"] == a.mirror.lver["a1"]  # B's next CAS holds
+
+
+def test_mirror_sync_sees_a_user_change_and_a_lease_expiry_L5(url: str) -> None:
+    """L5 and an adopted lease, each made by another process, reach the mirror by
+    ``sync`` alone (a setting set elsewhere; room given back by an expiry)."""
+    clock = Clock()
+    a, b = two(url, [acc("a1", max_in_flight=5), acc("a2")], clock, refresh_interval=1.0,
+               lease_seconds=5.0)
+    assert a.submit("t1", FAST, T0).account_id == "a1"
+    a.set_setting("a2", Setting.RELAX, T0 + 1)
+    clock.t += 2
+    b.mirror.maybe_refresh()
+    assert b.ledger.accounts["a1"].in_flight == 1
+    assert b.ledger.accounts["a2"].setting is Setting.RELAX
+    clock.t += 10  # A's lease on t1 lapses: B adopts it (the room comes back)
+    assert b.leases.renew_and_expire(b.mirror.ids) == ["t1"]
+    clock.t += 2
+    a.mirror.maybe_refresh()
+    assert a.ledger.accounts["a1"].in_flight == 0

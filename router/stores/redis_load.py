@@ -39,17 +39,21 @@ def load_into_redis(client: redis.Redis, accounts: Iterable[Account], policy: Po
     ledger.start(now)
     if replace:
         _delete_prefix(client, prefix)
+    epoch = new_epoch()
     pipe = client.pipeline(transaction=False)
     for acc in accs:
         h = account_to_hash(acc)
         h["dormant"] = "1" if acc.backup and not ledger.backups_active else "0"  # B1
+        # the change counter mirrors sync on (``Mirror.sync``), from a value of this
+        # loading's own: a mirror of an earlier loading never takes it for one it read
+        h["ver"] = str(int(epoch[:12], 16))
         pipe.hset(keys.acc(acc.id), mapping=dict(h))  # type: ignore[arg-type]
     pipe.set(keys.policy, policy_to_json(policy))
     if ledger.backups_active:
         pipe.set(keys.backups, "1")
     if accs:
         pipe.rpush(keys.accounts, *[a.id for a in accs])
-    pipe.set(keys.epoch, new_epoch())
+    pipe.set(keys.epoch, epoch)
     pipe.execute()
     return len(accs)
 

@@ -4,6 +4,14 @@ Routing and the ledger's rules run on the mirror exactly as in one process. The
 mirror may be a few milliseconds stale; every write to Redis re-checks what it
 relies on (a reservation script, or a compare-and-set on the account's
 ``lver``, the version each mirror account was read at).
+
+Between two full reads (at the start, when the list of accounts changes, and at
+each ``refresh``: the proxy's maintenance, every second), ``maybe_refresh``
+re-reads only the accounts whose ``ver`` moved since this mirror read them: every
+write to an account's hash adds 1 to it (``scripts``), so one call (``SYNC``)
+answers which ones changed, with their hashes, and nothing another process did
+is missed. An account this process changed itself is re-read too (its ``ver``
+moved): its own writes leave the mirror exact only for the fields they set.
 """
 
 from __future__ import annotations
@@ -11,15 +19,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import redis
+from redis.cluster import RedisCluster
 
 from router.errors import InputError
 from router.ledger import Ledger
+from router.stores import scripts
 from router.stores.codec import account_from_hash, apply_hash, policy_from_json, recover_at
-from router.stores.redis_keys import Keys
+from router.stores.redis_keys import Keys, pairs
+from router.stores.redis_pipe import ScriptPipe
 
 
 class Mirror:
-    """The ledger mirror, the account ids in file order and each account's ``lver``."""
+    """The ledger mirror, the account ids in file order and each account's ``lver``
+    and ``ver`` as last read."""
 
     def __init__(self, client: redis.Redis, keys: Keys, *, refresh_interval: float,
                  clock: Callable[[], float]) -> None:
@@ -28,6 +40,9 @@ class Mirror:
         self.refresh_interval = refresh_interval
         self.clock = clock
         self.lver: dict[str, str] = {}
+        self.ver: dict[str, str] = {}  # '' = re-read at the next sync
+        self._sync = client.register_script(scripts.SYNC)
+        self._per_slot = isinstance(client, RedisCluster)  # SYNC once per account
         self.ids: list[str] = []
         self.next_due = float("inf")  # the earliest renewal (L4) or recovery (H1)
         self.refreshed_at = 0.0
@@ -46,6 +61,7 @@ class Mirror:
         res = pipe.execute()
         accounts = [account_from_hash(h) for h in res[:-1]]
         self.lver = {str(h["id"]): str(h["lver"]) for h in res[:-1]}
+        self.ver = {str(h["id"]): str(h.get("ver", "")) for h in res[:-1]}
         self.ids = ids
         ledger = Ledger(accounts, policy_from_json(str(raw_policy)))
         ledger.started = True
@@ -85,9 +101,39 @@ class Mirror:
         self.refreshed_at = self.clock()
         self.update_next_due()
 
+    def sync(self) -> None:
+        """Re-read the accounts whose ``ver`` moved (one round trip); the whole
+        pool when the list of accounts changed."""
+        pipe = ScriptPipe(self.r)
+        pipe.lrange(self.keys.accounts, 0, -1)
+        pipe.get(self.keys.backups)
+        keys = [self.keys.acc(acc_id) for acc_id in self.ids]
+        vers = [self.ver.get(acc_id, "") for acc_id in self.ids]
+        if self._per_slot:  # Redis Cluster: one slot per script call
+            for key, ver in zip(keys, vers, strict=True):
+                pipe.run(self._sync, [key], [ver])
+        else:
+            pipe.run(self._sync, keys, vers)
+        res = pipe.execute()
+        if [str(i) for i in res[0]] != self.ids:
+            self.ledger = self._read()
+            return
+        if res[1] and not self.ledger.backups_active:
+            self.ledger.backups_active = True
+        got = [r[0] for r in res[2:]] if self._per_slot else res[2]
+        for acc_id, flat in zip(self.ids, got, strict=True):
+            if flat != 0:
+                self.write(acc_id, pairs(flat))
+        self.refreshed_at = self.clock()
+        self.update_next_due()
+
     def maybe_refresh(self) -> None:
         if self.clock() - self.refreshed_at >= self.refresh_interval:
-            self.refresh()
+            self.sync()
+
+    def forget(self, acc_id: str) -> None:
+        """The mirror's account may differ from Redis: re-read it at the next sync."""
+        self.ver[acc_id] = ""
 
     def write(self, acc_id: str, h: dict[str, str]) -> None:
         """Overwrite the mirror's account with a hash read from Redis.
@@ -99,6 +145,7 @@ class Mirror:
         apply_hash(acc, h)
         _pending(ledger, acc_id, h)
         self.lver[acc_id] = h["lver"]
+        self.ver[acc_id] = h.get("ver", "")
         if ledger.backups_active and h.get("backup") == "1" and h.get("dormant") == "1":
             ledger.backups_active = False
             for other in ledger.accounts.values():

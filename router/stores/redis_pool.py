@@ -76,6 +76,7 @@ class PoolEvents:
         for acc in self.mirror.ledger.accounts.values():
             if acc.backup:
                 pipe.hset(self.keys.acc(acc.id), "dormant", "0")
+                pipe.hincrby(self.keys.acc(acc.id), "ver", 1)  # a change: mirrors re-read it
         pipe.execute()
 
     def advance(self, now: float) -> None:

@@ -262,6 +262,8 @@ class Reserver:
                 acc.reserved_ms -= d.reserved_ms
                 if acc.paced:  # undo the optimistic H2/H3 counts: read them back
                     self.mirror.refresh_account(acc.id)
+                else:  # the undo is exact only if no later answer set these fields
+                    self.mirror.forget(acc.id)
                 batch.out[i] = _duplicate(task_id)
                 continue
             self.lost_races += 1

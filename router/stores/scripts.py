@@ -7,6 +7,10 @@ meanwhile (``lver`` compare-and-set), and record the result. Every key a
 script touches is passed in KEYS and carries the account's hash tag
 ``{acc:<id>}`` (the public pool's pseudo-account: ``{pub}``, P1), so each script
 runs in one Redis Cluster slot.
+
+Every script that changes an account's hash also adds 1 to its ``ver`` field
+(``lver`` only counts the ledger-field writes a compare-and-set relies on), so
+that a mirror re-reads only the accounts whose ``ver`` moved (``SYNC``).
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ end
 if prev then redis.call('DEL', KEYS[3]) end
 local inflight = redis.call('HINCRBY', acc, 'in_flight', 1)
 local reserved = redis.call('HINCRBY', acc, 'reserved_ms', tonumber(ARGV[3]))
+redis.call('HINCRBY', acc, 'ver', 1)
 local last = st[15] or ''
 if paced then  -- H2 count and H3 last-routed time, pinned tasks too
   jobs = jobs + 1
@@ -116,6 +121,7 @@ local prev = redis.call('HGET', KEYS[3], 'state')
 if prev and prev ~= 'expired' then return {0, 'duplicate'} end
 if prev then redis.call('DEL', KEYS[3]) end
 local inflight = redis.call('HINCRBY', KEYS[1], 'in_flight', 1)
+redis.call('HINCRBY', KEYS[1], 'ver', 1)
 redis.call('HSET', KEYS[3], 'state', 'flight', 'mode', ARGV[2], 'reserved_ms', '0',
            'owner', ARGV[4], 'at', ARGV[5], 'body', ARGV[6], 'created', ARGV[7])
 redis.call('PERSIST', KEYS[3])
@@ -180,6 +186,7 @@ if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'lver') ~= ARGV[3] then
 end
 redis.call('HINCRBY', KEYS[1], 'in_flight', -1)
 redis.call('HINCRBY', KEYS[1], 'reserved_ms', 0 - tonumber(t[2]))
+redis.call('HINCRBY', KEYS[1], 'ver', 1)
 if #ARGV > 5 then
   local fields = {}
   for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
@@ -206,6 +213,7 @@ if #ARGV > 2 + n then
   redis.call('HSET', KEYS[1], unpack(fields))
 end
 redis.call('HINCRBY', KEYS[1], 'lver', 1)
+redis.call('HINCRBY', KEYS[1], 'ver', 1)
 return 1
 """
 
@@ -240,6 +248,7 @@ for i = 5, #ARGV do
       else
         redis.call('HINCRBY', KEYS[1], 'in_flight', -1)
         redis.call('HINCRBY', KEYS[1], 'reserved_ms', 0 - tonumber(t[2]))
+        redis.call('HINCRBY', KEYS[1], 'ver', 1)
         redis.call('HSET', key, 'state', 'expired')
         redis.call('EXPIRE', key, tonumber(ARGV[2]))
         redis.call('ZREM', KEYS[2], id)
@@ -267,5 +276,21 @@ RECOVER = """
 if redis.call('HGET', KEYS[1], 'recover_at') ~= ARGV[1] then return {0} end
 local was = redis.call('HGET', KEYS[1], 'status')
 redis.call('HSET', KEYS[1], 'status', 'active', 'recover_at', '')
+redis.call('HINCRBY', KEYS[1], 'ver', 1)
 return {1, was, redis.call('HINCRBY', KEYS[1], 'lver', 1)}
+"""
+
+#: KEYS: account hashes.
+#: ARGV: the ``ver`` the caller last read of each account ('' = none: re-read it).
+#: Returns, per account in KEYS order, 0 when its ``ver`` is still the one given,
+#: else its whole hash as a flat list (an account whose hash has no ``ver`` yet,
+#: as loaded, is always returned). On Redis Cluster it is sent once per account
+#: (one slot per call).
+SYNC = """
+local out = {}
+for i = 1, #KEYS do
+  local v = redis.call('HGET', KEYS[i], 'ver')
+  if v and v == ARGV[i] then out[i] = 0 else out[i] = redis.call('HGETALL', KEYS[i]) end
+end
+return out
 """
