@@ -506,3 +506,31 @@ def test_mirror_sync_sees_a_user_change_and_a_lease_expiry_L5(url: str) -> None:
     clock.t += 2
     a.mirror.maybe_refresh()
     assert a.ledger.accounts["a1"].in_flight == 0
+
+
+def test_mirror_sync_skips_what_this_process_wrote_alone_R1(url: str) -> None:
+    """R1/L1: an account this process alone reserved on and charged is exact in
+    its mirror (the scripts answered the version they left), so the next sync
+    reads nothing; once another process writes it too, the sync reads it."""
+    clock = Clock()
+    a, b = two(url, [acc("a1", max_in_flight=5), acc("a2")], clock, refresh_interval=1.0)
+    assert a.submit("t1", FAST, T0).account_id == "a1"
+    assert a.submit("t2", FAST, T0).account_id == "a2"
+    a.complete("t1", 30.0, T0 + 40)
+    [out] = a.complete_many([("t2", 10.0)], T0 + 41)
+    assert not isinstance(out, NotInFlight)
+    before = _calls(url, "hgetall")
+    clock.t += 2
+    a.mirror.maybe_refresh()
+    assert _calls(url, "hgetall") == before
+    assert b.submit("t3", FAST, T0 + 42).account_id == "a1"
+    assert a.submit("t4", FAST, T0 + 43).account_id == "a1"  # its script ran after B's
+    before = _calls(url, "hgetall")
+    clock.t += 2
+    a.mirror.maybe_refresh()
+    assert _calls(url, "hgetall") - before == 1
+    fresh = b.accounts()
+    for mine in a.ledger.accounts.values():
+        theirs = next(x for x in fresh if x.id == mine.id)
+        assert (mine.in_flight, mine.reserved_ms, mine.fast_ms) == (
+            theirs.in_flight, theirs.reserved_ms, theirs.fast_ms)

@@ -93,11 +93,16 @@ class Finisher:
             else:
                 out = ledger.fail(task_id, now, verb=verb)
             changed = {k: v for k, v in ledger_fields(acc).items() if before[k] != v}
-            res = self._send(task, final, out, changed)
+            try:
+                res = self._send(task, final, out, changed)
+            except BaseException:  # the mirror ran the rule; Redis may not have
+                self.mirror.forget(acc_id)
+                raise
             code = int(res[0])
             if code == 1:
                 if changed:  # the CAS held: our fields are exactly Redis' at this lver
                     self.mirror.lver[acc_id] = str(res[1])
+                self.mirror.wrote(acc_id, int(res[4]))
                 self.mine.pop(task_id, None)
                 self.pool.evaluate(now)
                 return out, task, [str(x) for x in res]
@@ -204,13 +209,20 @@ class Finisher:
             sent.append(_Sent(i, task, res, bool(changed), ledger.notifications[n:]))
         dirty: set[str] = set()
         fresh: dict[str, dict[str, str]] = {}  # the account as a conflict returned it
-        for s, r in zip(sent, pipe.execute(), strict=True):
+        try:
+            results = pipe.execute()
+        except BaseException:  # the mirror ran the rules; Redis may not have
+            for s in sent:
+                self.mirror.forget(s.task.account_id)
+            raise
+        for s, r in zip(sent, results, strict=True):
             code = int(r[0])
             if code == 1:
                 out[s.index] = s.outcome
                 self.mine.pop(s.task.task_id, None)
                 if s.wrote:
                     self.mirror.lver[s.task.account_id] = str(r[1])
+                self.mirror.wrote(s.task.account_id, int(r[4]))
                 continue
             for note in s.notes:
                 ledger.notifications.remove(note)

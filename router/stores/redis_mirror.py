@@ -10,8 +10,10 @@ each ``refresh``: the proxy's maintenance, every second), ``maybe_refresh``
 re-reads only the accounts whose ``ver`` moved since this mirror read them: every
 write to an account's hash adds 1 to it (``scripts``), so one call (``SYNC``)
 answers which ones changed, with their hashes, and nothing another process did
-is missed. An account this process changed itself is re-read too (its ``ver``
-moved): its own writes leave the mirror exact only for the fields they set.
+is missed. A reservation or a finish of this process answers the ``ver`` it left
+(``wrote``): when it was the only change since the mirror read the account, the
+mirror, which applied the same change, is still exact and the account is not
+re-read; otherwise it is, at the next sync.
 """
 
 from __future__ import annotations
@@ -130,6 +132,13 @@ class Mirror:
     def maybe_refresh(self) -> None:
         if self.clock() - self.refreshed_at >= self.refresh_interval:
             self.sync()
+
+    def wrote(self, acc_id: str, ver: int) -> None:
+        """A script of this process left the account at ``ver`` and the mirror
+        holds what it wrote: if the mirror had read the version just before,
+        nobody else wrote in between, and the mirror is exact at ``ver``."""
+        if self.ver.get(acc_id) == str(ver - 1):
+            self.ver[acc_id] = str(ver)
 
     def forget(self, acc_id: str) -> None:
         """The mirror's account may differ from Redis: re-read it at the next sync."""

@@ -180,7 +180,13 @@ class Reserver:
         what is left for the next one, in order."""
         pipe = ScriptPipe(self.r)
         sent = self._send(todo, now, batch, pipe, c0, reroute)
-        results = pipe.execute()
+        try:
+            results = pipe.execute()
+        except BaseException:  # the optimistic reservations may not be in Redis
+            for _i, _t, d in sent.sent:
+                if d.account_id is not None:
+                    self.mirror.forget(d.account_id)
+            raise
         answers = [r for r in results if isinstance(r, list)]  # the scripts' answers
         retry = self._settle(todo, sent.sent, answers, batch, now)
         return sorted(retry + sent.later)
@@ -255,6 +261,7 @@ class Reserver:
                 acc.last_routed_at = float(res[5]) if res[5] != "" else None  # H3
                 self.mine[task_id] = task
                 batch.out[i] = d
+                self.mirror.wrote(acc.id, int(res[6]))
                 continue
             ledger.parents.pop(task_id, None)
             if str(res[1]) == "duplicate":

@@ -35,7 +35,7 @@ from __future__ import annotations
 #: account (pinned ones too) adds to the day's count and moves ``last_routed``,
 #: in this script, so two processes can never both take the last job of a day
 #: nor both land inside one gap.
-#: Returns {1, in_flight, reserved_ms, jobs_day, jobs_today, last_routed} or
+#: Returns {1, in_flight, reserved_ms, jobs_day, jobs_today, last_routed, ver} or
 #: {0, reason, <the account hash as a flat list>}.
 RESERVE = """
 local acc = KEYS[1]
@@ -89,7 +89,7 @@ end
 if prev then redis.call('DEL', KEYS[3]) end
 local inflight = redis.call('HINCRBY', acc, 'in_flight', 1)
 local reserved = redis.call('HINCRBY', acc, 'reserved_ms', tonumber(ARGV[3]))
-redis.call('HINCRBY', acc, 'ver', 1)
+local ver = redis.call('HINCRBY', acc, 'ver', 1)
 local last = st[15] or ''
 if paced then  -- H2 count and H3 last-routed time, pinned tasks too
   jobs = jobs + 1
@@ -104,7 +104,7 @@ redis.call('HSET', KEYS[3], 'state', 'flight', 'mode', ARGV[2], 'reserved_ms', A
            'est', ARGV[11])
 redis.call('PERSIST', KEYS[3])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[4]), ARGV[1])
-return {1, inflight, reserved, tostring(jday), tostring(jobs), last}
+return {1, inflight, reserved, tostring(jday), tostring(jobs), last, ver}
 """
 
 #: KEYS: the public pool's pseudo-account hash, its leases zset, task hash (all
@@ -171,7 +171,8 @@ return n
 #: ARGV: task_id, final state, expected lver ('' = no check), done ttl seconds,
 #:       charged ms (kept on the task for audits), then field/value pairs
 #:       computed by router.ledger.
-#: Returns {1, lver, body, estimate} on success (the request, for an H4 re-route),
+#: Returns {1, lver, body, estimate, ver} on success (the request, for an H4
+#: re-route; ``ver`` as this script left it),
 #: {0, state} if the task is not in flight (an
 #: idempotent repeat), {-1, <the account hash as a flat list>} if the account
 #: changed meanwhile (the caller recomputes from it and retries).
@@ -186,7 +187,7 @@ if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'lver') ~= ARGV[3] then
 end
 redis.call('HINCRBY', KEYS[1], 'in_flight', -1)
 redis.call('HINCRBY', KEYS[1], 'reserved_ms', 0 - tonumber(t[2]))
-redis.call('HINCRBY', KEYS[1], 'ver', 1)
+local ver = redis.call('HINCRBY', KEYS[1], 'ver', 1)
 if #ARGV > 5 then
   local fields = {}
   for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
@@ -197,7 +198,7 @@ redis.call('HSET', KEYS[3], 'state', ARGV[2], 'charged_ms', ARGV[5])
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))
 redis.call('ZREM', KEYS[2], ARGV[1])
 local extra = redis.call('HMGET', KEYS[3], 'body', 'est')
-return {1, redis.call('HGET', KEYS[1], 'lver'), extra[1] or '', extra[2] or ''}
+return {1, redis.call('HGET', KEYS[1], 'lver'), extra[1] or '', extra[2] or '', ver}
 """
 
 #: KEYS: account hash, history list.
