@@ -534,3 +534,28 @@ def test_mirror_sync_skips_what_this_process_wrote_alone_R1(url: str) -> None:
         theirs = next(x for x in fresh if x.id == mine.id)
         assert (mine.in_flight, mine.reserved_ms, mine.fast_ms) == (
             theirs.in_flight, theirs.reserved_ms, theirs.fast_ms)
+
+
+def test_a_reservation_whose_pipeline_failed_is_read_again_at_the_next_sync_R1(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """R1: a round whose pipeline raised (Redis unreachable) leaves its optimistic
+    reservation in the mirror only; Redis' ``ver`` did not move, so the mirror
+    forgets the account and the next sync reads the room back from Redis."""
+    import redis
+
+    import router.stores.redis_reserve as reserve
+
+    clock = Clock()
+    a, _b = two(url, [acc("a1", max_in_flight=5), acc("a2")], clock, refresh_interval=1.0)
+
+    def down(self: Any, raise_on_error: bool = True) -> list[Any]:
+        raise redis.ConnectionError("store down")
+
+    monkeypatch.setattr(reserve.ScriptPipe, "execute", down)
+    with pytest.raises(redis.ConnectionError):
+        a.submit("t1", FAST, T0)
+    monkeypatch.undo()
+    assert a.ledger.accounts["a1"].in_flight == 1  # the mirror went ahead of Redis
+    clock.t += 2
+    a.mirror.maybe_refresh()
+    assert a.ledger.accounts["a1"].in_flight == 0
