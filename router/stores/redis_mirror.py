@@ -18,7 +18,8 @@ re-read; otherwise it is, at the next sync.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
@@ -93,15 +94,7 @@ class Mirror:
         for acc_id in self.ids:
             pipe.hgetall(self.keys.acc(acc_id))
         res = pipe.execute()
-        if [str(i) for i in res[0]] != self.ids:
-            self.ledger = self._read()
-            return
-        if res[1] and not self.ledger.backups_active:
-            self.ledger.backups_active = True
-        for acc_id, h in zip(self.ids, res[2:], strict=True):
-            self.write(acc_id, h)
-        self.refreshed_at = self.clock()
-        self.update_next_due()
+        self._settle(res[0], res[1], lambda: zip(self.ids, res[2:], strict=True))
 
     def sync(self) -> None:
         """Re-read the accounts whose ``ver`` moved (one round trip); the whole
@@ -117,15 +110,25 @@ class Mirror:
         else:
             pipe.run(self._sync, keys, vers)
         res = pipe.execute()
-        if [str(i) for i in res[0]] != self.ids:
+
+        def changed() -> Iterable[tuple[str, dict[str, str]]]:
+            got = [r[0] for r in res[2:]] if self._per_slot else res[2]
+            return ((acc_id, pairs(flat)) for acc_id, flat in zip(self.ids, got, strict=True)
+                    if flat != 0)
+
+        self._settle(res[0], res[1], changed)
+
+    def _settle(self, listed: list[Any], backups: Any,
+                fresh: Callable[[], Iterable[tuple[str, dict[str, str]]]]) -> None:
+        """Apply a read of the pool: all of it again when the list of accounts
+        changed; else the backups flag (B1) and the accounts ``fresh`` gives."""
+        if [str(i) for i in listed] != self.ids:
             self.ledger = self._read()
             return
-        if res[1] and not self.ledger.backups_active:
+        if backups and not self.ledger.backups_active:
             self.ledger.backups_active = True
-        got = [r[0] for r in res[2:]] if self._per_slot else res[2]
-        for acc_id, flat in zip(self.ids, got, strict=True):
-            if flat != 0:
-                self.write(acc_id, pairs(flat))
+        for acc_id, h in fresh():
+            self.write(acc_id, h)
         self.refreshed_at = self.clock()
         self.update_next_due()
 
