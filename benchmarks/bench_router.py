@@ -37,7 +37,10 @@ import subprocess
 import sys
 import time
 from collections import deque
+from functools import partial
 from typing import Any
+
+from counting import count_python
 
 from router.accounts import (
     PLAN_ALLOWANCE_MS,
@@ -63,6 +66,7 @@ STATUSES = ([Status.ACTIVE] * 17 + [Status.DISABLED, Status.BANNED, Status.CAPTC
                                      Status.SUBSCRIPTION_EXPIRED])
 MODES = ["fast"] * 5 + ["relax"] * 3 + ["turbo"] * 2
 STEP = 5.0  # seconds between decisions: 5,000 decisions span ~7 h (windows open and close)
+COUNTED = 500  # decisions whose bytecodes are counted (the same figure in every line)
 
 
 def make_accounts(n: int, seed: int, windows: float = 0.0,
@@ -102,13 +106,12 @@ def bodies(k: int, seed: int) -> list[dict[str, Any]]:
             for _ in range(k)]
 
 
-def run_once(n: int, decisions: int, *, indexed: bool, explain: bool,
-             strategy: Strategy, windows: float, seed: int, pacing: bool = False) -> float:
-    """Seconds per decision (submit + complete) over ``decisions`` decisions."""
-    # The warm-up to the steady state runs on the indexed engine without
-    # explanations (the scan would need minutes at 100k); then the pool is
-    # switched to the configuration under test. ScanCandidates keeps no derived
-    # state, so handing it the accounts is all a switch needs.
+def steady_pool(n: int, decisions: int, *, strategy: Strategy, windows: float,
+                seed: int, pacing: bool = False
+                ) -> tuple[Pool, list[dict[str, Any]], deque[str], float]:
+    """A pool of ``n`` accounts warmed up to the steady state (``depth`` tasks in
+    flight), on the indexed engine without explanations; the requests for
+    ``decisions`` more decisions, the tasks in flight and the clock."""
     pool = Pool(make_accounts(n, seed, windows, pacing), Policy(strategy, seed=seed),
                 indexed=True, explain=False)
     reqs = bodies(max(decisions, 1), seed)
@@ -116,11 +119,34 @@ def run_once(n: int, decisions: int, *, indexed: bool, explain: bool,
     depth = max(1, min(n, 2_000) // 2)  # tasks kept in flight: the steady state
     now = T0
     pool.advance(now)
-    for k in range(depth):  # warm up to the steady state (not timed)
+    for k in range(depth):  # warm up to the steady state (not measured)
         now += STEP
         d = pool.submit(f"w{k}", reqs[k % len(reqs)], now)
         if d.error is None and d.pool == "private":
             in_flight.append(d.task_id)
+    return pool, reqs, in_flight, now
+
+
+def decide(pool: Pool, body: dict[str, Any], task_id: str, in_flight: deque[str],
+           now: float) -> None:
+    """One decision: the submit of ``body``, then the completion of the oldest
+    task in flight."""
+    d = pool.submit(task_id, body, now)
+    if d.error is None and d.pool == "private":
+        in_flight.append(d.task_id)
+    if in_flight:
+        pool.complete(in_flight.popleft(), 60.0, now)
+
+
+def run_once(n: int, decisions: int, *, indexed: bool, explain: bool,
+             strategy: Strategy, windows: float, seed: int, pacing: bool = False) -> float:
+    """Seconds per decision (submit + complete) over ``decisions`` decisions."""
+    # The warm-up to the steady state runs on the indexed engine without
+    # explanations (the scan would need minutes at 100k); then the pool is
+    # switched to the configuration under test. ScanCandidates keeps no derived
+    # state, so handing it the accounts is all a switch needs.
+    pool, reqs, in_flight, now = steady_pool(n, decisions, strategy=strategy,
+                                             windows=windows, seed=seed, pacing=pacing)
     if not indexed:
         led = pool.ledger
         led.candidates = ScanCandidates(strategy)
@@ -135,11 +161,7 @@ def run_once(n: int, decisions: int, *, indexed: bool, explain: bool,
         start = time.perf_counter()
         for k in range(decisions):
             now += STEP
-            d = pool.submit(f"t{k}", reqs[k], now)
-            if d.error is None and d.pool == "private":
-                in_flight.append(d.task_id)
-            if in_flight:
-                pool.complete(in_flight.popleft(), 60.0, now)
+            decide(pool, reqs[k], f"t{k}", in_flight, now)
         elapsed = time.perf_counter() - start
     finally:
         gc.enable()
@@ -180,46 +202,17 @@ def bytecodes_per_decision(n: int, decisions: int, *, strategy: Strategy,
                            windows: float = 0.0, pacing: bool = False,
                            seed: int = 1) -> tuple[float, float]:
     """(bytecodes, Python-level calls) per decision in the steady state, counted
-    with ``sys.settrace`` (opcode events): the same on every run of the same code,
-    whatever the machine's load. Time per decision / bytecodes = what one bytecode
-    costs on this machine; the target's time / that = the bytecodes it allows."""
-    pool = Pool(make_accounts(n, seed, windows, pacing), Policy(strategy, seed=seed),
-                indexed=True, explain=False)
-    depth = max(1, min(n, 2_000) // 2)
-    reqs = bodies(depth + decisions, seed)
-    in_flight: deque[str] = deque()
-    now = T0
-    pool.advance(now)
-
-    def step(k: int, tag: str) -> None:
-        d = pool.submit(f"{tag}{k}", reqs[k], now)
-        if d.error is None and d.pool == "private":
-            in_flight.append(d.task_id)
-        if tag == "t" and in_flight:
-            pool.complete(in_flight.popleft(), 60.0, now)
-
-    for k in range(depth):
-        now += STEP
-        step(k, "w")
+    (``counting.count_python``): the same on every run of the same code, whatever
+    the machine's load. Time per decision / bytecodes = what one bytecode costs on
+    this machine; the target's time / that = the bytecodes it allows."""
+    pool, reqs, in_flight, now = steady_pool(n, decisions, strategy=strategy,
+                                             windows=windows, seed=seed, pacing=pacing)
     ops = calls = 0
-
-    def trace(frame: Any, event: str, _arg: Any) -> Any:
-        nonlocal ops, calls
-        if event == "call":
-            calls += 1
-            frame.f_trace_opcodes = True
-        elif event == "opcode":
-            ops += 1
-        return trace
-
     for k in range(decisions):
         now += STEP
-        sys.settrace(trace)
-        try:
-            step(depth + k, "t")
-        finally:
-            sys.settrace(None)
-    return ops / decisions, (calls - decisions) / decisions  # step itself: not the router's
+        _none, o, c = count_python(partial(decide, pool, reqs[k], f"t{k}", in_flight, now))
+        ops, calls = ops + o, calls + c - 1  # ``decide`` itself: not the router's
+    return ops / decisions, calls / decisions
 
 
 def baseline_pairs(tree: str, runs: int, n: int, decisions: int,
@@ -232,7 +225,7 @@ def baseline_pairs(tree: str, runs: int, n: int, decisions: int,
     code = ("import sys, json; sys.path.insert(1, {bd!r}); import bench_router as b; "
             "from router.strategies import Strategy; s = Strategy({st!r}); "
             "print(json.dumps([b.run_once({n}, {k}, indexed=True, explain=False, strategy=s, "
-            "windows=0.0, seed={seed}) * 1e6, b.bytecodes_per_decision({n}, 200, strategy=s)"
+            "windows=0.0, seed={seed}) * 1e6, b.bytecodes_per_decision({n}, {counted}, strategy=s)"
             "[0] if {seed} == 1 else 0.0]))")
     mine: list[float] = []
     theirs: list[float] = []
@@ -243,7 +236,7 @@ def baseline_pairs(tree: str, runs: int, n: int, decisions: int,
             env = {**os.environ, "PYTHONPATH": os.path.abspath(src)}
             out = subprocess.run(
                 [sys.executable, "-c", code.format(bd=bench_dir, st=strategy.value, n=n,
-                                                   k=decisions, seed=r + 1)],
+                                                   counted=COUNTED, k=decisions, seed=r + 1)],
                 env=env, cwd=src, capture_output=True, text=True, check=False)
             if out.returncode != 0:
                 sys.exit(f"--baseline {tree}: the run failed:\n{out.stderr.strip()}")
@@ -314,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     if 10_000 in by_n:
         f, _e, s = by_n[10_000]
         print(f"speed-up vs linear scan at 10k: {s / f:.0f}x; indexed at 10k: {f:.1f} µs")
-        ops, calls = bytecodes_per_decision(10_000, 500, **common)
+        ops, calls = bytecodes_per_decision(10_000, COUNTED, **common)
         print(f"work per decision at 10k (counted, the same on every run): {ops:,.0f} "
               f"bytecodes in {calls:.1f} Python calls; {f * 1e3 / ops:.1f} ns per bytecode "
               f"in this run, so 5 µs allows about {5e3 / (f * 1e3 / ops):,.0f}")

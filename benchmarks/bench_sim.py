@@ -36,10 +36,12 @@ import resource
 import statistics
 import sys
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
 import simpy
+from counting import count_python
 from simpy.events import Event, Timeout
 
 from router.accounts import Account
@@ -227,64 +229,47 @@ def _measure(kind: str, roots: int, accounts: int, days: float, q: Any) -> None:
         sim = Simulation(accs, policy, wl, sc.execution, opt, seed=1)
         res = sim.run()
         tasks = int((res.status != 0).sum())
+    elif kind == "bare":
+        tasks = BareLoop(wl, opt, turbo_of(wl)).run()
     else:
-        turbo = np.zeros(wl.n, np.bool_)
-        roots_mask = wl.body_code >= 0
-        tm = np.array(wl.template_mode)
-        turbo[roots_mask] = tm[wl.body_code[roots_mask]] == 2
-        if kind == "bare":
-            tasks = BareLoop(wl, opt, turbo).run()
-        else:
-            slots = [sc.execution.concurrency[a.plan.value]["fast"] for a in accs]
-            tasks = ProcessLoop(wl, opt, turbo, slots).run()
+        slots = [sc.execution.concurrency[a.plan.value]["fast"] for a in accs]
+        tasks = ProcessLoop(wl, opt, turbo_of(wl), slots).run()
     wall, cpu = time.perf_counter() - t1, time.process_time() - c1
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     q.put({"kind": kind, "wall_s": wall, "cpu_s": cpu, "generate_s": gen_s, "peak_rss_bytes": rss,
            "tasks": tasks, "workload_tasks": wl.n, "roots": wl.roots})
 
 
+def turbo_of(wl: Workload) -> np.ndarray[Any, Any]:
+    """Which tasks run as turbo (the baselines' durations: GPU time / 4)."""
+    turbo = np.zeros(wl.n, np.bool_)
+    roots_mask = wl.body_code >= 0
+    tm = np.array(wl.template_mode)
+    turbo[roots_mask] = tm[wl.body_code[roots_mask]] == 2
+    return turbo
+
+
 def bytecodes_per_task(roots: int, accounts: int, days: float) -> dict[str, float]:
     """Bytecodes per arrived task of the bare loop, the router's calls alone and the
-    harness on the same small workload, counted with ``sys.settrace`` (opcode
-    events, SimPy's own Python included): the same on every run, whatever the
-    machine's load. C work (dict, heap, numpy) is not counted, so the ratios are a
-    floor-free view of the Python each side executes, next to the timed ones."""
+    harness on the same small workload, counted (``counting.count_python``, SimPy's
+    own Python included): the same on every run, whatever the machine's load. C
+    work (dict, heap, numpy) is not counted, so the ratios are a floor-free view of
+    the Python each side executes, next to the timed ones."""
     sc = scenario(roots, accounts, days)
     wl = make_workload(sc)
     accs, policy = fleet(sc)
     opt = RunSpec("bench", accs, policy, wl, parse_time(START), sc.simulation,
                   sc.execution).options()
-    turbo = np.zeros(wl.n, np.bool_)
-    roots_mask = wl.body_code >= 0
-    tm = np.array(wl.template_mode)
-    turbo[roots_mask] = tm[wl.body_code[roots_mask]] == 2
-    ops = 0
+    turbo = turbo_of(wl)
+    sim = Simulation(*fleet(sc), wl, sc.execution, opt, seed=1)
 
-    def trace(frame: Any, event: str, _arg: Any) -> Any:
-        nonlocal ops
-        if event == "call":
-            frame.f_trace_opcodes = True
-        elif event == "opcode":
-            ops += 1
-        return trace
+    def harness() -> int:
+        return int((sim.run().status != 0).sum())
 
     out: dict[str, float] = {}
-    for kind in ("bare", "router", "harness"):
-        accs, policy = fleet(sc)
-        if kind == "harness":
-            sim = Simulation(accs, policy, wl, sc.execution, opt, seed=1)
-        ops = 0
-        sys.settrace(trace)
-        try:
-            if kind == "bare":
-                tasks = BareLoop(wl, opt, turbo).run()
-            elif kind == "router":
-                tasks = router_only(wl, sc, opt)
-            else:
-                res = sim.run()
-                tasks = int((res.status != 0).sum())
-        finally:
-            sys.settrace(None)
+    for kind, fn in (("bare", BareLoop(wl, opt, turbo).run),
+                     ("router", partial(router_only, wl, sc, opt)), ("harness", harness)):
+        tasks, ops, _calls = count_python(fn)
         out[kind] = ops / max(tasks, 1)
     return out
 
