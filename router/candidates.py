@@ -84,10 +84,6 @@ class Candidates(Protocol):
     def pacing_counts(self, path: Path, now: float) -> tuple[int, int]: ...
 
 
-#: An account with no inactive window (T1), no daily cap (H2) and no gap (H3).
-_PLAIN: tuple[InactiveWindow | None, int | None, float] = (None, None, 0.0)
-
-
 def _key_fn(strategy: Strategy) -> Callable[[Account], Any]:
     """Sort key of the SortedList strategies (fill_first, round_robin)."""
     if strategy is Strategy.FILL_FIRST:
@@ -322,8 +318,7 @@ class IndexedCandidates:
         self._n_fast = self._n_relax = 0
         # T1: which windowed accounts are inside their window, as of _win_now
         self._windowed: dict[str, Account] = {}
-        self._win_seen: dict[str, InactiveWindow] = {}  # the window each was filed with
-        # T1/H2/H3 as each account was last filed: ``touch`` notices a change
+        # T1/H2/H3 as each account was last filed (window, cap, gap): a change is noticed
         self._shapes: dict[str, tuple[InactiveWindow | None, int | None, float]] = {}
         self._in_window: set[str] = set()
         self._win_heap: list[tuple[float, str]] = []  # (next change, id), one per account
@@ -400,13 +395,9 @@ class IndexedCandidates:
         or removed on an account already filed is taken into account too, and
         what was parked by the old one is let go."""
         acc_id = acc.id
-        if self._accounts.get(acc_id) is acc:
-            shape = (acc.inactive_window, acc.max_jobs_per_day, acc.min_gap_s)
-            if self._shapes.get(acc_id, _PLAIN) != shape:
-                self._shapes[acc_id] = shape
-                self._register(acc)
-                for buckets in (*self._by_class.values(), self._relax_b):
-                    buckets.unpark(acc_id)
+        if self._accounts.get(acc_id) is acc and self._register(acc):
+            for buckets in (*self._by_class.values(), self._relax_b):
+                buckets.unpark(acc_id)
         self.update(acc, backups_active)
 
     def _count(self, acc_id: str, fast_ok: bool, relax_ok: bool) -> None:
@@ -422,28 +413,30 @@ class IndexedCandidates:
     def _first_sight(self, acc: Account) -> None:
         if acc.id not in self._pos:
             self._stale = True
-        self._shapes[acc.id] = (acc.inactive_window, acc.max_jobs_per_day, acc.min_gap_s)
         self._register(acc)
         if self._explainer is not None:
             self._explainer = None  # a new account: rebuilt on the next explanation
 
-    def _register(self, acc: Account) -> None:
+    def _register(self, acc: Account) -> bool:
         """File ``acc`` among the windowed (T1) and paced (H2/H3) accounts, or take
-        it out of them, as its fields say now."""
-        acc_id = acc.id
-        w = acc.inactive_window
+        it out of them, as its fields say now; True when its window, cap or gap
+        differ from those it was last filed with (or it is new)."""
+        acc_id, w = acc.id, acc.inactive_window
+        shape = (w, acc.max_jobs_per_day, acc.min_gap_s)
+        old = self._shapes.get(acc_id)
+        self._shapes[acc_id] = shape
         if w is not None and w.start_s != w.end_s:
-            if self._win_seen.get(acc_id) != w:  # new, or its window changed
-                self._win_seen[acc_id] = w
+            if old is None or old[0] != w:  # new, or its window changed
                 heapq.heappush(self._win_heap, (float("-inf"), acc_id))  # placed at the next pick
             self._windowed[acc_id] = acc
         elif acc_id in self._windowed:  # its window was removed: stale heap entries skip it
-            del self._windowed[acc_id], self._win_seen[acc_id]
+            del self._windowed[acc_id]
             self._in_window.discard(acc_id)
         if acc.paced:
             self._paced[acc_id] = acc
         else:
             self._paced.pop(acc_id, None)
+        return old != shape
 
     @staticmethod
     def _refile(sl: SortedList[Any], keys: dict[str, Any], acc_id: str, key: Any,
@@ -730,9 +723,9 @@ class ScanCandidates:
         self._accounts[acc.id] = acc
         self._backups_active = backups_active
 
-
     def touch(self, acc: Account, backups_active: bool) -> None:
         self.update(acc, backups_active)
+
     def _eligible(self, path: Path) -> Iterable[Account]:
         check = fast_reason if path == "fast" else relax_reason
         for acc_id in sorted(self._accounts):
