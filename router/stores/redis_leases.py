@@ -122,18 +122,16 @@ class Leases:
     def hand_over(self, task_ids: list[str]) -> int:
         """Let the leases of ``task_ids`` (ours) lapse now, for a survivor to adopt
         (graceful shutdown); how many."""
-        by_acc: dict[str, dict[str, float]] = defaultdict(dict)
+        by_acc: dict[str, list[str]] = defaultdict(list)
         for task_id in task_ids:
             held = self.held(task_id)
             if held is not None:
-                task = held.pop(task_id)
-                by_acc[task.account_id][task_id] = 0.0
+                by_acc[held.pop(task_id).account_id].append(task_id)
         if not by_acc:
             return 0
         keys = self.keys
         pipe = ScriptPipe(self.r)
-        for acc_id, mapping in by_acc.items():
-            ids = list(mapping)
+        for acc_id, ids in by_acc.items():
             pipe.run(self._hand_over, [keys.leases(acc_id), *(keys.task(acc_id, t) for t in ids)],
                      [self.owner, *ids])
         return sum(int(n) for n in pipe.execute())
