@@ -17,6 +17,8 @@ from typing import Protocol
 import redis
 from sortedcontainers import SortedDict
 
+from router.stores.redis_pipe import pipeline
+
 
 class TaskQueue(Protocol):
     def push(self, task_id: str, payload: str) -> None: ...
@@ -195,14 +197,14 @@ class RedisQueue:
         return str(res[1]) if int(res[0]) == 1 else None
 
     def length(self) -> int:
-        pipe = self.r.pipeline(transaction=False)
+        pipe = pipeline(self.r)
         pipe.zcard(self.keys[0])
         pipe.zcard(self.keys[1])
         a, b = pipe.execute()
         return int(a) + int(b)
 
     def position(self, task_id: str) -> int | None:
-        pipe = self.r.pipeline(transaction=False)
+        pipe = pipeline(self.r)
         pipe.zrank(self.keys[0], task_id)
         pipe.zcard(self.keys[1])
         pipe.zscore(self.keys[1], task_id)

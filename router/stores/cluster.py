@@ -40,6 +40,7 @@ from redis.exceptions import (
 )
 
 from router.stores.redis_keys import DEFAULT_TIMEOUT, connect
+from router.stores.redis_pipe import pipeline
 
 SCHEME = "redis+cluster://"
 
@@ -127,7 +128,7 @@ class SlotPipeline:
             nodes[node.name] = node
         moved: list[int] = []
         for node_name, idx in by_node.items():
-            pipe = self._c.get_redis_connection(nodes[node_name]).pipeline(transaction=False)
+            pipe = pipeline(self._c.get_redis_connection(nodes[node_name]))
             for i in idx:
                 name, args, kw = cmds[i]
                 getattr(pipe, name)(*args, **kw)

@@ -23,7 +23,7 @@ from router.stores import scripts
 from router.stores.codec import ledger_fields
 from router.stores.redis_keys import Keys, flatten, pairs
 from router.stores.redis_mirror import Mirror
-from router.stores.redis_pipe import ScriptPipe
+from router.stores.redis_pipe import ScriptPipe, pipeline
 from router.stores.redis_pool import PoolEvents
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class Finisher:
     def _read_in_flight(self, task_id: str, verb: str) -> InFlight:
         """A task reserved by another process: its account and task hash, read now."""
         acc_id = self._locate(task_id, verb)
-        pipe = self.r.pipeline(transaction=False)
+        pipe = pipeline(self.r)
         pipe.hgetall(self.keys.acc(acc_id))
         pipe.hgetall(self.keys.task(acc_id, task_id))
         h, t = pipe.execute()

@@ -35,7 +35,7 @@ from router.ledger import InFlight
 from router.stores import scripts
 from router.stores.base import PUBLIC, Adoption
 from router.stores.redis_keys import Keys
-from router.stores.redis_pipe import ScriptPipe
+from router.stores.redis_pipe import ScriptPipe, pipeline
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Leases:
         by_acc: dict[str, dict[str, float]] = defaultdict(dict)
         for task_id, task in [*self.mine.items(), *self.public.items()]:
             by_acc[task.account_id][task_id] = t + self.lease_seconds
-        pipe = self.r.pipeline(transaction=False)
+        pipe = pipeline(self.r)
         for acc_id, mapping in by_acc.items():
             pipe.zadd(keys.leases(acc_id), mapping, xx=True, gt=True)
         for acc_id in account_ids:

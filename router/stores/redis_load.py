@@ -11,6 +11,7 @@ from router.errors import InputError
 from router.ledger import Ledger, Policy
 from router.stores.codec import account_to_hash, policy_to_json
 from router.stores.redis_keys import Keys, new_epoch
+from router.stores.redis_pipe import pipeline
 
 
 def load_into_redis(client: redis.Redis, accounts: Iterable[Account], policy: Policy,
@@ -40,14 +41,14 @@ def load_into_redis(client: redis.Redis, accounts: Iterable[Account], policy: Po
     if replace:
         _delete_prefix(client, prefix)
     epoch = new_epoch()
-    pipe = client.pipeline(transaction=False)
+    pipe = pipeline(client)
     for acc in accs:
         h = account_to_hash(acc)
         h["dormant"] = "1" if acc.backup and not ledger.backups_active else "0"  # B1
         # the change counter mirrors sync on (``Mirror.sync``), from a value of this
         # loading's own: a mirror of an earlier loading never takes it for one it read
         h["ver"] = str(int(epoch[:12], 16))
-        pipe.hset(keys.acc(acc.id), mapping=dict(h))  # type: ignore[arg-type]
+        pipe.hset(keys.acc(acc.id), mapping=dict(h))
     pipe.set(keys.policy, policy_to_json(policy))
     if ledger.backups_active:
         pipe.set(keys.backups, "1")

@@ -29,7 +29,7 @@ from router.ledger import Ledger
 from router.stores import scripts
 from router.stores.codec import account_from_hash, apply_hash, policy_from_json, recover_at
 from router.stores.redis_keys import Keys, pairs
-from router.stores.redis_pipe import ScriptPipe
+from router.stores.redis_pipe import ScriptPipe, pipeline
 
 
 class Mirror:
@@ -57,7 +57,7 @@ class Mirror:
         if not ids or raw_policy is None:
             raise InputError(f"no accounts in Redis under the prefix {self.keys.prefix!r}; "
                              "load them first with `byoa accounts load accounts.json`")
-        pipe = self.r.pipeline(transaction=False)
+        pipe = pipeline(self.r)
         for acc_id in ids:
             pipe.hgetall(self.keys.acc(acc_id))
         pipe.get(self.keys.backups)
@@ -88,7 +88,7 @@ class Mirror:
     def refresh(self) -> None:
         """Re-read every account (one pipelined round trip); the whole pool when
         the list of accounts changed."""
-        pipe = self.r.pipeline(transaction=False)
+        pipe = pipeline(self.r)
         pipe.lrange(self.keys.accounts, 0, -1)
         pipe.get(self.keys.backups)
         for acc_id in self.ids:

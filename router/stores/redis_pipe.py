@@ -1,31 +1,156 @@
-"""``ScriptPipe``: a non-transactional pipeline that runs the store's Lua scripts
-by ``EVALSHA`` alone.
+"""The store's pipelines: ``pipeline`` (plain commands) and ``ScriptPipe`` (plain
+commands and the store's Lua scripts, run by ``EVALSHA`` alone).
+
+``pipeline(client)`` gives a ``LeanPipeline`` on one Redis server: the same
+commands and answers as redis-py's non-transactional pipeline (the same command
+builders, encoding, response callbacks and retries on a dropped connection), with
+less Python per call. redis-py's ``Pipeline.execute`` checks deprecated arguments
+on every connection it borrows, records metrics, and looks each answer's callback
+up in a case-insensitive map; on the proxy's store thread that was a quarter of
+the time a process held the GIL on Redis (``benchmarks/bench_proxy_cpu.py``,
+sampled with py-spy). Here one connection per thread is kept for the client's
+pipelines (the proxy's store calls all run on one thread), the commands are
+packed and sent in one write, and every answer is read in order; an error answer
+is returned in its place (``raise_on_error=False``) or raised. On a cluster
+client (``router.stores.cluster``) ``pipeline`` gives the cluster's own.
 
 redis-py's own pipeline asks ``SCRIPT EXISTS`` before every ``execute`` that
-carries a registered script: one more round trip per batch (about a sixth of a
-proxy process's CPU on Redis, measured by ``benchmarks/bench_proxy_cpu.py``).
-The scripts are loaded when they are registered, so that question is almost
-always answered yes; here a script the server does not know (it restarted or
-its script cache was flushed) comes back as ``NoScriptError`` without having
-run, and only that call is sent again through the script object, which loads
-it first. Every script still runs exactly once.
+carries a registered script: one more round trip per batch. The scripts are
+loaded when they are registered, so that question is almost always answered
+yes; ``ScriptPipe`` sends ``EVALSHA`` alone, and a script the server does not
+know (it restarted or its script cache was flushed) comes back as
+``NoScriptError`` without having run; only that call is sent again through the
+script object, which loads it first. Every script still runs exactly once.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 import redis
-from redis.commands.core import Script
-from redis.exceptions import NoScriptError
+from redis.commands.core import CoreCommands, Script
+from redis.connection import AbstractConnection
+from redis.exceptions import NoScriptError, ResponseError
+
+Queued = tuple[tuple[Any, ...], dict[str, Any]]
+
+
+class LeanPipeline(CoreCommands):
+    """A non-transactional pipeline on one Redis server (``pipeline``)."""
+
+    _event_dispatcher: Any = None  # a member of redis-py's command protocol, unused here
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._cmds: list[Queued] = []
+
+    def __len__(self) -> int:
+        return len(self._cmds)
+
+    def execute_command(self, *args: Any, **options: Any) -> LeanPipeline:
+        """Queue one command (what every command builder calls)."""
+        self._cmds.append((args, options))
+        return self
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        """Send everything queued in one write; the answers in order. A connection
+        that drops is opened again and the batch sent again, as many times as the
+        client's ``retry`` allows (as redis-py's pipeline does)."""
+        cmds, self._cmds = self._cmds, []
+        if not cmds:
+            return []
+        client = self._client
+        conn = _connection(client)
+        res: list[Any] = conn.retry.call_with_retry(
+            lambda: _exchange(client, conn, cmds), lambda _error: conn.disconnect())  # type: ignore[no-untyped-call]
+        if raise_on_error:
+            for r in res:
+                if isinstance(r, ResponseError):
+                    raise r
+        return res
+
+
+def _exchange(client: redis.Redis, conn: AbstractConnection, cmds: list[Queued]) -> list[Any]:
+    """One write of every command, then every answer, through the client's response
+    callbacks (as ``Redis.parse_response``; a command with options goes through it)."""
+    packed = conn.pack_commands([args for args, _ in cmds])  # type: ignore[no-untyped-call]
+    conn.send_packed_command(packed)  # type: ignore[no-untyped-call]
+    out: list[Any] = []
+    read, callbacks = conn.read_response, _callbacks(client)
+    for args, options in cmds:
+        try:
+            if options and (len(options) > 1 or "keys" not in options):
+                out.append(client.parse_response(  # type: ignore[no-untyped-call]
+                    conn, args[0], **options))
+                continue
+            answer = read()
+        except ResponseError as exc:
+            out.append(exc)
+            continue
+        callback = callbacks.get(str(args[0]).upper())
+        out.append(answer if callback is None else callback(answer))
+    return out
+
+
+def _callbacks(client: redis.Redis) -> dict[str, Any]:
+    """The client's response callbacks by command name, in a plain map."""
+    cached: dict[str, Any] | None = client.__dict__.get("_byoa_callbacks")
+    if cached is None:
+        cached = {str(k).upper(): v for k, v in client.response_callbacks.items()}
+        client.__dict__["_byoa_callbacks"] = cached
+    return cached
+
+
+class _Held(threading.local):
+    """This thread's connection for a client's pipelines, and the process it was
+    opened in (a forked child opens its own)."""
+
+    conn: AbstractConnection | None = None
+    pid: int = 0
+
+
+def _connection(client: redis.Redis) -> AbstractConnection:
+    """This thread's connection for ``client``'s pipelines, taken from the
+    client's pool once and kept (closing the client closes it too), checked before
+    each use as the pool checks the connections it hands out."""
+    held: _Held | None = client.__dict__.get("_byoa_held")
+    if held is None:
+        held = client.__dict__.setdefault("_byoa_held", _Held())
+    conn, pid = held.conn, os.getpid()
+    if conn is None or held.pid != pid:
+        conn = client.connection_pool.get_connection()
+        held.conn, held.pid = conn, pid
+        return conn
+    # as the pool checks a connection it hands out: connected, and nothing to read
+    # (data there means the server closed it, or an answer was left unread)
+    conn.connect()
+    try:
+        if conn.can_read():
+            raise redis.ConnectionError("Connection has data")
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        conn.disconnect()
+        conn.connect()
+        if conn.can_read():
+            raise redis.ConnectionError("Connection not ready") from None
+    return conn
+
+
+def pipeline(client: redis.Redis) -> Any:
+    """A non-transactional pipeline for ``client``: a ``LeanPipeline`` on one
+    server, the cluster client's own pipeline on a cluster."""
+    if type(client) is redis.Redis:
+        return LeanPipeline(client)
+    return client.pipeline(transaction=False)
 
 
 class ScriptPipe:
     """One pipeline's commands; scripts queued with ``run``."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self._pipe: Any = client.pipeline(transaction=False)
+        self._pipe: Any = pipeline(client)
         self._scripts: list[tuple[int, Script, Sequence[Any], Sequence[Any]]] = []
 
     def __len__(self) -> int:
@@ -37,7 +162,7 @@ class ScriptPipe:
     def run(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> None:
         """Queue ``script`` (its answer comes at this position in ``execute``)."""
         self._scripts.append((len(self._pipe), script, keys, args))
-        self._pipe.evalsha(script.sha, len(keys), *keys, *args)
+        self._pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         """Send everything queued; answers in order. A script the server did not

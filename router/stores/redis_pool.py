@@ -23,6 +23,7 @@ from router.stores import scripts
 from router.stores.codec import ledger_fields, period_to_json
 from router.stores.redis_keys import Keys, flatten
 from router.stores.redis_mirror import Mirror
+from router.stores.redis_pipe import pipeline
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class PoolEvents:
     def _wake_backups(self) -> None:
         """B1 in Redis: every backup's ``dormant`` flag cleared (the reservation
         script re-checks it), before the pool-wide flag is claimed."""
-        pipe = self.r.pipeline(transaction=False)
+        pipe = pipeline(self.r)
         for acc in self.mirror.ledger.accounts.values():
             if acc.backup:
                 pipe.hset(self.keys.acc(acc.id), "dormant", "0")

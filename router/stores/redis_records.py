@@ -14,6 +14,7 @@ import redis
 
 from router.errors import UnknownAccount
 from router.stores.redis_keys import Keys
+from router.stores.redis_pipe import pipeline
 from router.stores.secrets import ENV_SECRET_KEY, SecretBox
 
 
@@ -45,7 +46,7 @@ class RedisRecords:
         self.r.set(self.keys.record(task_id), data, ex=self.done_ttl)
 
     def put_records(self, records: dict[str, str]) -> None:
-        pipe = self.r.pipeline(transaction=False)
+        pipe = pipeline(self.r)
         ttl, record = self.done_ttl, self.keys.record
         command: Callable[..., Any] = pipe.execute_command
         for task_id, data in records.items():  # ``pipe.set(..., ex=ttl)``, less checking

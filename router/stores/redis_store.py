@@ -54,6 +54,7 @@ from router.stores.redis_keys import DEFAULT_URL, Keys, connect, flatten, new_ep
 from router.stores.redis_leases import Leases
 from router.stores.redis_load import load_into_redis
 from router.stores.redis_mirror import Mirror
+from router.stores.redis_pipe import pipeline
 from router.stores.redis_pool import PoolEvents
 from router.stores.redis_records import RedisRecords
 from router.stores.redis_reserve import Reserver
@@ -222,7 +223,7 @@ class RedisStore:
     # ------------------------------------------------------------- snapshots
     def accounts(self) -> list[Account]:
         self.refresh()
-        pipe = self.r.pipeline(transaction=False)
+        pipe = pipeline(self.r)
         for acc_id in self.mirror.ids:
             pipe.lrange(self.keys.hist(acc_id), 0, -1)
         out: list[Account] = []
