@@ -20,7 +20,7 @@ class CountingRecords(MemoryRecords):
         super().__init__(lambda acc_id: True)
         self.batches: list[dict[str, str]] = []
 
-    def put_records(self, records: dict[str, str]) -> None:
+    def put_records(self, records: dict[str, str], *, carry: bool = False) -> None:
         self.batches.append(dict(records))
         super().put_records(records)
 

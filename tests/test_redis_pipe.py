@@ -15,7 +15,7 @@ import redis
 from redis_server import redis_server
 
 from router.stores.redis_keys import connect
-from router.stores.redis_pipe import LeanPipeline, ScriptPipe, pipeline
+from router.stores.redis_pipe import LeanPipeline, ScriptPipe, carry, flush_carried, pipeline
 
 COUNT = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
 
@@ -153,3 +153,133 @@ def test_lean_pipeline_keeps_one_connection_per_thread(url: str) -> None:
     with ThreadPoolExecutor(1) as pool:
         other = pool.submit(my_id).result()
     assert first == second and other != first
+
+
+# ------------------------------------------------------------------- carrying
+class _Sends:
+    """Counts the writes (round trips) on this thread's pipeline connection."""
+
+    def __init__(self, r: redis.Redis) -> None:
+        pipe = pipeline(r)
+        pipe.ping()
+        pipe.execute()  # opens this thread's connection
+        self.conn = r.__dict__["_byoa_held"].conn
+        self.n = 0
+        real = self.conn.send_packed_command
+
+        def counted(*a: Any, **k: Any) -> Any:
+            self.n += 1
+            return real(*a, **k)
+
+        self.conn.send_packed_command = counted
+
+
+def test_carried_writes_ride_with_the_next_pipeline_ahead_of_it(url: str) -> None:
+    """``carry``: the writes go in the next pipeline's round trip, before its own
+    commands (a later carry of the same key wins); its answers are its own."""
+    r = connect(url)
+    r.delete("cw:1", "cw:2")
+    sends = _Sends(r)
+    assert carry(r, {"cw:1": ("SET", "cw:1", "old"), "cw:2": ("SET", "cw:2", "b")})
+    assert carry(r, {"cw:1": ("SET", "cw:1", "new")})
+    admin = connect(url)
+    assert admin.get("cw:1") is None  # not sent yet
+    pipe = pipeline(r)
+    pipe.get("cw:1")
+    pipe.get("cw:2")
+    assert pipe.execute() == ["new", "b"]  # written first, in the same write
+    assert sends.n == 1
+    flush_carried(r)  # nothing left to send
+    assert sends.n == 1
+
+
+def test_a_direct_command_sends_what_is_carried_first(url: str) -> None:
+    """A script called on the client (not on a pipeline) reaches Redis after the
+    carried writes, as a GET does."""
+    r = connect(url)
+    r.delete("cw:n")
+    count = r.register_script(COUNT)
+    carry(r, {"cw:n": ("SET", "cw:n", "40")})
+    assert count(keys=["cw:n"], args=[2]) == 42
+    carry(r, {"cw:n": ("SET", "cw:n", "7")})
+    assert r.get("cw:n") == "7"
+
+
+def test_carried_writes_survive_a_dropped_connection(url: str) -> None:
+    """The carrier's connection was killed: the writes stay carried and go with the
+    next call (the client's own commands are retried as before)."""
+    r = connect(url)
+    r.delete("cw:k")
+    pipe = pipeline(r)
+    pipe.client_id()
+    pipe.execute()  # opens this thread's connection
+    carry(r, {"cw:k": ("SET", "cw:k", "kept")})
+    conn = r.__dict__["_byoa_held"].conn
+    real = conn.send_packed_command
+
+    def dropped(*a: Any, **k: Any) -> Any:
+        conn.send_packed_command = real
+        raise redis.ConnectionError("dropped before the write")
+
+    conn.send_packed_command = dropped
+    pipe = pipeline(r)
+    pipe.get("cw:k")
+    with pytest.raises(redis.ConnectionError):
+        pipe.execute()
+    assert connect(url).get("cw:k") is None
+    flush_carried(r)
+    assert connect(url).get("cw:k") == "kept"
+
+
+def test_a_clusters_client_carries_nothing(url: str) -> None:
+    """Only the store's own client carries (its single commands flush first)."""
+    plain = redis.Redis.from_url(url, decode_responses=True)
+    assert not carry(plain, {"cw:x": ("SET", "cw:x", "1")})
+    assert type(pipeline(plain)) is LeanPipeline
+
+
+def test_store_calls_settle_carried_records_once_nothing_is_queued(url: str) -> None:
+    """The proxy's records batch carries its writes when a call is queued behind it
+    on the store thread (one round trip for both), and the thread sends them alone
+    when nothing is: either way they are in Redis when the calls are done."""
+    import asyncio
+    import threading
+
+    from router.proxy.storecalls import StoreCalls
+    from router.stores.redis_keys import Keys
+    from router.stores.redis_records import RedisRecords
+
+    r = connect(url)
+    recs = RedisRecords(r, Keys("cw"), done_ttl=60, known=lambda acc_id: True)
+    admin = connect(url)
+    go = threading.Event()
+    counter: list[_Sends] = []
+
+    def hold() -> None:  # on the store thread: its connection counted, then wait
+        counter.append(_Sends(r))
+        go.wait(10)
+
+    def write(n: int, calls: StoreCalls) -> None:
+        recs.put_records({f"t{n}": f"record {n}"}, carry=calls.queued() > 0)
+
+    def read(key: str) -> Any:
+        pipe = pipeline(r)
+        pipe.get(key)
+        return pipe.execute()[0]
+
+    async def main() -> None:
+        calls = StoreCalls(remote=True, settle=recs.flush_records)
+        held = calls.submit(hold)
+        first = calls.submit(write, 1, calls)  # the read is queued behind it
+        second = calls.submit(read, "cw:rec:t1")
+        go.set()
+        await held
+        await first
+        assert await second == "record 1"  # the carried write went first
+        assert counter[0].n == 1  # in the read's round trip
+        await calls.submit(write, 2, calls)  # alone: settled after the call
+        assert admin.get("cw:rec:t2") == "record 2"
+        assert counter[0].n == 2
+        calls.close()
+
+    asyncio.run(main())

@@ -60,9 +60,15 @@ class StoreCalls:
     """Runs store calls on one worker thread (remote) or inline (in memory)."""
 
     def __init__(self, *, remote: bool, ping: Callable[[], object] = lambda: None,
+                 settle: Callable[[], object] = lambda: None,
                  probe_interval: float = PROBE_INTERVAL) -> None:
         self.remote = remote
         self._ping = ping
+        #: run on the thread after a call when no other is queued: sends the writes
+        #: that calls left to ride with the next one (``RecordStore.flush_records``)
+        self._settle = settle
+        self._sent = 0  # calls queued (counted on the loop)
+        self._begun = 0  # calls begun (counted on the thread)
         self.probe_interval = probe_interval
         self._pool = (ThreadPoolExecutor(1, thread_name_prefix="byoa-store")
                       if remote else None)
@@ -77,6 +83,11 @@ class StoreCalls:
     @property
     def down(self) -> bool:
         return self.down_since is not None
+
+    def queued(self) -> int:
+        """Calls queued for the store thread and not begun yet (on the thread: the
+        ones behind the running call)."""
+        return self._sent - self._begun
 
     # ------------------------------------------------------------------ calls
     def submit(self, fn: Callable[..., R], *args: Any) -> asyncio.Future[R]:
@@ -94,6 +105,7 @@ class StoreCalls:
             fut = loop.create_future()
             fut.set_exception(self._unavailable())
             return fut
+        self._sent += 1
         return loop.run_in_executor(self._pool, self._guarded, loop, fn, args)
 
     async def call(self, fn: Callable[..., R], *args: Any) -> R:
@@ -141,7 +153,9 @@ class StoreCalls:
     # ------------------------------------------------------------- the thread
     def _guarded(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., R],
                  args: tuple[Any, ...]) -> R:
-        """On the store thread: run ``fn`` unless the store went down meanwhile."""
+        """On the store thread: run ``fn`` unless the store went down meanwhile;
+        then, if no other call is queued, settle what calls left to go with the next."""
+        self._begun += 1
         if self.down:
             raise self._unavailable()
         try:
@@ -155,6 +169,20 @@ class StoreCalls:
             lost = StoreLost(str(exc))
             self._mark_down(loop, lost)
             raise lost from None
+        finally:
+            if self._sent == self._begun and not self.down:
+                self._settled(loop)
+
+    def _settled(self, loop: asyncio.AbstractEventLoop) -> None:
+        """``settle``, on the thread: a stall marks the store down (what was carried
+        stays carried and goes with the probe's reads); an error answer is logged
+        (those writes were answered: as a batch written alone that failed)."""
+        try:
+            self._settle()
+        except STALLED as exc:
+            self._mark_down(loop, exc)
+        except redis.RedisError as exc:
+            log.warning("writes carried to the store failed: %s", exc)
 
     def _mark_down(self, loop: asyncio.AbstractEventLoop, exc: Exception) -> None:
         if not self.down:
@@ -203,4 +231,4 @@ def redis_calls(store: RedisStore, epoch: StoreEpoch) -> StoreCalls:
         epoch.check()  # raises StoreLost: stays down
         store.refresh()
 
-    return StoreCalls(remote=True, ping=probe)
+    return StoreCalls(remote=True, ping=probe, settle=store.flush_records)

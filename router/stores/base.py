@@ -146,8 +146,15 @@ class RecordStore(Protocol):
         """Keep an embedding's task record (JSON) where every process can read it."""
         ...
 
-    def put_records(self, records: dict[str, str]) -> None:
-        """``put_record`` for several tasks at once (one round trip to Redis)."""
+    def put_records(self, records: dict[str, str], *, carry: bool = False) -> None:
+        """``put_record`` for several tasks at once (one round trip to Redis). With
+        ``carry``, a store that can may send them with its next command on this
+        thread instead (in the same round trip, ahead of it); ``flush_records``
+        sends what is still carried."""
+        ...
+
+    def flush_records(self) -> None:
+        """Send the records this thread carries now, if any (``put_records``)."""
         ...
 
     def get_record(self, task_id: str) -> str | None: ...

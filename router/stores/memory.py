@@ -42,8 +42,11 @@ class MemoryRecords:
     def put_record(self, task_id: str, data: str) -> None:
         self._records[task_id] = data
 
-    def put_records(self, records: dict[str, str]) -> None:
+    def put_records(self, records: dict[str, str], *, carry: bool = False) -> None:
         self._records.update(records)
+
+    def flush_records(self) -> None:
+        pass  # nothing is ever carried in memory
 
     def get_record(self, task_id: str) -> str | None:
         return self._records.get(task_id)
@@ -149,8 +152,11 @@ class MemoryStore:
     def put_record(self, task_id: str, data: str) -> None:
         self.records.put_record(task_id, data)
 
-    def put_records(self, records: dict[str, str]) -> None:
+    def put_records(self, records: dict[str, str], *, carry: bool = False) -> None:
         self.records.put_records(records)
+
+    def flush_records(self) -> None:
+        pass
 
     def get_record(self, task_id: str) -> str | None:
         return self.records.get_record(task_id)

@@ -58,19 +58,72 @@ class LeanPipeline(CoreCommands):
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         """Send everything queued in one write; the answers in order. A connection
         that drops is opened again and the batch sent again, as many times as the
-        client's ``retry`` allows (as redis-py's pipeline does)."""
+        client's ``retry`` allows (as redis-py's pipeline does).
+
+        Writes this thread ``carry``-ed for the client go first in the same write;
+        their answers are not returned. If the write fails they are carried again
+        (a later write of the same key wins); an error answer to one of them is
+        raised only by a pipeline that carries them alone (``flush_carried``)."""
         cmds, self._cmds = self._cmds, []
+        client = self._client
+        held = _held(client)
+        carried, held.carried = held.carried, {}
+        if carried:
+            cmds = [(args, {}) for args in carried.values()] + cmds
         if not cmds:
             return []
-        client = self._client
-        conn = _connection(client)
-        res: list[Any] = conn.retry.call_with_retry(
-            lambda: _exchange(client, conn, cmds), lambda _error: conn.disconnect())  # type: ignore[no-untyped-call]
+        conn = _connection(client, held)
+        try:
+            res: list[Any] = conn.retry.call_with_retry(
+                lambda: _exchange(client, conn, cmds),
+                lambda _error: conn.disconnect())  # type: ignore[no-untyped-call]
+        except BaseException:
+            _carry_again(held, carried)
+            raise
+        if carried:
+            head, res = res[:len(carried)], res[len(carried):]
+            if not res:  # nothing but carried writes: their errors are this call's
+                res = head
+            elif any(isinstance(r, ResponseError) for r in head):
+                _carry_again(held, carried)  # for the flush to raise, not the carrier
         if raise_on_error:
             for r in res:
                 if isinstance(r, ResponseError):
                     raise r
         return res
+
+
+class StoreClient(redis.Redis):
+    """The store's client for one Redis server (``redis_keys.connect``): a single
+    command (a script called directly, a ``GET``) first sends the writes this thread
+    carries (``carry``), so that every command reaches Redis after them, as if they
+    had been written alone before it."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        if _held(self).carried:
+            LeanPipeline(self).execute()
+        return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+
+def carry(client: redis.Redis, writes: dict[str, tuple[Any, ...]]) -> bool:
+    """Let ``writes`` (commands by the key they write) go with this thread's next
+    command on ``client``, in the same round trip, ahead of it (``LeanPipeline``,
+    ``StoreClient``). False (nothing carried) for any other client (a cluster's)."""
+    if not isinstance(client, StoreClient):
+        return False
+    _held(client).carried.update(writes)
+    return True
+
+
+def flush_carried(client: redis.Redis) -> None:
+    """Send what this thread carries for ``client`` now, if anything (errors raised)."""
+    if isinstance(client, StoreClient) and _held(client).carried:
+        LeanPipeline(client).execute()
+
+
+def _carry_again(held: _Held, carried: dict[str, tuple[Any, ...]]) -> None:
+    for key, args in carried.items():
+        held.carried.setdefault(key, args)  # a write carried since is newer
 
 
 def _exchange(client: redis.Redis, conn: AbstractConnection, cmds: list[Queued]) -> list[Any]:
@@ -105,34 +158,44 @@ def _callbacks(client: redis.Redis) -> dict[str, Any]:
 
 
 class _Held(threading.local):
-    """This thread's connection for a client's pipelines, and the process it was
-    opened in (a forked child opens its own)."""
+    """This thread's connection for a client's pipelines, the process it was opened
+    in (a forked child opens its own), and the writes it carries (``carry``)."""
 
     conn: AbstractConnection | None = None
     pid: int = 0
 
+    def __init__(self) -> None:
+        self.carried: dict[str, tuple[Any, ...]] = {}
 
-def _connection(client: redis.Redis) -> AbstractConnection:
-    """This thread's connection for ``client``'s pipelines, taken from the
-    client's pool once and kept (closing the client closes it too), checked before
-    each use as the pool checks the connections it hands out."""
+
+def _held(client: redis.Redis) -> _Held:
+    """This thread's ``_Held`` for ``client`` (empty again in a forked child)."""
     held: _Held | None = client.__dict__.get("_byoa_held")
     if held is None:
         held = client.__dict__.setdefault("_byoa_held", _Held())
-    conn, pid = held.conn, os.getpid()
-    if conn is None or held.pid != pid:
-        conn = client.connection_pool.get_connection()
-        held.conn, held.pid = conn, pid
+    pid = os.getpid()
+    if held.pid != pid:
+        held.conn, held.pid, held.carried = None, pid, {}
+    return held
+
+
+def _connection(client: redis.Redis, held: _Held) -> AbstractConnection:
+    """This thread's connection for ``client``'s pipelines, taken from the
+    client's pool once and kept (closing the client closes it too), checked before
+    each use as the pool checks the connections it hands out."""
+    conn = held.conn
+    if conn is None:
+        conn = held.conn = client.connection_pool.get_connection()
         return conn
     # as the pool checks a connection it hands out: connected, and nothing to read
     # (data there means the server closed it, or an answer was left unread)
-    conn.connect()
+    conn.connect()  # type: ignore[no-untyped-call]
     try:
         if conn.can_read():
             raise redis.ConnectionError("Connection has data")
     except (redis.ConnectionError, redis.TimeoutError, OSError):
-        conn.disconnect()
-        conn.connect()
+        conn.disconnect()  # type: ignore[no-untyped-call]
+        conn.connect()  # type: ignore[no-untyped-call]
         if conn.can_read():
             raise redis.ConnectionError("Connection not ready") from None
     return conn
@@ -141,7 +204,7 @@ def _connection(client: redis.Redis) -> AbstractConnection:
 def pipeline(client: redis.Redis) -> Any:
     """A non-transactional pipeline for ``client``: a ``LeanPipeline`` on one
     server, the cluster client's own pipeline on a cluster."""
-    if type(client) is redis.Redis:
+    if isinstance(client, redis.Redis):
         return LeanPipeline(client)
     return client.pipeline(transaction=False)
 

@@ -1,6 +1,8 @@
 """``RedisRecords``: the proxy's task records and the accounts' secrets in Redis.
 
-Records (``P:rec:<task>``) expire after ``done_ttl`` seconds; secrets live in
+Records (``P:rec:<task>``) expire after ``done_ttl`` seconds; the proxy lets the
+records of a turn ride with the store call queued behind them (``carry``: one
+round trip less) when there is one. Secrets live in
 the account's ``...:secret`` hash, sealed (``router.stores.secrets``), and are never
 read back by the proxy, only their names.
 """
@@ -14,7 +16,8 @@ import redis
 
 from router.errors import UnknownAccount
 from router.stores.redis_keys import Keys
-from router.stores.redis_pipe import pipeline
+from router.stores.redis_pipe import carry as carry_writes
+from router.stores.redis_pipe import flush_carried, pipeline
 from router.stores.secrets import ENV_SECRET_KEY, SecretBox
 
 
@@ -45,14 +48,25 @@ class RedisRecords:
     def put_record(self, task_id: str, data: str) -> None:
         self.r.set(self.keys.record(task_id), data, ex=self.done_ttl)
 
-    def put_records(self, records: dict[str, str]) -> None:
-        pipe = pipeline(self.r)
+    def put_records(self, records: dict[str, str], *, carry: bool = False) -> None:
+        """The records, each ``SET`` with the store's TTL; with ``carry`` (and one
+        Redis server), sent with this thread's next pipeline instead (``carry``)."""
         ttl, record = self.done_ttl, self.keys.record
-        command: Callable[..., Any] = pipe.execute_command
+        writes: dict[str, tuple[Any, ...]] = {}
         for task_id, data in records.items():  # ``pipe.set(..., ex=ttl)``, less checking
-            command("SET", record(task_id), data, "EX", ttl)
+            key = record(task_id)
+            writes[key] = ("SET", key, data, "EX", ttl)
+        if carry and carry_writes(self.r, writes):
+            return
+        pipe = pipeline(self.r)
+        for args in writes.values():
+            pipe.execute_command(*args)
         pipe.execute()
 
+    def flush_records(self) -> None:
+        flush_carried(self.r)
+
     def get_record(self, task_id: str) -> str | None:
+        flush_carried(self.r)  # a record this thread still carries is read as written
         raw = self.r.get(self.keys.record(task_id))
         return None if raw is None else str(raw)

@@ -277,8 +277,11 @@ class RedisStore:
     def put_record(self, task_id: str, data: str) -> None:
         self.records.put_record(task_id, data)
 
-    def put_records(self, records: dict[str, str]) -> None:
-        self.records.put_records(records)
+    def put_records(self, records: dict[str, str], *, carry: bool = False) -> None:
+        self.records.put_records(records, carry=carry)
+
+    def flush_records(self) -> None:
+        self.records.flush_records()
 
     def get_record(self, task_id: str) -> str | None:
         return self.records.get_record(task_id)
