@@ -3,7 +3,9 @@
 For a remote store (Redis) every call runs on ONE dedicated worker thread, in
 the order it was made: the store's local mirror (``redis_mirror``) is only ever
 touched by that thread, so it stays single-threaded, and a write posted before
-another one reaches Redis before it. For the in-memory store a call runs inline
+another one reaches Redis before it. The calls made during one turn of the event
+loop are handed to the thread together, at the end of the turn: one wake-up of
+the thread and one of the loop for all of them, each with its own answer. For the in-memory store a call runs inline
 (nothing can stall).
 
 When a call fails because Redis did not answer (the client's ``--redis-timeout``:
@@ -21,10 +23,11 @@ answers ``NotInFlight`` the second time, L1).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
@@ -69,6 +72,8 @@ class StoreCalls:
         self._settle = settle
         self._sent = 0  # calls queued (counted on the loop)
         self._begun = 0  # calls begun (counted on the thread)
+        #: the calls made during this turn of the loop: handed to the thread together
+        self._turn: list[tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]] = []
         self.probe_interval = probe_interval
         self._pool = (ThreadPoolExecutor(1, thread_name_prefix="byoa-store")
                       if remote else None)
@@ -105,8 +110,12 @@ class StoreCalls:
             fut = loop.create_future()
             fut.set_exception(self._unavailable())
             return fut
+        fut = loop.create_future()
         self._sent += 1
-        return loop.run_in_executor(self._pool, self._guarded, loop, fn, args)
+        self._turn.append((fut, fn, args))
+        if len(self._turn) == 1:
+            loop.call_soon(self._hand_over, loop)
+        return fut
 
     async def call(self, fn: Callable[..., R], *args: Any) -> R:
         """``fn(*args)`` on the store thread; fails fast while the store is down."""
@@ -151,6 +160,53 @@ class StoreCalls:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------- the thread
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """End of the turn: this turn's calls go to the thread as one job (one
+        wake-up of the thread, one of the loop when they are all done)."""
+        batch, self._turn = self._turn, []
+        assert self._pool is not None
+        try:
+            job = self._pool.submit(self._run_all, loop, batch)
+        except RuntimeError as exc:  # closed: nothing runs any more
+            self._resolve(batch, [(None, exc)] * len(batch))
+            return
+        job.add_done_callback(lambda done: self._dropped(loop, done, batch))
+
+    def _run_all(self, loop: asyncio.AbstractEventLoop,
+                 batch: list[tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]]
+                 ) -> None:
+        """On the thread: every call of the batch in order, each with its own result
+        or error; then their futures are settled on the loop."""
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        for _fut, fn, args in batch:
+            try:
+                outcomes.append((self._guarded(loop, fn, args), None))
+            except BaseException as exc:  # every caller gets its own answer
+                outcomes.append((None, exc))
+        if not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._resolve, batch, outcomes)
+
+    @staticmethod
+    def _resolve(batch: list[tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]],
+                outcomes: list[tuple[Any, BaseException | None]]) -> None:
+        for (fut, _fn, _args), (result, exc) in zip(batch, outcomes, strict=True):
+            if fut.done():  # its caller was cancelled
+                continue
+            if exc is None:
+                fut.set_result(result)
+            else:
+                fut.set_exception(exc)
+
+    def _dropped(self, loop: asyncio.AbstractEventLoop, done: Future[None],
+                 batch: list[tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]]
+                 ) -> None:
+        """A batch the thread never ran (``close`` cancelled it): its calls are
+        cancelled, as ``run_in_executor``'s would be."""
+        if done.cancelled() and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_cancel_all, batch)
+
     def _guarded(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., R],
                  args: tuple[Any, ...]) -> R:
         """On the store thread: run ``fn`` unless the store went down meanwhile;
@@ -218,6 +274,12 @@ class StoreCalls:
             self._up.set()
             log.warning("the store answers again after %.1f s", time.time() - since)
             return
+
+
+def _cancel_all(batch: list[tuple[asyncio.Future[Any], Callable[..., Any],
+                                  tuple[Any, ...]]]) -> None:
+    for fut, _fn, _args in batch:
+        fut.cancel()
 
 
 def redis_calls(store: RedisStore, epoch: StoreEpoch) -> StoreCalls:
