@@ -386,12 +386,13 @@ def run_once(opts: argparse.Namespace, tmp: Path, run: int) -> dict[str, dict[st
     versions: list[tuple[str, str | None]] = [("", None)]
     if opts.baseline:
         versions.insert(run % 2, (" baseline", opts.baseline))
-    for tag, tree in versions:
+    for tag, tree in versions if opts.only != "redis" else ():
         go(f"proxy memory x1 idle{tag}",
            start_proxies([["--accounts", str(idle_file)]], 3000, [], tree), True)
-    go("proxy memory x1 saturated",
-       start_proxies([["--accounts", str(full_file)]], 0.01, []), True, opts.waiting)
-    for kind, path, speedup, warm_min, tag, tree in (
+    if opts.only != "redis":
+        go("proxy memory x1 saturated",
+           start_proxies([["--accounts", str(full_file)]], 0.01, []), True, opts.waiting)
+    for kind, path, speedup, warm_min, tag, tree in () if opts.only == "memory" else (
             *[("idle", idle_file, 3000.0, 0, tag, tree) for tag, tree in versions],
             ("saturated", full_file, 0.01, opts.waiting, "", None)):
         with embedded_redis() as url:
@@ -423,6 +424,9 @@ def main() -> None:
     ap.add_argument("--baseline", metavar="DIR",
                     help="also run the idle proxies from the router package in DIR (e.g. "
                     "`git archive REV router | tar -x -C DIR`): before/after in one run")
+    ap.add_argument("--only", choices=["memory", "redis"],
+                    help="run the bare endpoint and only this store's idle and saturated "
+                    "scenarios (a shorter run)")
     ap.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     opts = ap.parse_args()
     if opts.bare_server:
@@ -439,6 +443,8 @@ def main() -> None:
     def med_ratio(a: str, b: str, key: str) -> float:
         return statistics.median(r[a][key] / r[b][key] for r in runs)
 
+    tags = [t for t in ("memory x1", "redis x2") if f"proxy {t} idle" in runs[0]]
+
     print(f"medians of {opts.runs} runs, {opts.seconds:g} s windows, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}; {opts.conns} keep-alive connections x "
           f"{opts.depth} pipelined; 20 Mega accounts, fast imagine")
@@ -452,20 +458,21 @@ def main() -> None:
             if k in runs[0][label]:
                 print(f"    {k:<30} {med(label, k):>12,.3f}")
     print("ratios (within each run, median)")
-    for n, tag in (("x1", "memory x1"), ("x2", "redis x2")):
+    for tag in tags:
+        n = tag[-2:]
         print(f"  CPU/submit proxy {tag} idle / bare {n}: "
               f"{med_ratio(f'proxy {tag} idle', f'bare {n}', 'server_cpu_us_per_submit'):.2f}"
               "  (goal <= 2)")
-    for tag in ("memory x1", "redis x2"):
+    for tag in tags:
         print(f"  throughput proxy {tag} saturated / idle: "
               f"{med_ratio(f'proxy {tag} saturated', f'proxy {tag} idle', 'submits_per_s'):.2f}"
               "  (goal >= 1)")
     if opts.baseline:
-        for tag in ("memory x1", "redis x2"):
+        for tag in tags:
             ratio = med_ratio(f"proxy {tag} idle", f"proxy {tag} idle baseline",
                               "server_cpu_us_per_submit")
             print(f"  CPU/submit proxy {tag} idle, this tree / baseline: {ratio:.2f}")
-    for tag in ("memory x1", "redis x2"):
+    for tag in tags:
         print(f"  throughput proxy {tag} idle / bare: "
               f"{med_ratio(f'proxy {tag} idle', 'bare ' + tag[-2:], 'submits_per_s'):.2f}")
 

@@ -5,8 +5,8 @@ the order it was made: the store's local mirror (``redis_mirror``) is only ever
 touched by that thread, so it stays single-threaded, and a write posted before
 another one reaches Redis before it. The calls made during one turn of the event
 loop are handed to the thread together, at the end of the turn: one wake-up of
-the thread and one of the loop for all of them, each with its own answer. For the in-memory store a call runs inline
-(nothing can stall).
+the thread and one of the loop for all of them, each with its own answer. For
+the in-memory store a call runs inline (nothing can stall).
 
 When a call fails because Redis did not answer (the client's ``--redis-timeout``:
 a connection error or a timeout), the store is marked *down*: calls made while
