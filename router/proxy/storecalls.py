@@ -4,8 +4,8 @@ For a remote store (Redis) every call runs on ONE dedicated worker thread, in
 the order it was made: the store's local mirror (``redis_mirror``) is only ever
 touched by that thread, so it stays single-threaded, and a write posted before
 another one reaches Redis before it. The calls made during one turn of the event
-loop are handed to the thread together, at the end of the turn: one wake-up of
-the thread and one of the loop for all of them, each with its own answer. For
+loop are handed to the thread together, at the end of the turn (one wake-up of
+the thread for all of them), each answered on the loop as soon as it ran. For
 the in-memory store a call runs inline (nothing can stall).
 
 When a call fails because Redis did not answer (the client's ``--redis-timeout``:
@@ -162,7 +162,7 @@ class StoreCalls:
     # ------------------------------------------------------------- the thread
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         """End of the turn: this turn's calls go to the thread as one job (one
-        wake-up of the thread, one of the loop when they are all done)."""
+        wake-up of the thread for all of them)."""
         batch, self._turn = self._turn, []
         assert self._pool is not None
         try:
@@ -176,16 +176,20 @@ class StoreCalls:
                  batch: list[tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]]
                  ) -> None:
         """On the thread: every call of the batch in order, each with its own result
-        or error; then their futures are settled on the loop."""
-        outcomes: list[tuple[Any, BaseException | None]] = []
-        for _fut, fn, args in batch:
+        or error, settled on the loop as soon as it ran (a route's answer does not
+        wait for the calls queued behind it in the same turn)."""
+        for call in batch:
+            _fut, fn, args = call
+            outcome: tuple[Any, BaseException | None]
             try:
-                outcomes.append((self._guarded(loop, fn, args), None))
+                outcome = (self._guarded(loop, fn, args), None)
             except BaseException as exc:  # every caller gets its own answer
-                outcomes.append((None, exc))
-        if not loop.is_closed():
+                outcome = (None, exc)
+            if loop.is_closed():
+                return
+            done: list[tuple[Any, BaseException | None]] = [outcome]
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self._resolve, batch, outcomes)
+                loop.call_soon_threadsafe(self._resolve, [call], done)
 
     @staticmethod
     def _resolve(batch: list[tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]],
