@@ -76,6 +76,7 @@ def stale_source() -> Path | None:
     built = compiled_files()
     if not built:
         return None
+    built += _ROUTER_DIR.glob("_core__mypyc.*")  # the shared library: the code itself
     oldest = min(p.stat().st_mtime for p in built)
     for m in CORE_MODULES:
         src = source_path(m)
