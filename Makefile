@@ -38,10 +38,11 @@ compile: install
 clean-compiled: install
 	$(PY) tools/compile_core.py --clean
 
-# The compiled core = the pure one (tests/test_compiled.py, never skipped here) and the
-# README transcripts, byte for byte, from the compiled core.
+# The compiled core = the pure one (tests/test_compiled.py, never skipped here), and the
+# outputs the README shows (worked examples, pacing sweep), byte for byte, from it.
 test-compiled: compile
-	BYOA_REQUIRE_COMPILED=1 $(VENV)/bin/pytest tests/test_compiled.py tests/test_readme.py
+	BYOA_REQUIRE_COMPILED=1 $(VENV)/bin/pytest tests/test_compiled.py tests/test_readme.py \
+	    tests/test_contract_example.py tests/test_rules_H.py tests/test_sim_pacing.py
 
 bench: install
 	$(PY) benchmarks/bench_router.py
