@@ -118,7 +118,9 @@ def use_pure() -> None:
 
 
 # Only the whole core compiles as one (its modules call each other natively): a
-# partial or stale build is ignored rather than mixed with the sources.
-if (pure_requested() or len(compiled_files()) < len(CORE_MODULES)
-        or stale_source() is not None):
+# partial or stale build is ignored rather than mixed with the sources. Without any
+# compiled module (``make install``), the import system is left as it is.
+_built = compiled_files()
+if _built and (pure_requested() or len(_built) < len(CORE_MODULES)
+               or stale_source() is not None):
     use_pure()
