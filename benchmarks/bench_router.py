@@ -42,6 +42,7 @@ from typing import Any
 
 from counting import count_python
 
+from router import compiled
 from router.accounts import (
     PLAN_ALLOWANCE_MS,
     PLAN_MAX_IN_FLIGHT,
@@ -215,11 +216,12 @@ def bytecodes_per_decision(n: int, decisions: int, *, strategy: Strategy,
     return ops / decisions, calls / decisions
 
 
-def baseline_pairs(tree: str, runs: int, n: int, decisions: int,
-                   strategy: Strategy) -> tuple[list[float], list[float], float, float]:
+def baseline_pairs(tree: str, runs: int, n: int, decisions: int, strategy: Strategy,
+                   *, pure: bool = False) -> tuple[list[float], list[float], float, float]:
     """µs per decision of this tree and of ``tree`` (another checkout of this
-    repository: the code before a change), each run in its own interpreter,
-    alternating which goes first; and each tree's bytecodes per decision."""
+    repository: the code before a change; with ``pure``, this tree's own core
+    from its ``.py`` sources, ``BYOA_PURE=1``), each run in its own interpreter,
+    alternating which goes first; and each side's bytecodes per decision."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     bench_dir = os.path.join(here, "benchmarks")
     code = ("import sys, json; sys.path.insert(1, {bd!r}); import bench_router as b; "
@@ -229,11 +231,12 @@ def baseline_pairs(tree: str, runs: int, n: int, decisions: int,
             "[0] if {seed} == 1 else 0.0]))")
     mine: list[float] = []
     theirs: list[float] = []
-    ops = {here: 0.0, tree: 0.0}
+    ops = [0.0, 0.0]
+    sides = [(here, {}), (tree, {"BYOA_PURE": "1"} if pure else {})]
     for r in range(runs):
-        order = (here, tree) if r % 2 == 0 else (tree, here)
-        for src in order:
-            env = {**os.environ, "PYTHONPATH": os.path.abspath(src)}
+        for side in ((0, 1) if r % 2 == 0 else (1, 0)):
+            src, extra = sides[side]
+            env = {**os.environ, "PYTHONPATH": os.path.abspath(src), **extra}
             out = subprocess.run(
                 [sys.executable, "-c", code.format(bd=bench_dir, st=strategy.value, n=n,
                                                    counted=COUNTED, k=decisions, seed=r + 1)],
@@ -241,10 +244,10 @@ def baseline_pairs(tree: str, runs: int, n: int, decisions: int,
             if out.returncode != 0:
                 sys.exit(f"--baseline {tree}: the run failed:\n{out.stderr.strip()}")
             us, count = json.loads(out.stdout)
-            (mine if src == here else theirs).append(us)
+            (theirs if side else mine).append(us)
             if count:
-                ops[src] = count
-    return mine, theirs, ops[here], ops[tree]
+                ops[side] = count
+    return mine, theirs, ops[0], ops[1]
 
 
 def median_us(runs: int, n: int, decisions: int, **kw: Any) -> float:
@@ -272,7 +275,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="another checkout of this repository (the code before a change, "
                          "e.g. from `git worktree add`): least_loaded at 10k accounts is "
                          "timed for both trees in alternation, ratio taken in this run")
+    ap.add_argument("--baseline-pure", action="store_true",
+                    help="the baseline is this tree's core from its .py sources "
+                         "(BYOA_PURE=1): compiled (make compile) against pure, in one run")
     args = ap.parse_args(argv)
+    if args.baseline_pure:
+        args.baseline = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if args.baseline and not os.path.isdir(os.path.join(args.baseline, "router")):
         ap.error(f"--baseline {args.baseline}: not a checkout of this repository "
                  "(no router/ in it)")
@@ -282,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
           f"strategy {strategy.value}, windows {args.windows:.0%}, "
           f"{'caps+gaps on every account (H2, H3), ' if args.pacing else ''}"
           f"medians of {args.runs} runs")
-    print(f"python {sys.version.split()[0]}")
+    print(f"python {sys.version.split()[0]}, core: {compiled.status()}")
     rows = []
     head = (f"{'accounts':>9} | {'indexed µs':>10} | {'+explain µs':>11} | {'scan µs':>9} | "
             f"{'speed-up':>8} | {'scan n':>6}")
@@ -313,9 +321,11 @@ def main(argv: list[str] | None = None) -> int:
               f"in this run, so 5 µs allows about {5e3 / (f * 1e3 / ops):,.0f}")
     if args.baseline:
         mine, theirs, ops_m, ops_t = baseline_pairs(args.baseline, max(args.runs, 3), 10_000,
-                                                    args.decisions, strategy)
+                                                    args.decisions, strategy,
+                                                    pure=args.baseline_pure)
         m, t = statistics.median(mine), statistics.median(theirs)
-        print(f"against --baseline {args.baseline}, 10k accounts, {strategy.value}, "
+        what = "--baseline-pure (BYOA_PURE=1)" if args.baseline_pure else "--baseline"
+        print(f"against {what} {args.baseline}, 10k accounts, {strategy.value}, "
               f"{len(mine)} alternating runs each: this tree {m:.1f} µs, baseline {t:.1f} µs, "
               f"this / baseline {m / t:.2f}; bytecodes per decision {ops_m:,.0f} against "
               f"{ops_t:,.0f} ({ops_m / ops_t:.2f})")

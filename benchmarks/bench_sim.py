@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import resource
 import statistics
 import sys
@@ -44,6 +45,7 @@ import simpy
 from counting import count_python
 from simpy.events import Event, Timeout
 
+from router import compiled
 from router.accounts import Account
 from router.ledger import Policy
 from router.timeutil import parse_time
@@ -237,7 +239,8 @@ def _measure(kind: str, roots: int, accounts: int, days: float, q: Any) -> None:
     wall, cpu = time.perf_counter() - t1, time.process_time() - c1
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     q.put({"kind": kind, "wall_s": wall, "cpu_s": cpu, "generate_s": gen_s, "peak_rss_bytes": rss,
-           "tasks": tasks, "workload_tasks": wl.n, "roots": wl.roots})
+           "tasks": tasks, "workload_tasks": wl.n, "roots": wl.roots,
+           "core": compiled.status()})
 
 
 def turbo_of(wl: Workload) -> np.ndarray[Any, Any]:
@@ -275,10 +278,22 @@ def bytecodes_per_task(roots: int, accounts: int, days: float) -> dict[str, floa
 
 
 def measure(kind: str, roots: int, accounts: int, days: float) -> dict[str, Any]:
+    """One measurement in a fresh process; a kind ending in ``-pure`` runs the
+    router's core from its ``.py`` sources (``BYOA_PURE=1``, router.compiled)."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_measure, args=(kind, roots, accounts, days, q))
-    p.start()
+    base = kind.removesuffix("-pure")
+    saved = os.environ.get("BYOA_PURE")
+    if base != kind:
+        os.environ["BYOA_PURE"] = "1"  # the spawned child reads it as it imports router
+    try:
+        p = ctx.Process(target=_measure, args=(base, roots, accounts, days, q))
+        p.start()
+    finally:
+        if saved is None:
+            os.environ.pop("BYOA_PURE", None)
+        else:
+            os.environ["BYOA_PURE"] = saved
     out: dict[str, Any] = q.get()
     p.join()
     return out
@@ -294,15 +309,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count-roots", type=int, default=5_000,
                     help="roots of the workload whose bytecodes per task are counted "
                          "(0: skip the count)")
+    ap.add_argument("--pure-too", action="store_true",
+                    help="also time the router and the harness on the pure-Python core "
+                         "(BYOA_PURE=1), alternating with the compiled one (make compile)")
     args = ap.parse_args(argv)
-    kinds = ("bare", "process", "router", "harness")
+    print(f"core: {compiled.status()}", file=sys.stderr)
+    kinds: tuple[str, ...] = ("bare", "process", "router", "harness")
+    if args.pure_too:
+        kinds += ("router-pure", "harness-pure")
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
     for r in range(args.repeat):
         for kind in kinds:  # side by side, alternating
             m = measure(kind, args.roots, args.accounts, args.days)
             runs[kind].append(m)
-            print(f"run {r + 1} {kind:8s} wall {m['wall_s']:7.2f} s  CPU {m['cpu_s']:7.2f} s  peak "
-                  f"{m['peak_rss_bytes'] / 2**30:5.2f} GiB  tasks {m['tasks']:,}",
+            print(f"run {r + 1} {kind:12s} wall {m['wall_s']:7.2f} s  "
+                  f"CPU {m['cpu_s']:7.2f} s  peak {m['peak_rss_bytes'] / 2**30:5.2f} GiB  "
+                  f"tasks {m['tasks']:,}  core: {m['core']}",
                   file=sys.stderr)
     med = {k: {f: statistics.median(x[f] for x in v) for f in ("wall_s", "cpu_s",
                                                                   "peak_rss_bytes",
@@ -335,6 +357,15 @@ def main(argv: list[str] | None = None) -> int:
     share = statistics.median(r["wall_s"] / h_["wall_s"] for r, h_ in
                               zip(runs["router"], runs["harness"], strict=True))
     print(f"router calls alone (no SimPy): {share:.0%} of the harness's wall time")
+    if args.pure_too:
+        for k in ("router", "harness"):
+            pairs = list(zip(runs[k], runs[k + "-pure"], strict=True))
+            wall = statistics.median(c["wall_s"] / p["wall_s"] for c, p in pairs)
+            cpu = statistics.median(c["cpu_s"] / p["cpu_s"] for c, p in pairs)
+            pm = med[k + "-pure"]
+            print(f"{k} on this core / on the pure core: wall {wall:.2f}, CPU {cpu:.2f} "
+                  f"(medians of per-run ratios; pure: {pm['wall_s']:.2f} s wall, "
+                  f"{pm['cpu_s']:.2f} s CPU)")
     if args.count_roots:
         days = args.days * args.count_roots / args.roots  # the timed runs' density
         c = bytecodes_per_task(args.count_roots, args.accounts, days)

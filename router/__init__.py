@@ -5,8 +5,13 @@ IDs (M, R, S, L, B, T, H, P, X, E, D) that the docstrings and explanations cite.
 The core (modes, rules, strategies, engine, ledger, pool) does no I/O; the file
 edges are in ``router.io``; the shells are ``router.stores``, ``router.proxy`` and
 the ``simulations`` package.
+
+The core may be compiled with mypyc (``make compile``, see ``router.compiled``);
+``BYOA_PURE=1`` loads it from the ``.py`` sources all the same.
 """
 
+# First: with BYOA_PURE set, it makes the core load from its sources.
+from router import compiled as _compiled  # noqa: F401
 from router.accounts import (
     Account,
     InactiveWindow,

@@ -129,6 +129,11 @@ class InactiveWindow:
     start_s: int
     end_s: int
 
+    def __reduce__(self) -> tuple[type[InactiveWindow], tuple[int, int]]:
+        # Compiled (mypyc), a frozen class refuses the field assignments that copy
+        # and pickle make by default: they rebuild it from its fields (issue 13).
+        return (InactiveWindow, (self.start_s, self.end_s))
+
     def contains(self, now: float) -> bool:
         """True when ``now`` (epoch seconds) falls inside the window (T1)."""
         s = now % 86_400

@@ -23,6 +23,12 @@ class ErrorCode:
     retryable: bool = False
     router: bool = True  # an E1 code of decisions and event lines
 
+    def __reduce__(self) -> tuple[type[ErrorCode], tuple[str, str, int, bool, bool]]:
+        # Compiled (mypyc), a frozen class refuses the field assignments that copy
+        # and pickle make by default: they rebuild it from its fields (issue 13).
+        return (ErrorCode, (self.code, self.rule, self.http_status, self.retryable,
+                            self.router))
+
 
 ERROR_CODES: dict[str, ErrorCode] = {e.code: e for e in (
     # E1: decisions (router.engine) and event lines (router.io.replay)
@@ -78,6 +84,11 @@ class RouteError:
     rule: str
     message: str
     retryable: bool = False
+
+    def __reduce__(self) -> tuple[type[RouteError], tuple[str, str, str, bool]]:
+        # Compiled (mypyc), a frozen class refuses the field assignments that copy
+        # and pickle make by default: they rebuild it from its fields (issue 13).
+        return (RouteError, (self.code, self.rule, self.message, self.retryable))
 
     def as_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "retryable": self.retryable}

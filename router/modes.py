@@ -22,6 +22,11 @@ class ResolvedMode:
     source: str  # "process_mode" | "prompt" | "default" | "parent"
     conflict: tuple[Mode, ...] = ()  # M2: every flag seen, when they disagree
 
+    def __reduce__(self) -> tuple[type[ResolvedMode], tuple[Mode, str, tuple[Mode, ...]]]:
+        # Compiled (mypyc), a frozen class refuses the field assignments that copy
+        # and pickle make by default: they rebuild it from its fields (issue 13).
+        return (ResolvedMode, (self.mode, self.source, self.conflict))
+
 
 class ModeError(ValueError):
     """M1: a ``process_mode`` that is not fast/relax/turbo."""

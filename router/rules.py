@@ -20,6 +20,11 @@ class Reason:
     rule: str
     label: str
 
+    def __reduce__(self) -> tuple[type[Reason], tuple[str, str]]:
+        # Compiled (mypyc), a frozen class refuses the field assignments that copy
+        # and pickle make by default: they rebuild it from its fields (issue 13).
+        return (Reason, (self.rule, self.label))
+
 
 STATUS_REASONS: dict[Status, Reason] = {
     s: Reason("R1", s.value) for s in Status if s is not Status.ACTIVE

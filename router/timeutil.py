@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 DAY = 86_400.0
 
 
-def parse_time(text: str) -> float:
+def parse_time(text: object) -> float:
     """Parse an ISO-8601 time (``Z`` or an offset; fractions allowed) to epoch seconds.
 
-    A time without a zone is taken as UTC. Raises ``ValueError`` with a clear text.
+    A time without a zone is taken as UTC. Raises ``ValueError`` with a clear text,
+    for anything else too (``text`` may come straight from a JSON value; typed
+    ``object``, a compiled core checks nothing before this does).
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError(
@@ -50,7 +52,7 @@ def add_months(anchor: float, months: int) -> float:
     return dt.replace(year=year, month=month, day=day).timestamp()
 
 
-def parse_clock(text: str) -> int:
+def parse_clock(text: object) -> int:
     """``HH:MM`` (UTC) to seconds after midnight; raises ``ValueError``."""
     parts = text.split(":") if isinstance(text, str) else []
     if len(parts) != 2 or not all(p.isdigit() and len(p) == 2 for p in parts):
