@@ -3,6 +3,7 @@ against a bare endpoint of the same framework, p99 routing, and throughput with
 a saturated pool against an idle one, all in the same run.
 
     .venv/bin/python benchmarks/bench_proxy_cpu.py [--runs 3] [--seconds 2]
+        [--only memory|redis] [--baseline DIR]
     make bench-proxy
 
 Every scenario starts real server processes and drives them over HTTP from a
