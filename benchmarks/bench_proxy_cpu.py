@@ -198,11 +198,21 @@ class Load:
         self.lat: list[float] = []
 
 
-async def _conn(port: int, request: bytes, depth: int, load: Load) -> None:
+async def _conn(port: int, request: bytes, depth: int, load: Load,
+                interval: float = 0.0, offset: float = 0.0) -> None:
+    """One keep-alive connection: ``depth`` pipelined requests, their answers, again;
+    with ``interval``, a batch goes every ``interval`` seconds, from ``offset`` on (a
+    fixed offered load; a batch whose time has passed goes at once)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     batch = request * depth
     buf = b""
+    next_at = time.perf_counter() + offset
     while not load.stop:
+        if interval:
+            wait = next_at - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            next_at += interval
         t0 = time.perf_counter()
         writer.write(batch)  # pipelined: one write, ``depth`` answers
         got = 0
@@ -247,13 +257,16 @@ async def _metrics(ports: list[int]) -> list[str]:
 
 
 async def _generate(ports: list[int], pids: list[int], metrics: bool, warm: float,
-                    warm_min: int, seconds: float, conns: int, depth: int) -> dict[str, Any]:
+                    warm_min: int, seconds: float, conns: int, depth: int,
+                    rate: float = 0.0) -> dict[str, Any]:
     payload = json.dumps(BODY).encode()
     request = (f"POST /api/v1/task HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {KEY}\r\n"
                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
                ).encode() + payload
     load = Load()
-    workers = [asyncio.ensure_future(_conn(ports[i % len(ports)], request, depth, load))
+    interval = depth * conns / rate if rate else 0.0  # seconds between a connection's batches
+    workers = [asyncio.ensure_future(_conn(ports[i % len(ports)], request, depth, load,
+                                           interval, interval * i / conns))
                for i in range(conns)]
     t_warm = time.perf_counter()
     await asyncio.sleep(warm)
@@ -329,7 +342,8 @@ def measure(servers: Servers, opts: argparse.Namespace, *, proxy: bool,
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     g = ctx.Process(target=generator, args=((servers.ports, servers.pids, proxy, opts.warm,
-                                             warm_min, opts.seconds, opts.conns, opts.depth),
+                                             warm_min, opts.seconds, opts.conns, opts.depth,
+                                             opts.rate),
                                             out))
     g.start()
     r = out.get()
@@ -425,6 +439,10 @@ def main() -> None:
     ap.add_argument("--baseline", metavar="DIR",
                     help="also run the idle proxies from the router package in DIR (e.g. "
                     "`git archive REV router | tar -x -C DIR`): before/after in one run")
+    ap.add_argument("--rate", type=float, default=0.0, metavar="N",
+                    help="offer N submits/s in all (each connection sends its batches at a "
+                    "fixed pace) instead of as many as the servers answer: route p99 at a "
+                    "load below saturation")
     ap.add_argument("--only", choices=["memory", "redis"],
                     help="run the bare endpoint and only this store's idle and saturated "
                     "scenarios (a shorter run)")
@@ -448,7 +466,9 @@ def main() -> None:
 
     print(f"medians of {opts.runs} runs, {opts.seconds:g} s windows, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}; {opts.conns} keep-alive connections x "
-          f"{opts.depth} pipelined; 20 Mega accounts, fast imagine")
+          f"{opts.depth} pipelined"
+          + (f", {opts.rate:,.0f} submits/s offered" if opts.rate else ", as fast as answered")
+          + "; 20 Mega accounts, fast imagine")
     keys = ("submits_per_s", "server_cpu_us_per_submit", "redis_cpu_us_per_submit",
             "server_cpu_share", "generator_cpu_us_per_submit", "client_p50_ms",
             "client_p99_ms", "route_p99_bucket_ms", "route_p99_interp_ms",
