@@ -100,8 +100,7 @@ class StoreClient(redis.Redis):
     had been written alone before it."""
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        if _held(self).carried:
-            LeanPipeline(self).execute()
+        _send_carried(self)
         return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
@@ -117,8 +116,13 @@ def carry(client: redis.Redis, writes: dict[str, tuple[Any, ...]]) -> bool:
 
 def flush_carried(client: redis.Redis) -> None:
     """Send what this thread carries for ``client`` now, if anything (errors raised)."""
-    if isinstance(client, StoreClient) and _held(client).carried:
-        LeanPipeline(client).execute()
+    if isinstance(client, StoreClient):
+        _send_carried(client)
+
+
+def _send_carried(client: StoreClient) -> None:
+    if _held(client).carried:
+        LeanPipeline(client).execute()  # nothing of its own: only what is carried
 
 
 def _carry_again(held: _Held, carried: dict[str, tuple[Any, ...]]) -> None:

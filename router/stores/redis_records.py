@@ -67,6 +67,5 @@ class RedisRecords:
         flush_carried(self.r)
 
     def get_record(self, task_id: str) -> str | None:
-        flush_carried(self.r)  # a record this thread still carries is read as written
         raw = self.r.get(self.keys.record(task_id))
         return None if raw is None else str(raw)
