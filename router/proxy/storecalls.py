@@ -168,7 +168,8 @@ class StoreCalls:
         try:
             job = self._pool.submit(self._run_all, loop, batch)
         except RuntimeError as exc:  # closed: nothing runs any more
-            self._resolve(batch, [(None, exc)] * len(batch))
+            for fut, _fn, _args in batch:
+                _resolve(fut, None, exc)
             return
         job.add_done_callback(lambda done: self._dropped(loop, done, batch))
 
@@ -178,29 +179,17 @@ class StoreCalls:
         """On the thread: every call of the batch in order, each with its own result
         or error, settled on the loop as soon as it ran (a route's answer does not
         wait for the calls queued behind it in the same turn)."""
-        for call in batch:
-            _fut, fn, args = call
-            outcome: tuple[Any, BaseException | None]
+        for fut, fn, args in batch:
+            result: Any = None
+            error: BaseException | None = None
             try:
-                outcome = (self._guarded(loop, fn, args), None)
+                result = self._guarded(loop, fn, args)
             except BaseException as exc:  # every caller gets its own answer
-                outcome = (None, exc)
+                error = exc
             if loop.is_closed():
                 return
-            done: list[tuple[Any, BaseException | None]] = [outcome]
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self._resolve, [call], done)
-
-    @staticmethod
-    def _resolve(batch: list[tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]],
-                outcomes: list[tuple[Any, BaseException | None]]) -> None:
-        for (fut, _fn, _args), (result, exc) in zip(batch, outcomes, strict=True):
-            if fut.done():  # its caller was cancelled
-                continue
-            if exc is None:
-                fut.set_result(result)
-            else:
-                fut.set_exception(exc)
+                loop.call_soon_threadsafe(_resolve, fut, result, error)
 
     def _dropped(self, loop: asyncio.AbstractEventLoop, done: Future[None],
                  batch: list[tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]]
@@ -278,6 +267,16 @@ class StoreCalls:
             self._up.set()
             log.warning("the store answers again after %.1f s", time.time() - since)
             return
+
+
+def _resolve(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """On the loop: one call's answer to its caller (none if it was cancelled)."""
+    if fut.done():
+        return
+    if error is None:
+        fut.set_result(result)
+    else:
+        fut.set_exception(error)
 
 
 def _cancel_all(batch: list[tuple[asyncio.Future[Any], Callable[..., Any],
