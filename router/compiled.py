@@ -70,10 +70,11 @@ def compiled_files() -> list[Path]:
     return found
 
 
-def stale_source() -> Path | None:
+def stale_source(built: list[Path] | None = None) -> Path | None:
     """A core source edited after the core was compiled (its compiled module would
-    run the old code), or None. Compares modification times only."""
-    built = compiled_files()
+    run the old code), or None. Compares modification times only; ``built``: the
+    compiled modules, when the caller has just listed them (``compiled_files``)."""
+    built = compiled_files() if built is None else list(built)
     if not built:
         return None
     built += _ROUTER_DIR.glob("_core__mypyc.*")  # the shared library: the code itself
@@ -122,5 +123,5 @@ def use_pure() -> None:
 # compiled module (``make install``), the import system is left as it is.
 _built = compiled_files()
 if _built and (pure_requested() or len(_built) < len(CORE_MODULES)
-               or stale_source() is not None):
+               or stale_source(_built) is not None):
     use_pure()
