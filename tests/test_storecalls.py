@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -27,13 +28,13 @@ def test_the_calls_of_one_turn_are_one_job_in_order_each_with_its_answer() -> No
     async def main() -> None:
         calls = StoreCalls(remote=True)
         assert calls._pool is not None
-        real = calls._pool.submit
+        real = calls._pool.put
 
         def counted(*a: Any, **k: Any) -> Any:
             jobs.append(1)
             return real(*a, **k)
 
-        calls._pool.submit = counted  # type: ignore[method-assign]
+        calls._pool.put = counted  # type: ignore[method-assign]
         futs = [calls.submit(op, n) for n in ("a", "bad", "c")]
         assert calls.queued() == 3  # nothing handed over before the end of the turn
         got = await asyncio.gather(*futs, return_exceptions=True)
@@ -98,3 +99,30 @@ def test_a_call_sees_the_calls_queued_behind_it() -> None:
 
     asyncio.run(main())
     assert seen == [2, 1, 0]
+
+
+def test_answers_that_pile_up_wake_the_loop_once() -> None:
+    """The thread wakes the loop for the first answer the loop has not taken; the
+    answers that come while it is busy ride with that wake-up, in order."""
+    wakes: list[int] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        real = loop.call_soon_threadsafe
+
+        def counted(*a: Any, **k: Any) -> Any:
+            wakes.append(1)
+            return real(*a, **k)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        calls = StoreCalls(remote=True)
+        futs = [calls.submit(lambda n=n: n * 10) for n in range(5)]
+        await asyncio.sleep(0)  # end of the turn: the five calls go to the thread
+        deadline = time.monotonic() + 10
+        while len(calls._answers) < 5 and time.monotonic() < deadline:
+            time.sleep(0.001)  # the loop is busy (blocked) while the thread answers
+        assert await asyncio.gather(*futs) == [0, 10, 20, 30, 40]
+        calls.close()
+
+    asyncio.run(main())
+    assert wakes == [1]

@@ -25,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
@@ -59,6 +60,46 @@ class StoreLost(redis.ConnectionError):
 STALLED = (redis.ConnectionError, redis.TimeoutError)
 
 
+#: A call queued for the store thread: its future on the loop, the function, its
+#: arguments.
+Call = tuple["asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+class StoreThread:
+    """The store's one worker thread: runs jobs in the order they were put, each
+    ``run()``; after ``close``, the jobs not begun get ``drop()`` instead, and new
+    ones are refused (``RuntimeError``), as ``ThreadPoolExecutor.shutdown(
+    cancel_futures=True)`` would do, without a ``Future``, a work item and a
+    semaphore per job (a job is handed over every turn of the event loop)."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], object], Callable[[], object]]
+                                      | None] = queue.SimpleQueue()
+        self._closed = False
+        # a daemon thread: a process that exits without ``close`` does not hang on
+        # it (the proxy closes its calls when it shuts down, after its last call)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, run: Callable[[], object], drop: Callable[[], object]) -> None:
+        if self._closed:
+            raise RuntimeError("cannot schedule new calls after close")
+        self._jobs.put((run, drop))
+
+    def close(self) -> None:
+        """Drop the jobs not begun; the running one finishes; the thread ends."""
+        self._closed = True
+        self._jobs.put(None)
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            run, drop = job
+            try:
+                (drop if self._closed else run)()
+            except BaseException:  # a job reports its own errors: keep the thread
+                log.exception("store thread job failed")
+
+
 class StoreCalls:
     """Runs store calls on one worker thread (remote) or inline (in memory)."""
 
@@ -73,10 +114,13 @@ class StoreCalls:
         self._sent = 0  # calls queued (counted on the loop)
         self._begun = 0  # calls begun (counted on the thread)
         #: the calls made during this turn of the loop: handed to the thread together
-        self._turn: list[tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]] = []
+        self._turn: list[Call] = []
+        #: answers the thread has for the loop, and the lock they are passed under:
+        #: the loop is woken once for the answers that pile up before it takes them
+        self._answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        self._answers_lock = threading.Lock()
         self.probe_interval = probe_interval
-        self._pool = (ThreadPoolExecutor(1, thread_name_prefix="byoa-store")
-                      if remote else None)
+        self._pool = StoreThread("byoa-store") if remote else None
         self.down_since: float | None = None  # wall-clock time the store stopped answering
         self.reason = ""  # why it is down
         self.stalls = 0  # times the store stopped answering
@@ -157,7 +201,7 @@ class StoreCalls:
         if self._probe is not None:
             self._probe.cancel()
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.close()
 
     # ------------------------------------------------------------- the thread
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -166,18 +210,15 @@ class StoreCalls:
         batch, self._turn = self._turn, []
         assert self._pool is not None
         try:
-            job = self._pool.submit(self._run_all, loop, batch)
+            self._pool.put(lambda: self._run_all(loop, batch),
+                           lambda: self._dropped(loop, batch))
         except RuntimeError as exc:  # closed: nothing runs any more
             for fut, _fn, _args in batch:
                 _resolve(fut, None, exc)
-            return
-        job.add_done_callback(lambda done: self._dropped(loop, done, batch))
 
-    def _run_all(self, loop: asyncio.AbstractEventLoop,
-                 batch: list[tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]]
-                 ) -> None:
+    def _run_all(self, loop: asyncio.AbstractEventLoop, batch: list[Call]) -> None:
         """On the thread: every call of the batch in order, each with its own result
-        or error, settled on the loop as soon as it ran (a route's answer does not
+        or error, answered on the loop as soon as it ran (a route's answer does not
         wait for the calls queued behind it in the same turn)."""
         for fut, fn, args in batch:
             result: Any = None
@@ -188,15 +229,48 @@ class StoreCalls:
                 error = exc
             if loop.is_closed():
                 return
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(_resolve, fut, result, error)
+            self._answer(loop, fut, result, error)
 
-    def _dropped(self, loop: asyncio.AbstractEventLoop, done: Future[None],
-                 batch: list[tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]]
-                 ) -> None:
-        """A batch the thread never ran (``close`` cancelled it): its calls are
+    def _answer(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any],
+                result: Any, error: BaseException | None) -> None:
+        """On the thread: one call's answer for the loop; the loop is woken only by
+        the first answer it has not taken yet (the others ride with it)."""
+        with self._answers_lock:
+            self._answers.append((fut, result, error))
+            first = len(self._answers) == 1
+        if first:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        """On the loop: every answer the thread has left, in the order they came."""
+        with self._answers_lock:
+            answers, self._answers = self._answers, []
+        for fut, result, error in answers:
+            _resolve(fut, result, error)
+
+    def _on_thread(self, loop: asyncio.AbstractEventLoop,
+                   fn: Callable[[], R]) -> asyncio.Future[R]:
+        """``fn()`` on the thread, after the jobs already queued; its future."""
+        fut: asyncio.Future[R] = loop.create_future()
+
+        def run() -> None:
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn()
+            except BaseException as exc:
+                error = exc
+            self._answer(loop, fut, result, error)
+
+        assert self._pool is not None
+        self._pool.put(run, lambda: self._dropped(loop, [(fut, fn, ())]))
+        return fut
+
+    def _dropped(self, loop: asyncio.AbstractEventLoop, batch: list[Call]) -> None:
+        """On the thread: a batch it never ran (``close`` came first): its calls are
         cancelled, as ``run_in_executor``'s would be."""
-        if done.cancelled() and not loop.is_closed():
+        if not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_cancel_all, batch)
 
@@ -259,7 +333,7 @@ class StoreCalls:
         while True:
             await asyncio.sleep(self.probe_interval)
             try:
-                await loop.run_in_executor(self._pool, self._ping)
+                await self._on_thread(loop, self._ping)
             except Exception:  # still away, or not the store we started on
                 continue
             since = self.down_since or time.time()
@@ -279,8 +353,7 @@ def _resolve(fut: asyncio.Future[Any], result: Any, error: BaseException | None)
         fut.set_exception(error)
 
 
-def _cancel_all(batch: list[tuple[asyncio.Future[Any], Callable[..., Any],
-                                  tuple[Any, ...]]]) -> None:
+def _cancel_all(batch: list[Call]) -> None:
     for fut, _fn, _args in batch:
         fut.cancel()
 
