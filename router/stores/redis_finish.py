@@ -20,7 +20,7 @@ from router.decision import Notification, Outcome
 from router.errors import NotInFlight
 from router.ledger import InFlight
 from router.stores import scripts
-from router.stores.codec import ledger_fields
+from router.stores.codec import changed_fields, ledger_state
 from router.stores.redis_keys import Keys, flatten, pairs
 from router.stores.redis_mirror import Mirror
 from router.stores.redis_pipe import ScriptPipe, pipeline
@@ -84,7 +84,7 @@ class Finisher:
         while True:
             in_flight, reserved = acc.in_flight, acc.reserved_ms
             ledger.tasks[task_id] = task
-            before = ledger_fields(acc)
+            before = ledger_state(acc)
             n = len(ledger.notifications)
             if verb == "complete":
                 out = ledger.complete(task_id, gpu_ms, now)
@@ -92,7 +92,7 @@ class Finisher:
                 out, _ = ledger.fail_fast_exhausted(task_id, now)
             else:
                 out = ledger.fail(task_id, now, verb=verb)
-            changed = {k: v for k, v in ledger_fields(acc).items() if before[k] != v}
+            changed = changed_fields(acc, before)
             try:
                 res = self._send(task, final, out, changed)
             except BaseException:  # the mirror ran the rule; Redis may not have
@@ -199,10 +199,10 @@ class Finisher:
                 later.append(i)
                 continue
             ledger.tasks[task_id] = task
-            before = ledger_fields(acc)
+            before = ledger_state(acc)
             n = len(ledger.notifications)
             res = ledger.complete(task_id, seconds_to_ms(gpu), now)
-            changed = {k: v for k, v in ledger_fields(acc).items() if before[k] != v}
+            changed = changed_fields(acc, before)
             if changed:
                 busy.add(acc.id)
             self._send(task, "completed", res, changed, pipe)
