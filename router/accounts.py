@@ -46,8 +46,14 @@ def hours_to_ms(hours: float) -> int:
 
 
 def seconds_to_ms(seconds: float) -> int:
-    """L0: seconds at the boundary become whole milliseconds (nearest)."""
-    return round(seconds * MS_PER_SECOND)
+    """L0: seconds at the boundary become whole milliseconds (nearest).
+
+    ``round`` only when there is something to round: most times are whole
+    milliseconds already, and ``int`` of a float is native code when compiled
+    (issue 13); same result either way (inf and NaN raise as ``round`` does)."""
+    ms = seconds * MS_PER_SECOND
+    whole = int(ms)
+    return whole if whole == ms else round(ms)
 
 
 #: Monthly fast-time allowance per plan (docs/formats.md), in milliseconds.
