@@ -23,7 +23,7 @@ from router.accounts import (
     Status,
     seconds_to_ms,
 )
-from router.candidates import Candidates, IndexedCandidates, ScanCandidates
+from router.candidates import IndexedCandidates, ScanCandidates
 from router.decision import Decision, Notification, Outcome, Recovery, Renewal
 from router.errors import NotInFlight, UnknownAccount
 from router.strategies import Strategy, StrategyState
@@ -112,7 +112,9 @@ class Ledger:
             if acc.bot_id is not None:
                 self.by_bot[acc.bot_id] = acc
         self.ids_sorted: list[str] = sorted(self.accounts)
-        self.candidates: Candidates = (
+        # both implement ``Candidates``; the union (not the protocol) lets a compiled
+        # core call their methods directly instead of by name (issue 13)
+        self.candidates: IndexedCandidates | ScanCandidates = (
             IndexedCandidates(self.policy.strategy, self.ids_sorted) if indexed
             else ScanCandidates(self.policy.strategy)
         )
