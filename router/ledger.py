@@ -328,8 +328,11 @@ class Ledger:
         self.candidates.update(acc, self.backups_active)
 
     def _release(self, task_id: str, verb: str) -> tuple[InFlight, Account]:
-        task = self.tasks.pop(task_id, None)
-        if task is None:
+        tasks = self.tasks
+        task = tasks.get(task_id)  # get + del: ``pop(key, None)`` is a call by name compiled
+        if task is not None:
+            del tasks[task_id]
+        else:
             parent = self.parents.get(task_id)
             if parent is None:
                 why = "never submitted, or rejected"
