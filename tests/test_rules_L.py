@@ -28,6 +28,14 @@ def test_L0_hours_and_seconds_become_whole_milliseconds_rounded_to_nearest() -> 
     assert PLAN_ALLOWANCE_MS[Plan.BASIC] == 11_880_000  # 3.3 h, exact in ms
 
 
+@given(st.one_of(st.floats(-1e7, 1e7, allow_nan=False),
+                 st.integers(-10**7, 10**7).map(lambda k: k / 1000 + 0.0005),  # ties
+                 st.floats(-1e300, 1e300, allow_nan=False)))
+def test_L0_seconds_to_ms_is_round_of_milliseconds(seconds: float) -> None:
+    """``seconds_to_ms`` avoids the builtin ``round`` (issue 13), same answers."""
+    assert seconds_to_ms(seconds) == round(seconds * 1000)
+
+
 def test_L0_ledger_counts_in_integers_and_reaches_zero_exactly() -> None:
     p = pool(acc("a1", fast_s=0.3))
     p.submit("t1", fast(), T0)
