@@ -44,7 +44,7 @@ def parse_process_mode(value: object) -> Mode | None:
     """
     if value is None:
         return None
-    if type(value) is str:  # the usual exact spelling needs no stripping (issue 13)
+    if type(value) is str:  # M1: an exact spelling needs no stripping (issue 13)
         exact = _BY_NAME.get(value)
         if exact is not None:
             return exact

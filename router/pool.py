@@ -116,7 +116,7 @@ class Pool:
         ledger = self.ledger
         ledger.advance(now)
         requests = self._requests
-        if task_id in requests:  # not ``pop(task_id, None)``: a method call by name compiled
+        if task_id in requests:  # H4 forgets it (not ``pop(key, None)``: a call by name compiled)
             del requests[task_id]
         try:
             return ledger.complete(task_id, seconds_to_ms(gpu_seconds), now)
