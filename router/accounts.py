@@ -46,8 +46,23 @@ def hours_to_ms(hours: float) -> int:
 
 
 def seconds_to_ms(seconds: float) -> int:
-    """L0: seconds at the boundary become whole milliseconds (nearest)."""
-    return round(seconds * MS_PER_SECOND)
+    """L0: seconds at the boundary become whole milliseconds (nearest).
+
+    Exactly ``round(seconds * 1000)`` (ties to even; inf and NaN raise as it
+    does), in operations a compiled core runs natively, where ``round`` is a
+    call to the builtin (issue 13). ``ms - low`` is exact: ``ms`` is not whole,
+    so it is below 2**52 and its fraction is representable."""
+    ms = seconds * MS_PER_SECOND
+    whole = int(ms)  # toward zero
+    if whole == ms:
+        return whole
+    low = whole if ms > 0 else whole - 1  # floor
+    frac = ms - low
+    if frac > 0.5:
+        return low + 1
+    if frac < 0.5:
+        return low
+    return low + (low & 1)  # a tie: the even neighbour
 
 
 #: Monthly fast-time allowance per plan (docs/formats.md), in milliseconds.

@@ -18,24 +18,41 @@ value (equal floats share a bucket), ids ascending inside a bucket.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Callable
 from heapq import heappop, heappush
 
 from sortedcontainers import SortedList
 
 
-class LoadBuckets:
-    """A set of account ids, each filed under one load value."""
+class _Bucket:
+    """The ids filed under one load value: the live ones (``members``), a heap of
+    ids that may hold stale or duplicate entries, and the ids parked as
+    ``(until, id)`` (a heap; None: none parked)."""
 
-    __slots__ = ("_heaps", "_members", "_now", "_parked", "_where", "loads")
+    __slots__ = ("heap", "load", "members", "parked")
+
+    def __init__(self, load: float, acc_id: str) -> None:
+        self.load = load
+        self.members: set[str] = {acc_id}
+        self.heap: list[str] = [acc_id]
+        self.parked: list[tuple[float, str]] | None = None
+
+
+class LoadBuckets:
+    """A set of account ids, each filed under one load value.
+
+    Each id maps to its bucket object and a bucket holds its load, so a move
+    looks up one id and at most one load, and a pick walks the buckets without
+    looking anything up (issue 13: float keys cost a hash and a boxing each)."""
+
+    __slots__ = ("_buckets", "_by_load", "_now", "_where", "loads")
 
     def __init__(self) -> None:
-        self._where: dict[str, float] = {}  # id -> its load
-        self._members: dict[float, set[str]] = {}  # load -> live ids
-        self._heaps: dict[float, list[str]] = {}  # load -> ids; may hold stale/duplicate ids
+        self._where: dict[str, _Bucket] = {}  # id -> the bucket of its load
+        self._by_load: dict[float, _Bucket] = {}  # load -> its bucket (non-empty ones)
         self.loads: list[float] = []  # the non-empty load values, ascending
-        self._parked: dict[float, list[tuple[float, str]]] = {}  # load -> (until, id) heap
+        self._buckets: list[_Bucket] = []  # their buckets, in the same order
         self._now = float("-inf")
 
     def __len__(self) -> int:
@@ -43,46 +60,49 @@ class LoadBuckets:
 
     def load_of(self, acc_id: str) -> float:
         """The load ``acc_id`` is filed under (it must be filed)."""
-        return self._where[acc_id]
+        return self._where[acc_id].load
 
     def set(self, acc_id: str, load: float | None) -> None:
         """File ``acc_id`` under ``load``, or remove it (``None``)."""
         where = self._where
         old = where.get(acc_id)
-        if old == load:
-            return
-        members_of = self._members
         if old is not None:
-            was = members_of[old]
+            if load is not None and old.load == load:
+                return
+            was = old.members
             was.remove(acc_id)
-            if not was:
-                del members_of[old], self._heaps[old]
-                self._parked.pop(old, None)
-                self.loads.pop(bisect_left(self.loads, old))
+            if not was:  # the bucket is dropped, with its heap and parked ids
+                del self._by_load[old.load]
+                pos = bisect_left(self.loads, old.load)
+                del self.loads[pos], self._buckets[pos]
             if load is None:
                 del where[acc_id]
                 return
         elif load is None:
             return
-        where[acc_id] = load
-        members = members_of.get(load)
-        if members is None:
-            members_of[load] = {acc_id}
-            self._heaps[load] = [acc_id]
-            insort(self.loads, load)
+        bucket = self._by_load.get(load)
+        if bucket is None:
+            bucket = self._by_load[load] = _Bucket(load, acc_id)
+            where[acc_id] = bucket
+            pos = bisect_left(self.loads, load)
+            self.loads.insert(pos, load)
+            self._buckets.insert(pos, bucket)
             return
+        where[acc_id] = bucket
+        members = bucket.members
         members.add(acc_id)
-        heap = self._heaps[load]
+        heap = bucket.heap
         heappush(heap, acc_id)
         if len(heap) > 2 * len(members) + 32:  # too many stale entries: compact
             heap[:] = sorted(members)  # a sorted list is a heap; every member rechecked
-            self._parked.pop(load, None)
+            bucket.parked = None
 
     def unpark(self, acc_id: str) -> None:
         """Let ``acc_id`` be met again at the next ``first``, wherever it was parked
         (what blocked it changed)."""
-        load = self._where.get(acc_id)
-        if load is not None:
+        bucket = self._where.get(acc_id)
+        if bucket is not None:
+            load = bucket.load
             self.set(acc_id, None)
             self.set(acc_id, load)
 
@@ -101,12 +121,12 @@ class LoadBuckets:
         if now < self._now:
             self._unpark_all()
         self._now = now
-        for load in self.loads:
-            if load >= below:
+        for bucket in self._buckets:
+            if bucket.load >= below:
                 return None
-            members = self._members[load]
-            heap = self._heaps[load]
-            parked = self._parked.get(load)
+            members = bucket.members
+            heap = bucket.heap
+            parked = bucket.parked
             while parked and parked[0][0] <= now:
                 acc_id = heappop(parked)[1]
                 if acc_id in members:
@@ -124,18 +144,20 @@ class LoadBuckets:
                     return acc_id
                 heappop(heap)
                 if parked is None:
-                    parked = self._parked[load] = []
+                    parked = bucket.parked = []
                 heappush(parked, (until, acc_id))
                 last = acc_id
         return None
 
     def _unpark_all(self) -> None:
-        for load, parked in self._parked.items():
-            heap, members = self._heaps[load], self._members[load]
-            for _until, acc_id in parked:
-                if acc_id in members:
-                    heappush(heap, acc_id)
-        self._parked.clear()
+        for bucket in self._buckets:
+            parked = bucket.parked
+            if parked:
+                heap, members = bucket.heap, bucket.members
+                for _until, acc_id in parked:
+                    if acc_id in members:
+                        heappush(heap, acc_id)
+            bucket.parked = None
 
 
 class Fenwick:

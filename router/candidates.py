@@ -558,9 +558,13 @@ class IndexedCandidates:
             blocked = self._blocked_until if self._windowed or self._paced else None
             acc_id = both.first(1.0, now, blocked)
             other = alone.first(1.0, now, blocked) if alone else None
-            if other is not None and (acc_id is None or (alone.load_of(other), other)
-                                      < (both.load_of(acc_id), acc_id)):
-                acc_id = other
+            if other is not None:
+                if acc_id is None:
+                    acc_id = other
+                else:  # (load, id) order, compared field by field (no tuples built)
+                    mine, theirs = alone.load_of(other), both.load_of(acc_id)
+                    if mine < theirs or (mine == theirs and other < acc_id):
+                        acc_id = other
             return None if acc_id is None else self._accounts[acc_id]
         if self._expiring and path == "relax":
             acc_id = self._relax_b.first(1.0, now, self._blocked_until)

@@ -12,7 +12,6 @@ import heapq
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from router.accounts import (
     DEFAULT_ESTIMATE_SECONDS,
@@ -24,7 +23,7 @@ from router.accounts import (
     Status,
     seconds_to_ms,
 )
-from router.candidates import Candidates, IndexedCandidates, ScanCandidates
+from router.candidates import IndexedCandidates, ScanCandidates
 from router.decision import Decision, Notification, Outcome, Recovery, Renewal
 from router.errors import NotInFlight, UnknownAccount
 from router.strategies import Strategy, StrategyState
@@ -54,9 +53,12 @@ class Policy:
         return seconds_to_ms(self.estimates.get(task_type, 60.0))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class InFlight:
-    """A routed task holding a slot (and, for fast/turbo, a reservation)."""
+    """A routed task holding a slot (and, for fast/turbo, a reservation).
+
+    The ``__init__`` is written out, not generated (issue 13): compiled by mypyc,
+    a generated dataclass ``__init__`` stays interpreted Python."""
 
     task_id: str
     account_id: str
@@ -64,16 +66,32 @@ class InFlight:
     reserved_ms: int
     at: float
 
+    def __init__(self, task_id: str, account_id: str, mode: Mode, reserved_ms: int,
+                 at: float) -> None:
+        self.task_id = task_id
+        self.account_id = account_id
+        self.mode = mode
+        self.reserved_ms = reserved_ms
+        self.at = at
 
-class Parent(NamedTuple):
-    """M5/R7/P1: what a child needs to know about an earlier, accepted task.
 
-    A named tuple: one is made for every accepted task, and a tuple is built
-    several times faster than a frozen dataclass."""
+@dataclass(slots=True, init=False)
+class Parent:
+    """M5/R7/P1: what a child needs to know about an earlier, accepted task;
+    never changed once made.
+
+    One is made for every accepted task: a plain class with its ``__init__``
+    written out, which mypyc compiles to native code (a named tuple or a
+    generated dataclass ``__init__`` would stay interpreted Python, issue 13)."""
 
     public: bool
     account_id: str | None
     requested_mode: Mode
+
+    def __init__(self, public: bool, account_id: str | None, requested_mode: Mode) -> None:
+        self.public = public
+        self.account_id = account_id
+        self.requested_mode = requested_mode
 
 
 class TimeWentBackwards(ValueError):
@@ -94,7 +112,9 @@ class Ledger:
             if acc.bot_id is not None:
                 self.by_bot[acc.bot_id] = acc
         self.ids_sorted: list[str] = sorted(self.accounts)
-        self.candidates: Candidates = (
+        # both implement ``Candidates``; the union (not the protocol) lets a compiled
+        # core call their methods directly instead of by name (issue 13)
+        self.candidates: IndexedCandidates | ScanCandidates = (
             IndexedCandidates(self.policy.strategy, self.ids_sorted) if indexed
             else ScanCandidates(self.policy.strategy)
         )
@@ -308,8 +328,11 @@ class Ledger:
         self.candidates.update(acc, self.backups_active)
 
     def _release(self, task_id: str, verb: str) -> tuple[InFlight, Account]:
-        task = self.tasks.pop(task_id, None)
-        if task is None:
+        tasks = self.tasks
+        task = tasks.get(task_id)  # get + del: ``pop(key, None)`` is a call by name compiled
+        if task is not None:
+            del tasks[task_id]
+        else:
             parent = self.parents.get(task_id)
             if parent is None:
                 why = "never submitted, or rejected"

@@ -44,6 +44,10 @@ def parse_process_mode(value: object) -> Mode | None:
     """
     if value is None:
         return None
+    if type(value) is str:  # M1: an exact spelling needs no stripping (issue 13)
+        exact = _BY_NAME.get(value)
+        if exact is not None:
+            return exact
     if not isinstance(value, str):
         raise ModeError(
             f"input.process_mode: expected a string, one of {_ALLOWED}, got {value!r} (M1)"

@@ -6,7 +6,8 @@ The body itself is never modified; fields the router does not use pass through.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 from router.accounts import CHILD_TASK_TYPES, ROOT_TASK_TYPES, Mode
 from router.errors import InvalidRequest
@@ -18,11 +19,14 @@ _TASK_TYPES_TEXT = (", ".join(sorted(ROOT_TASK_TYPES)) + "; "
                     + ", ".join(sorted(CHILD_TASK_TYPES)))
 
 
-class ParsedRequest(NamedTuple):
-    """What the router reads from a valid request body.
+@dataclass(slots=True, init=False)
+class ParsedRequest:
+    """What the router reads from a valid request body; never changed once made.
 
-    A named tuple (immutable, like the frozen dataclass it was): one is built
-    per submitted body, and a tuple is built several times faster."""
+    One is built per submitted body: a plain class with its ``__init__`` written
+    out, which mypyc compiles to native code, with native field reads (a named
+    tuple or a generated dataclass ``__init__`` would stay interpreted Python,
+    issue 13). Equal when every field is equal."""
 
     task_type: str
     is_child: bool
@@ -34,6 +38,20 @@ class ParsedRequest(NamedTuple):
     ignored_mode: str | None  # M5: what a child sent and we ignored
     body: Mapping[str, Any]
 
+    def __init__(self, task_type: str, is_child: bool, public: bool, prompt: str | None,
+                 origin_task_id: str | None, bot_id: int | None,
+                 resolved: ResolvedMode | None, ignored_mode: str | None,
+                 body: Mapping[str, Any]) -> None:
+        self.task_type = task_type
+        self.is_child = is_child
+        self.public = public
+        self.prompt = prompt
+        self.origin_task_id = origin_task_id
+        self.bot_id = bot_id
+        self.resolved = resolved
+        self.ignored_mode = ignored_mode
+        self.body = body
+
 
 def _invalid(message: str) -> InvalidRequest:
     return InvalidRequest(message, "M0")
@@ -41,18 +59,30 @@ def _invalid(message: str) -> InvalidRequest:
 
 def parse_request(body: object) -> ParsedRequest:
     """Check M0 and M1 in that order; raise ``InvalidRequest`` naming the field."""
-    if type(body) is not dict and not isinstance(body, Mapping):
+    # A dict is read through native dict operations when compiled (issue 13);
+    # any other mapping is read from a dict copy (the same ``get`` results).
+    fields: dict[str, Any]
+    if type(body) is dict:
+        fields = body
+    elif isinstance(body, Mapping):
+        fields = dict(body)
+    else:
         raise _invalid(f"request: expected a JSON object, got {type(body).__name__} (M0)")
-    model = body.get("model")
+    model = fields.get("model")
     if model != "midjourney":
         raise _invalid(f"model: expected 'midjourney', got {model!r} (M0)")
-    task_type = body.get("task_type")
+    task_type = fields.get("task_type")
     if not isinstance(task_type, str) or task_type not in _TASK_TYPES:
         raise _invalid(f"task_type: {task_type!r} is not one of {_TASK_TYPES_TEXT} (M0)")
-    inp = body.get("input")
-    if type(inp) is not dict and not isinstance(inp, Mapping):
-        raise _invalid(f"input: expected an object, got {type(inp).__name__} (M0)")
-    config = body.get("config")
+    raw_inp = fields.get("input")
+    inp: dict[str, Any]
+    if type(raw_inp) is dict:
+        inp = raw_inp
+    elif isinstance(raw_inp, Mapping):
+        inp = dict(raw_inp)
+    else:
+        raise _invalid(f"input: expected an object, got {type(raw_inp).__name__} (M0)")
+    config = fields.get("config")
     service_mode: object = ""
     if config is not None:
         if type(config) is not dict and not isinstance(config, Mapping):

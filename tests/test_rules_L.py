@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import calendar
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from _util import T0, acc, fast, pool, relax, turbo
+from hypothesis import given
+from hypothesis import strategies as st
 
 from router.accounts import PLAN_ALLOWANCE_MS, Mode, Plan, Setting, hours_to_ms, seconds_to_ms
 from router.cli import main
@@ -22,6 +26,14 @@ def test_L0_hours_and_seconds_become_whole_milliseconds_rounded_to_nearest() -> 
     assert seconds_to_ms(0.0004) == 0 and seconds_to_ms(0.0006) == 1
     assert isinstance(hours_to_ms(3.3), int)
     assert PLAN_ALLOWANCE_MS[Plan.BASIC] == 11_880_000  # 3.3 h, exact in ms
+
+
+@given(st.one_of(st.floats(-1e7, 1e7, allow_nan=False),
+                 st.integers(-10**7, 10**7).map(lambda k: k / 1000 + 0.0005),  # ties
+                 st.floats(-1e300, 1e300, allow_nan=False)))
+def test_L0_seconds_to_ms_is_round_of_milliseconds(seconds: float) -> None:
+    """``seconds_to_ms`` avoids the builtin ``round`` (issue 13), same answers."""
+    assert seconds_to_ms(seconds) == round(seconds * 1000)
 
 
 def test_L0_ledger_counts_in_integers_and_reaches_zero_exactly() -> None:
@@ -150,6 +162,35 @@ def test_L3_flipped_basic_account_takes_no_work_until_fast_again() -> None:
 
 
 # ----------------------------------------------------------------------- L4
+def _add_months_by_datetime(anchor: float, months: int) -> float:
+    """L4 by ``datetime`` and ``calendar`` (what ``add_months`` computed before its
+    integer path, issue 13)."""
+    dt = datetime.fromtimestamp(anchor, tz=UTC)
+    total = dt.month - 1 + months
+    year, month = dt.year + total // 12, total % 12 + 1
+    day = min(dt.day, calendar.monthrange(year, month)[1])
+    return dt.replace(year=year, month=month, day=day).timestamp()
+
+
+@given(st.one_of(st.integers(0, 253_402_300_799).map(float),
+                 st.integers(1_600_000_000, 2_000_000_000).map(float),
+                 st.floats(0, 4e9, allow_nan=False)),
+       st.integers(0, 1_300))
+def test_L4_add_months_equals_the_datetime_calendar_reference(anchor: float,
+                                                              months: int) -> None:
+    """Whole seconds take an integer path, other times datetime's: the same
+    instant (or the same error past year 9999) either way."""
+    try:
+        want: float | type[Exception] = _add_months_by_datetime(anchor, months)
+    except (ValueError, OverflowError) as exc:
+        want = type(exc)
+    try:
+        got: float | type[Exception] = add_months(anchor, months)
+    except (ValueError, OverflowError) as exc:
+        got = type(exc)
+    assert got == want
+
+
 def test_L4_renewals_follow_calendar_months_from_the_original_date() -> None:
     jan31 = parse_time("2027-01-31T12:00:00Z")
     assert format_time(add_months(jan31, 1)) == "2027-02-28T12:00:00Z"
