@@ -1,23 +1,33 @@
 """``StoreCalls``: the one way the proxy calls its store, never blocking the event loop.
 
-For a remote store (Redis) every call runs on ONE dedicated worker thread, in
-the order it was made: the store's local mirror (``redis_mirror``) is only ever
-touched by that thread, so it stays single-threaded, and a write posted before
-another one reaches Redis before it. The calls made during one turn of the event
-loop are handed to the thread together, at the end of the turn (one wake-up of
-the thread for all of them), each answered on the loop as soon as it ran. For
-the in-memory store a call runs inline (nothing can stall).
+For a remote store (Redis) every call runs in the order it was made, one at a
+time: the store's local mirror (``redis_mirror``) is only ever touched by one
+call at a time, and a write posted before another one reaches Redis before it.
+The calls made during one turn of the event loop are handed over together, at
+the end of the turn, each answered as soon as it ran. Where they run:
+
+* one server: in a *store greenlet* on the event loop's own thread
+  (``storeloop.StoreLoop``). A call is plain blocking code, but when its answer
+  from Redis has not come yet, its connection (``router.stores.redis_wait``)
+  lets the loop serve other requests until the socket is readable: no second
+  thread, so no hand-over between threads and no contention for the GIL
+  (measured in the README's "What a request costs the server");
+* a Redis Cluster: on one dedicated worker thread (``StoreThread``), since
+  redis-py's cluster client may sleep between its retries, which must not
+  stall the loop.
+
+For the in-memory store a call runs inline (nothing can stall).
 
 When a call fails because Redis did not answer (the client's ``--redis-timeout``:
 a connection error or a timeout), the store is marked *down*: calls made while
 it is down fail at once with ``StoreUnavailable`` (the HTTP layer answers 503
 ``store_unavailable`` with ``Retry-After``) instead of queueing behind a stalled
-socket, and a probe pings the store on the same thread until it answers again.
-Calls that must not be lost (a task's start, its charge or release, its record,
-its place in the shared line) are made ``durable``: they wait for the store to
-answer again and are retried, so a task that starts or finishes during a stall
-does not fail (each of them is safe to repeat: a charge that already landed
-answers ``NotInFlight`` the second time, L1).
+socket, and a probe pings the store, after the calls already queued, until it
+answers again. Calls that must not be lost (a task's start, its charge or
+release, its record, its place in the shared line) are made ``durable``: they
+wait for the store to answer again and are retried, so a task that starts or
+finishes during a stall does not fail (each of them is safe to repeat: a charge
+that already landed answers ``NotInFlight`` the second time, L1).
 """
 
 from __future__ import annotations
@@ -31,9 +41,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import greenlet
 import redis
 
 from router.errors import InputError
+from router.proxy.storeloop import StoreLoop
 
 if TYPE_CHECKING:
     from router.proxy.storeepoch import StoreEpoch
@@ -60,7 +72,7 @@ class StoreLost(redis.ConnectionError):
 STALLED = (redis.ConnectionError, redis.TimeoutError)
 
 
-#: A call queued for the store thread: its future on the loop, the function, its
+#: A call queued for the store's runner: its future on the loop, the function, its
 #: arguments.
 Call = tuple["asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
 
@@ -101,26 +113,29 @@ class StoreThread:
 
 
 class StoreCalls:
-    """Runs store calls on one worker thread (remote) or inline (in memory)."""
+    """Runs store calls in a store greenlet (remote, ``on_loop``), on one worker
+    thread (remote) or inline (in memory)."""
 
     def __init__(self, *, remote: bool, ping: Callable[[], object] = lambda: None,
                  settle: Callable[[], object] = lambda: None,
-                 probe_interval: float = PROBE_INTERVAL) -> None:
+                 probe_interval: float = PROBE_INTERVAL, on_loop: bool = False) -> None:
         self.remote = remote
         self._ping = ping
-        #: run on the thread after a call when no other is queued: sends the writes
+        #: run by the runner after a call when no other is queued: sends the writes
         #: that calls left to ride with the next one (``RecordStore.flush_records``)
         self._settle = settle
         self._sent = 0  # calls queued (counted on the loop)
-        self._begun = 0  # calls begun (counted on the thread)
-        #: the calls made during this turn of the loop: handed to the thread together
+        self._begun = 0  # calls begun (counted by the runner)
+        #: the calls made during this turn of the loop: handed over together
         self._turn: list[Call] = []
         #: answers the thread has for the loop, and the lock they are passed under:
         #: the loop is woken once for the answers that pile up before it takes them
         self._answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         self._answers_lock = threading.Lock()
         self.probe_interval = probe_interval
-        self._pool = StoreThread("byoa-store") if remote else None
+        self._pool: StoreThread | StoreLoop | None = (
+            None if not remote else StoreLoop() if on_loop else StoreThread("byoa-store"))
+        self._on_loop = on_loop
         self.down_since: float | None = None  # wall-clock time the store stopped answering
         self.reason = ""  # why it is down
         self.stalls = 0  # times the store stopped answering
@@ -134,8 +149,8 @@ class StoreCalls:
         return self.down_since is not None
 
     def queued(self) -> int:
-        """Calls queued for the store thread and not begun yet (on the thread: the
-        ones behind the running call)."""
+        """Calls queued for the store and not begun yet (in a call: the ones behind
+        it)."""
         return self._sent - self._begun
 
     # ------------------------------------------------------------------ calls
@@ -162,7 +177,7 @@ class StoreCalls:
         return fut
 
     async def call(self, fn: Callable[..., R], *args: Any) -> R:
-        """``fn(*args)`` on the store thread; fails fast while the store is down."""
+        """``fn(*args)`` by the store's runner; fails fast while the store is down."""
         return await self.submit(fn, *args)
 
     def durable(self, fn: Callable[..., R], *args: Any) -> asyncio.Future[R]:
@@ -189,7 +204,7 @@ class StoreCalls:
     async def wait_up(self) -> None:
         """Return once the store answers (at once when it is not down)."""
         while self.down:
-            if self._up.is_set():  # marked down on the thread; _went_down not yet run
+            if self._up.is_set():  # marked down by the runner; _went_down not yet run
                 self._up.clear()
             await self._up.wait()
 
@@ -203,10 +218,10 @@ class StoreCalls:
         if self._pool is not None:
             self._pool.close()
 
-    # ------------------------------------------------------------- the thread
+    # ------------------------------------------------------------- the runner
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        """End of the turn: this turn's calls go to the thread as one job (one
-        wake-up of the thread for all of them)."""
+        """End of the turn: this turn's calls go to the runner as one job (for the
+        thread: one wake-up for all of them)."""
         batch, self._turn = self._turn, []
         assert self._pool is not None
         try:
@@ -217,7 +232,7 @@ class StoreCalls:
                 _resolve(fut, None, exc)
 
     def _run_all(self, loop: asyncio.AbstractEventLoop, batch: list[Call]) -> None:
-        """On the thread: every call of the batch in order, each with its own result
+        """In the runner: every call of the batch in order, each with its own result
         or error, answered on the loop as soon as it ran (a route's answer does not
         wait for the calls queued behind it in the same turn)."""
         for fut, fn, args in batch:
@@ -225,6 +240,8 @@ class StoreCalls:
             error: BaseException | None = None
             try:
                 result = self._guarded(loop, fn, args)
+            except greenlet.GreenletExit:  # the store greenlet is discarded (exit)
+                raise
             except BaseException as exc:  # every caller gets its own answer
                 error = exc
             if loop.is_closed():
@@ -233,8 +250,9 @@ class StoreCalls:
 
     def _answer(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any],
                 result: Any, error: BaseException | None) -> None:
-        """On the thread: one call's answer for the loop; the loop is woken only by
-        the first answer it has not taken yet (the others ride with it)."""
+        """One call's answer: at once in a store greenlet (it runs on the loop);
+        from the thread, the loop is woken only by the first answer it has not
+        taken yet (the others ride with it)."""
         with self._answers_lock:
             self._answers.append((fut, result, error))
             first = len(self._answers) == 1
@@ -249,9 +267,9 @@ class StoreCalls:
         for fut, result, error in answers:
             _resolve(fut, result, error)
 
-    def _on_thread(self, loop: asyncio.AbstractEventLoop,
+    def _in_runner(self, loop: asyncio.AbstractEventLoop,
                    fn: Callable[[], R]) -> asyncio.Future[R]:
-        """``fn()`` on the thread, after the jobs already queued; its future."""
+        """``fn()`` by the runner, after the jobs already queued; its future."""
         fut: asyncio.Future[R] = loop.create_future()
 
         def run() -> None:
@@ -259,6 +277,8 @@ class StoreCalls:
             error: BaseException | None = None
             try:
                 result = fn()
+            except greenlet.GreenletExit:
+                raise
             except BaseException as exc:
                 error = exc
             self._answer(loop, fut, result, error)
@@ -268,7 +288,7 @@ class StoreCalls:
         return fut
 
     def _dropped(self, loop: asyncio.AbstractEventLoop, batch: list[Call]) -> None:
-        """On the thread: a batch it never ran (``close`` came first): its calls are
+        """A batch the runner never ran (``close`` came first): its calls are
         cancelled, as ``run_in_executor``'s would be."""
         if not loop.is_closed():
             with contextlib.suppress(RuntimeError):
@@ -276,7 +296,7 @@ class StoreCalls:
 
     def _guarded(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., R],
                  args: tuple[Any, ...]) -> R:
-        """On the store thread: run ``fn`` unless the store went down meanwhile;
+        """In the runner: run ``fn`` unless the store went down meanwhile;
         then, if no other call is queued, settle what calls left to go with the next."""
         self._begun += 1
         if self.down:
@@ -297,7 +317,7 @@ class StoreCalls:
                 self._settled(loop)
 
     def _settled(self, loop: asyncio.AbstractEventLoop) -> None:
-        """``settle``, on the thread: a stall marks the store down (what was carried
+        """``settle``, in the runner: a stall marks the store down (what was carried
         stays carried and goes with the probe's reads); an error answer is logged
         (those writes were answered: as a batch written alone that failed)."""
         try:
@@ -310,7 +330,7 @@ class StoreCalls:
     def _mark_down(self, loop: asyncio.AbstractEventLoop, exc: Exception) -> None:
         if not self.down:
             self.reason = str(exc)
-            self.down_since = time.time()  # read by the loop; only this thread sets it
+            self.down_since = time.time()  # read by the loop; only the runner sets it
             loop.call_soon_threadsafe(self._went_down, exc)
 
     def _unavailable(self) -> StoreUnavailable:
@@ -333,7 +353,7 @@ class StoreCalls:
         while True:
             await asyncio.sleep(self.probe_interval)
             try:
-                await self._on_thread(loop, self._ping)
+                await self._in_runner(loop, self._ping)
             except Exception:  # still away, or not the store we started on
                 continue
             since = self.down_since or time.time()
@@ -369,4 +389,7 @@ def redis_calls(store: RedisStore, epoch: StoreEpoch) -> StoreCalls:
         epoch.check()  # raises StoreLost: stays down
         store.refresh()
 
-    return StoreCalls(remote=True, ping=probe, settle=store.flush_records)
+    # one server: the calls run on the loop (its client's reads wait there); a
+    # cluster client (not a ``redis.Redis``) keeps the worker thread
+    return StoreCalls(remote=True, ping=probe, settle=store.flush_records,
+                      on_loop=isinstance(store.r, redis.Redis))

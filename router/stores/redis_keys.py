@@ -9,6 +9,7 @@ import redis
 
 from router.stores.base import PUBLIC  # the public pool's pseudo-account id (P1): ""
 from router.stores.redis_pipe import StoreClient
+from router.stores.redis_wait import cooperative
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -58,8 +59,8 @@ DEFAULT_TIMEOUT = 2.0
 def connect(url: str, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
     """A client with string responses (what the store expects) whose connects and
     commands give up after ``timeout`` seconds."""
-    return StoreClient.from_url(url, decode_responses=True, socket_timeout=timeout,
-                                socket_connect_timeout=timeout)
+    return cooperative(StoreClient.from_url(url, decode_responses=True, socket_timeout=timeout,
+                                            socket_connect_timeout=timeout))
 
 
 def new_epoch() -> str:

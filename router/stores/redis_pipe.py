@@ -35,6 +35,8 @@ from redis.commands.core import CoreCommands, Script
 from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
 
+from router.stores.redis_wait import in_store_greenlet
+
 Queued = tuple[tuple[Any, ...], dict[str, Any]]
 
 
@@ -163,20 +165,29 @@ def _callbacks(client: redis.Redis) -> dict[str, Any]:
 
 class _Held(threading.local):
     """This thread's connection for a client's pipelines, the process it was opened
-    in (a forked child opens its own), and the writes it carries (``carry``)."""
+    in (a forked child opens its own), and the writes it carries (``carry``). The
+    store greenlets of a thread (``redis_wait``) have their own: a store call that
+    waits for its answer on the event loop leaves its connection mid-exchange,
+    and other code on that thread must not write to it meanwhile."""
 
     conn: AbstractConnection | None = None
     pid: int = 0
+    store: _Held | None = None
 
     def __init__(self) -> None:
         self.carried: dict[str, tuple[Any, ...]] = {}
 
 
 def _held(client: redis.Redis) -> _Held:
-    """This thread's ``_Held`` for ``client`` (empty again in a forked child)."""
+    """This thread's (or its store greenlets') ``_Held`` for ``client`` (empty again
+    in a forked child)."""
     held: _Held | None = client.__dict__.get("_byoa_held")
     if held is None:
         held = client.__dict__.setdefault("_byoa_held", _Held())
+    if in_store_greenlet():
+        if held.store is None:
+            held.store = _Held()
+        held = held.store
     pid = os.getpid()
     if held.pid != pid:
         held.conn, held.pid, held.carried = None, pid, {}
