@@ -1,7 +1,7 @@
 """``AccountAdmin``: the account endpoints (list; set status, setting, secrets; L5;
 a timed status, H1).
 
-The store's part of each runs on the store's thread (``StoreCalls``); the
+The store's part of each runs as a store call (``StoreCalls``); the
 notifications it causes are sent from the event loop."""
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class AccountAdmin:
     def _change(self, account_id: str, status: Status | None, setting: Setting | None,
                 secrets: Mapping[str, str], now: float, ends: float | None
                 ) -> tuple[dict[str, Any], int | None]:
-        """On the store thread: the change, and the account as it is now."""
+        """In a store call: the change, and the account as it is now."""
         if secrets and not self.store.keeps_secrets():  # checked before any change
             raise ApiError("invalid_request", "this proxy keeps no secrets: its Redis would "
                            f"hold them readable; start every process with ${ENV_SECRET_KEY} "

@@ -110,7 +110,7 @@ class TurnBatcher(Generic[T, R]):
 
     def _settle_async(self, done: asyncio.Future[Sequence[R | Exception]], items: list[T],
                       waiters: list[asyncio.Future[R] | None]) -> None:
-        """The batch ran on the store thread: settle its waiters on the loop."""
+        """The batch ran as a store call: settle its waiters on the loop."""
         if done.cancelled():  # shutting down
             for fut in waiters:
                 if fut is not None and not fut.done():

@@ -43,7 +43,7 @@ class Dispatcher:
                  calls: StoreCalls | None = None) -> None:
         self.queue = queue
         self.calls = calls or StoreCalls(remote=False)
-        self.seen_length = 0  # the shared line's length when the store thread last read it
+        self.seen_length = 0  # the shared line's length when a store call last read it
         self.store = store
         self.counters = counters
         self.limit = limit
@@ -60,7 +60,7 @@ class Dispatcher:
         return self.seen_length if self.calls.remote else self.queue.length()
 
     def read_length(self) -> int:
-        """On the store thread: read the line's length (``length`` answers it)."""
+        """In a store call: read the line's length (``length`` answers it)."""
         self.seen_length = self.queue.length()
         return self.seen_length
 
@@ -84,7 +84,7 @@ class Dispatcher:
         their records first: once in line, another process may route, run and
         finish a task, and its newer record must not be overwritten by ours."""
         joining, self._joining = self._joining, []
-        if joining:  # queued after the records, on the store thread; retried after a stall
+        if joining:  # queued after the records, a store call; retried after a stall
             self.calls.durable(self._push, joining).add_done_callback(_logged)
 
     def _push(self, joining: list[tuple[str, str]]) -> None:
@@ -122,7 +122,7 @@ class Dispatcher:
         return sum(d.error is None for _task, d in decided)
 
     def _take(self, max_routed: int) -> list[tuple[Task, Decision]]:
-        """On the store thread: claim and route from the head of the line; the tasks
+        """In a store call: claim and route from the head of the line; the tasks
         that left it, each with its decision (routed or rejected), in order."""
         decided: list[tuple[Task, Decision]] = []
         routed = 0

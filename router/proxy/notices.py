@@ -92,7 +92,7 @@ class Notifier:
 
     def collect(self) -> list[Notice]:
         """What the store produced since the last drain, described (store calls:
-        on the store thread, ``router.proxy.storecalls``)."""
+        in a store call, ``router.proxy.storecalls``)."""
         notes, _renewals = self.store.drain()
         recovered: dict[str, dict[str, Any]] = {}
         if isinstance(self.store, HealthStore):  # H1: what each recovery ended

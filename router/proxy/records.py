@@ -36,7 +36,7 @@ class TaskRecords:
 
     def _write(self, items: list[tuple[str, str]]) -> list[Exception | None]:
         # a later write of one task wins; with a store call queued behind this batch
-        # on the store's thread, the records ride with it (one round trip less), and
+        # by the store's runner, the records ride with it (one round trip less), and
         # go alone once nothing is queued (``StoreCalls`` settles them)
         self.store.put_records(dict(items), carry=self.calls.queued() > 0)
         return [None] * len(items)
@@ -66,7 +66,7 @@ class TaskRecords:
         return None if raw is None else self._placed(dict(json.loads(raw)))
 
     async def fetch(self, task_id: str) -> dict[str, Any] | None:
-        """``get`` with the store's read on the store's thread, off the event loop
+        """``get`` with the store's read as a store call, never blocking the event loop
         (a task this process holds answers without the store)."""
         task = self.live.get(task_id)
         if task is not None:
@@ -80,7 +80,7 @@ class TaskRecords:
 
     def _placed(self, data: dict[str, Any]) -> dict[str, Any]:
         """A waiting task's record with its place in the line and estimated start
-        (store calls: on the store's thread)."""
+        (store calls)."""
         if self.placement is not None and _waiting(data):
             data["meta"].update(self.placement(str(data.get("task_id")), time.time()))
         return data

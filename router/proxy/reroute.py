@@ -131,7 +131,7 @@ class Rerouter:
 
     def _fail_exhausted(self, task_id: str, now: float
                         ) -> tuple[Outcome, Decision | None, list[Notice]]:
-        """On the store thread: H4's fail and re-route, and the notifications."""
+        """In a store call: H4's fail and re-route, and the notifications."""
         assert isinstance(self.store, HealthStore)
         out, new = self.store.fail_fast_exhausted(task_id, now)
         return out, new, self.notifier.collect()

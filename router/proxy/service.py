@@ -112,7 +112,7 @@ class TaskService:
         self._submits: TurnBatcher[Task, Decision] = TurnBatcher(self._route_many,
                                                                  name="submits", calls=calls)
         self.last_accounts: list[Account] = []  # the last snapshot read (for /metrics)
-        self.batches = 0  # submit batches routed (written on the store thread)
+        self.batches = 0  # submit batches routed (written in a store call)
         self._loops: list[asyncio.Task[None]] = []
         self.draining = False  # graceful shutdown: new submits get 503 shutting_down
         # on a remote store, once per event-loop turn rather than once per task:
@@ -198,7 +198,7 @@ class TaskService:
 
     # ----------------------------------------------------------------- submit
     def _route(self, task: Task, now: float) -> Decision:
-        """On the store thread: route one task and reserve it."""
+        """In a store call: route one task and reserve it."""
         t0 = time.perf_counter()
         d = self.store.submit(task.task_id, task.body, now)
         self.route_latency.observe(time.perf_counter() - t0)
@@ -230,7 +230,7 @@ class TaskService:
             self.counters.count("batches", self.batches - counted)
 
     def _route_many(self, tasks: list[Task]) -> list[Decision | Exception]:
-        """On the store thread: one batch of submits."""
+        """In a store call: one batch of submits."""
         now = time.time()
         t0 = time.perf_counter()
         decisions = self.store.submit_many([(t.task_id, t.body, None) for t in tasks], now)
@@ -321,7 +321,7 @@ class TaskService:
         self.records.finished(task)
 
     def drain_notices(self) -> None:
-        """Send the store's notifications (read on the store thread)."""
+        """Send the store's notifications (read in a store call)."""
         self.calls.submit(self.notifier.collect).add_done_callback(self._send_notices)
 
     def _send_notices(self, done: asyncio.Future[list[Notice]]) -> None:
@@ -349,7 +349,7 @@ class TaskService:
         return adopted
 
     def _maintain_store(self) -> tuple[list[str], list[Taken]]:
-        """On the store thread: the epoch, leases, the line's expired claims, and
+        """In a store call: the epoch, leases, the line's expired claims, and
         each adopted task with its decision when it is to be routed again."""
         self.epoch.check()  # StoreLost: not the store we started on, adopt nothing
         self.queue.sweep()
@@ -401,7 +401,7 @@ class TaskService:
     async def cancel(self, task_id: str) -> Answer:
         """DELETE /api/v1/task/{id}: only pending tasks (waiting in line, or routed
         and not yet started). A routed task is cancelled here at once (it will not
-        start); its reservation is released on the store thread, after a stall too."""
+        start); its reservation is released in a store call, after a stall too."""
         task = self.records.local(task_id)
         if task is None:
             task = await self.line.remove(task_id)

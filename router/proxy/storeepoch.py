@@ -2,7 +2,7 @@
 
 ``byoa accounts load`` writes a fresh epoch key (``redis_load``). Each proxy
 process remembers the epoch it started with and reads it again at every
-maintenance pass (on the store thread). Missing or changed means the store lost
+maintenance pass (a store call). Missing or changed means the store lost
 its data (a restart without persistence, a flush) or was loaded again: the
 accounts, reservations, task records and the line this process relies on are
 gone. That is said loudly: an ERROR log line, ``GET /health`` answers 503,
@@ -30,13 +30,13 @@ class StoreEpoch:
         self.problem: str | None = None  # why the store is not the one we started on
 
     def remember(self) -> None:
-        """At start (on the store thread): the epoch, written if there is none yet."""
+        """At start (in a store call): the epoch, written if there is none yet."""
         ensure = getattr(self.store, "ensure_epoch", None)
         if ensure is not None:
             self.seen = str(ensure())
 
     def check(self) -> None:
-        """On the store thread: compare the store's epoch with the remembered one;
+        """In a store call: compare the store's epoch with the remembered one;
         ``StoreLost`` when it differs."""
         read = getattr(self.store, "epoch", None)
         if read is None:

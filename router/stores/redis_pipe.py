@@ -8,8 +8,9 @@ less Python per call. redis-py's ``Pipeline.execute`` checks deprecated argument
 on every connection it borrows, records metrics, and looks each answer's callback
 up in a case-insensitive map; on the proxy's store thread that was a quarter of
 the time a process held the GIL on Redis (``benchmarks/bench_proxy_cpu.py``,
-sampled with py-spy). Here one connection per thread is kept for the client's
-pipelines (the proxy's store calls all run on one thread), the commands are
+sampled with py-spy). Here one connection per thread (and one for its store
+greenlets, ``redis_wait``) is kept for the client's pipelines (the proxy's store
+calls run one at a time), the commands are
 packed and sent in one write, and every answer is read in order; an error answer
 is returned in its place (``raise_on_error=False``) or raised. On a cluster
 client (``router.stores.cluster``) ``pipeline`` gives the cluster's own.
