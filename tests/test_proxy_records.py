@@ -9,6 +9,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
+from router.accounts import Mode
+from router.decision import Decision
 from router.proxy.records import TaskRecords
 from router.proxy.tasks import Task, task_data, task_record
 from router.stores.memory import MemoryRecords
@@ -99,3 +101,33 @@ def test_a_record_is_its_task_data_as_json(body: object, created: float, ended: 
     assert task_data(task)["meta"]["created_at"] == format_time(created)
     if ended:
         assert task_data(task)["meta"]["ended_at"] == format_time(ended)
+
+
+_decisions = st.builds(
+    Decision, task_id=st.just("t1"), pool=st.sampled_from(["private", "public"]),
+    account_id=st.none() | st.sampled_from(["acc1", "é\"2"]),
+    requested_mode=st.none() | st.sampled_from(list(Mode)),
+    mode_source=st.none() | st.sampled_from(["process_mode", "prompt", "default"]),
+    effective_mode=st.none() | st.sampled_from(list(Mode)), fallback=st.booleans(),
+    explanation=st.none() | st.text(max_size=40))
+
+
+@given(first=_decisions, second=_decisions, started=st.none() | _stamps,
+       queued=st.booleans(), note=st.none() | st.text(max_size=5),
+       reroutes=st.lists(st.dictionaries(st.text(max_size=3), _json, max_size=2), max_size=2))
+def test_a_routed_task_record_is_its_data_as_json_when_its_decision_changes(
+        first: Decision, second: Decision, started: float | None, queued: bool,
+        note: str | None, reroutes: list[dict[str, object]]) -> None:
+    """The decision's part of ``meta`` is encoded once per decision (X1's explanation
+    is the longest text of a record): the record still equals ``json.dumps`` of the
+    task's data after the decision is replaced (H4, adoption) or changed in place,
+    and with or without the fields that follow it."""
+    task = Task("t1", {"model": "midjourney"}, 1_796_000_000.5, decision=first)
+    assert task_record(task) == json.dumps(task_data(task))
+    task.started_at, task.queued, task.note, task.reroutes = started, queued, note, reroutes
+    assert task_record(task) == json.dumps(task_data(task))
+    task.decision = second
+    assert task_record(task) == json.dumps(task_data(task))
+    second.explanation = (second.explanation or "") + " changed"
+    second.error = None
+    assert task_record(task) == json.dumps(task_data(task))

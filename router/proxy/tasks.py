@@ -36,6 +36,10 @@ class Task:
     #: the JSON of the fields that come from the body (``task_record``), set once
     parts: tuple[str, str, dict[str, Any], dict[str, Any], Mapping[str, Any]] | None = field(
         default=None, repr=False, compare=False)
+    #: the decision's fields of ``meta`` and their JSON (``task_record``), re-encoded
+    #: only when they change
+    decided: tuple[tuple[Any, ...], str] | None = field(default=None, repr=False,
+                                                        compare=False)
 
     @property
     def task_type(self) -> str:
@@ -108,29 +112,63 @@ def _body_parts(t: Task) -> tuple[str, str, dict[str, Any], dict[str, Any], Mapp
 
 
 def _meta(t: Task) -> dict[str, Any]:
-    d = t.decision
     meta: dict[str, Any] = {
         "created_at": _stamp(t.created_at),
         "started_at": _stamp(t.started_at) if t.started_at else None,
         "ended_at": _stamp(t.ended_at) if t.ended_at else None,
         "queued": t.queued,
     }
-    if d is not None and d.error is None:
-        rm, em = d.requested_mode, d.effective_mode
-        meta["pool"] = d.pool
-        meta["account_id"] = d.account_id
-        meta["requested_mode"] = rm.value if rm else None
-        meta["mode_source"] = d.mode_source
-        meta["effective_mode"] = em.value if em else None
-        meta["fallback"] = d.fallback
-        meta["explanation"] = d.explanation
-    if t.gpu_seconds is not None:
-        meta["usage"] = {"gpu_seconds": t.gpu_seconds, "charged_seconds": t.charged_seconds}
-    if t.note:
-        meta["note"] = t.note
-    if t.reroutes:  # H4: only where it applies
-        meta["reroutes"] = t.reroutes
+    decided = _decided(t.decision)
+    if decided is not None:
+        meta.update(zip(_DECIDED, decided, strict=True))
+    meta.update(_meta_tail(t))
     return meta
+
+
+#: The decision's fields of ``meta``, in order.
+_DECIDED = ("pool", "account_id", "requested_mode", "mode_source", "effective_mode",
+            "fallback", "explanation")
+
+
+def _decided(d: Decision | None) -> tuple[Any, ...] | None:
+    """The values of ``_DECIDED`` for a routed decision (None: not routed)."""
+    if d is None or d.error is not None:
+        return None
+    rm, em = d.requested_mode, d.effective_mode
+    return (d.pool, d.account_id, rm.value if rm else None, d.mode_source,
+            em.value if em else None, d.fallback, d.explanation)
+
+
+def _meta_tail(t: Task) -> dict[str, Any]:
+    """The fields of ``meta`` after the decision's, only where they apply."""
+    tail: dict[str, Any] = {}
+    if t.gpu_seconds is not None:
+        tail["usage"] = {"gpu_seconds": t.gpu_seconds, "charged_seconds": t.charged_seconds}
+    if t.note:
+        tail["note"] = t.note
+    if t.reroutes:  # H4: only where it applies
+        tail["reroutes"] = t.reroutes
+    return tail
+
+
+def _meta_json(t: Task) -> str:
+    """``json.dumps(_meta(t))``, byte for byte; the decision's part (its explanation
+    the longest text of a record) is encoded once per decision, not per write."""
+    head = json.dumps({
+        "created_at": _stamp(t.created_at),
+        "started_at": _stamp(t.started_at) if t.started_at else None,
+        "ended_at": _stamp(t.ended_at) if t.ended_at else None,
+        "queued": t.queued,
+    })[:-1]
+    decided = _decided(t.decision)
+    if decided is not None:
+        cached = t.decided
+        if cached is None or cached[0] != decided:
+            cached = t.decided = (decided, json.dumps(dict(zip(_DECIDED, decided,
+                                                               strict=True)))[1:-1])
+        head = f"{head}, {cached[1]}"
+    tail = _meta_tail(t)
+    return f"{head}, {json.dumps(tail)[1:]}" if tail else f"{head}}}"
 
 
 def _output(t: Task) -> dict[str, Any]:
@@ -167,7 +205,7 @@ def task_record(t: Task) -> str:
     output = json.dumps(_output(t)) if t.output else _NO_OUTPUT_JSON
     error = json.dumps(t.error) if t.error else _NO_ERROR_JSON
     return (f'{head}, "status": {json.dumps(t.status)}, {mid}, "output": {output}, '
-            f'"meta": {json.dumps(_meta(t))}, "detail": null, "logs": [], "error": {error}}}')
+            f'"meta": {_meta_json(t)}, "detail": null, "logs": [], "error": {error}}}')
 
 
 def account_view(acc: Account, secrets: list[str]) -> dict[str, Any]:
