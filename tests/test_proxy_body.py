@@ -18,6 +18,8 @@ def test_a_goapi_body_decodes() -> None:
     (b"", "request body is empty; expected a JSON object"),
     (b"  \n", "request body is empty; expected a JSON object"),
     (b"\xff\xfe{}", "request body is not UTF-8 text"),
+    (b"\xef\xbb\xbf{}", "request body is not valid JSON: Unexpected UTF-8 BOM (decode using "
+     "utf-8-sig) (line 1, column 1)"),
     (b'{"input": {"seed": NaN}}', "request body is not valid JSON: NaN is not a JSON number"),
     (b'{"input": {"seed": -Infinity}}',
      "request body is not valid JSON: -Infinity is not a JSON number"),

@@ -33,6 +33,11 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
+#: ``json.loads(text, parse_constant=..., parse_int=...)`` with one decoder for the
+#: process (``json.loads`` with arguments builds a new decoder for every body).
+_DECODE = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int).decode
+
+
 def _check_text(value: str, where: str) -> None:
     try:
         value.encode("utf-8")
@@ -69,7 +74,10 @@ def decode_body(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise BodyError("request body is not UTF-8 text") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
+        if text.startswith("\ufeff"):  # as ``json.loads`` says it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)",
+                                       text, 0)
+        value = _DECODE(text)
     except json.JSONDecodeError as exc:
         raise BodyError(f"request body is not valid JSON: {exc.msg} "
                         f"(line {exc.lineno}, column {exc.colno})") from None

@@ -22,16 +22,21 @@ def _uf(s: str) -> float | None:
     return None if s == "" else float(s)
 
 
+#: ``json.dumps(value, separators=(",", ":"))`` with one encoder for the process
+#: (``json.dumps`` with arguments builds a new encoder for every call).
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def period_to_json(p: PeriodRecord | None) -> str:
     if p is None:
         return ""
-    return json.dumps({
+    return compact_json({
         "account_id": p.account_id, "period": p.period, "start": p.start, "end": p.end,
         "allowance_ms": p.allowance_ms, "used_ms": p.used_ms, "expired_ms": p.expired_ms,
         "overdraft_ms": p.overdraft_ms, "flipped_at": p.flipped_at,
         "setting_at_end": p.setting_at_end.value if p.setting_at_end else None,
         "flipped_at_end": p.flipped_at_end, "corrected_ms": p.corrected_ms,
-    }, separators=(",", ":"))
+    })
 
 
 def period_from_json(s: str) -> PeriodRecord | None:

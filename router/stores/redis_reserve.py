@@ -39,6 +39,7 @@ from router.ledger import InFlight, Parent
 from router.requests import ParsedRequest, parse_request
 from router.stores import scripts
 from router.stores.base import PUBLIC
+from router.stores.codec import compact_json
 from router.stores.redis_keys import Keys, pairs
 from router.stores.redis_mirror import Mirror
 from router.stores.redis_pipe import ScriptPipe
@@ -158,7 +159,7 @@ class Reserver:
             if req.is_child and req.origin_task_id:
                 self._load_parent(req.origin_task_id)
             todo.append((i, task_id, req, None if est_s is None else seconds_to_ms(est_s),
-                         json.dumps(body, separators=(",", ":"))))
+                         compact_json(body)))
         return todo
 
     def _load_parent(self, origin: str) -> None:
