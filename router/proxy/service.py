@@ -206,8 +206,8 @@ class TaskService:
 
     async def submit_async(self, body: Any) -> Answer:
         """POST /api/v1/task: route now, queue when saturated (R5). Submits that
-        arrive in the same turn of the event loop are routed together on the store
-        thread (``Store.submit_many``: one round trip to Redis for the batch, the
+        arrive in the same turn of the event loop are routed together in one store
+        call (``Store.submit_many``: one round trip to Redis for the batch, the
         same decisions as one by one)."""
         if self.draining:
             return _answer(error_envelope("shutting_down", "this proxy process is shutting "
