@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from router.accounts import Mode
 from router.decision import Decision
 from router.proxy.records import TaskRecords
-from router.proxy.tasks import Task, task_data, task_record
+from router.proxy.tasks import Task, new_task_id, task_data, task_record
 from router.stores.memory import MemoryRecords
 from router.timeutil import format_time
 
@@ -131,3 +132,22 @@ def test_a_routed_task_record_is_its_data_as_json_when_its_decision_changes(
     second.explanation = (second.explanation or "") + " changed"
     second.error = None
     assert task_record(task) == json.dumps(task_data(task))
+
+
+def test_task_ids_are_version_4_uuids_in_their_usual_form() -> None:
+    """``new_task_id`` gives what ``str(uuid.uuid4())`` gives: the canonical form,
+    version 4, the RFC 4122 variant, and the other 122 bits random (each bit seen
+    both set and clear over many ids, none repeated)."""
+    ids = [new_task_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    ones = 0
+    zeros = 0
+    for text in ids:
+        u = uuid.UUID(text)
+        assert str(u) == text and u.version == 4 and u.variant == uuid.RFC_4122
+        ones |= u.int
+        zeros |= ~u.int
+    fixed = (0xF << 76) | (0x3 << 62)  # the version and variant bits
+    mask = (1 << 128) - 1
+    assert ones & ~fixed & mask == ~fixed & mask
+    assert zeros & ~fixed & mask == ~fixed & mask

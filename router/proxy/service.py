@@ -27,7 +27,6 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +48,7 @@ from router.proxy.reroute import Rerouter
 from router.proxy.runner import TaskRunner
 from router.proxy.storecalls import STALLED, StoreCalls, StoreUnavailable
 from router.proxy.storeepoch import StoreEpoch
-from router.proxy.tasks import Task, task_data
+from router.proxy.tasks import Task, new_task_id, task_data
 from router.proxy.upstream import Upstream
 from router.proxy.waiting import LineEstimate
 from router.stores.base import PUBLIC, Adoption, Store
@@ -212,7 +211,7 @@ class TaskService:
         if self.draining:
             return _answer(error_envelope("shutting_down", "this proxy process is shutting "
                                           "down; send the task to another one"))
-        task = Task(str(uuid.uuid4()), body, time.time())
+        task = Task(new_task_id(), body, time.time())
         try:
             d = await self._submits.call(task)
         except STALLED as exc:

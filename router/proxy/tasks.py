@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -54,6 +55,16 @@ class Task:
         endpoint, secret = wh.get("endpoint"), wh.get("secret")
         return (endpoint if isinstance(endpoint, str) else "",
                 secret if isinstance(secret, str) else "")
+
+
+def new_task_id() -> str:
+    """A random task id, ``str(uuid.uuid4())`` in form and randomness (122 random
+    bits, version 4, RFC 4122 variant) without building a ``UUID`` object."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # variant 10xx
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
