@@ -403,15 +403,22 @@ def test_sigkill_one_proxy_under_load_survivor_adopts_every_task_L1_R7(
     r = client_for(url)
     killed_at: list[float] = []
     held: list[str] = []  # tasks in flight on the dead process when it died
+    owner: list[str] = []  # the dead process's owner id, once found
 
     def kill(p: Proxy) -> bool:
         """Freeze the process and note the tasks it holds in flight (leased, owner
         it); kill it only when it holds some (else let it go on: the next submit
         tries again)."""
         p.proc.send_signal(signal.SIGSTOP)
-        mine = [t for t, where in load_run.accepted.items() if where == p.url]
-        owners = {h.get("owner") for t in mine[-5:] for _a, h in task_hashes(r, [t])[t]}
-        held.extend(t for t, h in in_flight(r).items() if h.get("owner") in owners)
+        if not owner:  # its owner id, from the newest of its tasks that was reserved
+            mine = [t for t, where in load_run.accepted.items() if where == p.url]
+            for k in range(len(mine), 0, -20):  # (its latest ones may all wait in line)
+                batch = task_hashes(r, mine[max(0, k - 20):k])
+                owner.extend(h["owner"] for hs in batch.values() for _a, h in hs
+                             if h.get("owner"))
+                if owner:
+                    break
+        held.extend(t for t, h in in_flight(r).items() if owner and h.get("owner") == owner[0])
         if not held:
             p.proc.send_signal(signal.SIGCONT)
             return False
