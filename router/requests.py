@@ -57,31 +57,27 @@ def _invalid(message: str) -> InvalidRequest:
     return InvalidRequest(message, "M0")
 
 
+def _object(value: object, expected: str) -> dict[str, Any]:
+    """``value`` as a dict, or M0's error (``expected``, then what it is). A dict is
+    read through native dict operations when compiled (issue 13); any other mapping
+    is read from a dict copy (the same ``get`` results)."""
+    if type(value) is dict:
+        return value
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise _invalid(f"{expected}, got {type(value).__name__} (M0)")
+
+
 def parse_request(body: object) -> ParsedRequest:
     """Check M0 and M1 in that order; raise ``InvalidRequest`` naming the field."""
-    # A dict is read through native dict operations when compiled (issue 13);
-    # any other mapping is read from a dict copy (the same ``get`` results).
-    fields: dict[str, Any]
-    if type(body) is dict:
-        fields = body
-    elif isinstance(body, Mapping):
-        fields = dict(body)
-    else:
-        raise _invalid(f"request: expected a JSON object, got {type(body).__name__} (M0)")
+    fields = _object(body, "request: expected a JSON object")
     model = fields.get("model")
     if model != "midjourney":
         raise _invalid(f"model: expected 'midjourney', got {model!r} (M0)")
     task_type = fields.get("task_type")
     if not isinstance(task_type, str) or task_type not in _TASK_TYPES:
         raise _invalid(f"task_type: {task_type!r} is not one of {_TASK_TYPES_TEXT} (M0)")
-    raw_inp = fields.get("input")
-    inp: dict[str, Any]
-    if type(raw_inp) is dict:
-        inp = raw_inp
-    elif isinstance(raw_inp, Mapping):
-        inp = dict(raw_inp)
-    else:
-        raise _invalid(f"input: expected an object, got {type(raw_inp).__name__} (M0)")
+    inp = _object(fields.get("input"), "input: expected an object")
     config = fields.get("config")
     service_mode: object = ""
     if config is not None:
@@ -115,7 +111,7 @@ def parse_request(body: object) -> ParsedRequest:
             )
         ignored = _ignored_mode(inp.get("process_mode"), prompt)
         return ParsedRequest(task_type, True, service_mode == "public", prompt,
-                             origin, None, None, ignored, body)
+                             origin, None, None, ignored, fields)
     if task_type == "imagine" and (prompt is None or not prompt.strip()):
         raise _invalid("input.prompt: an imagine needs a non-blank prompt (M0)")
     try:
@@ -123,7 +119,7 @@ def parse_request(body: object) -> ParsedRequest:
     except ModeError as exc:
         raise InvalidRequest(str(exc), "M1") from None
     return ParsedRequest(task_type, False, service_mode == "public", prompt,
-                         None, bot_id, resolved, None, body)
+                         None, bot_id, resolved, None, fields)
 
 
 def child_request(task_type: str, origin_task_id: str) -> ParsedRequest:
