@@ -58,4 +58,4 @@ bench-proxy: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build
-	rm -f router/*.so
+	rm -f router/*.so simulations/*.so

@@ -13,6 +13,13 @@ every run. ``--baseline DIR``: another checkout (e.g. ``git worktree add``; its
 compiled core built with its own ``make compile``) measured the same way, and
 the ratio. ``--pure``: both sides on their ``.py`` sources (``BYOA_PURE=1``).
 Needs valgrind; takes about a minute per side.
+
+``--sim``: the simulator instead (bench_sim.py's workload and fleet, 1,000
+accounts, at the density of its ``--roots 200000`` run): instructions per arrived
+task of the harness and of the bare SimPy loop, each from two workload sizes
+(``--sim-roots``), the workload's generation taken out (counted alone), and
+harness / bare: the ratio ``bench_sim.py`` times, as a count. Takes a few
+minutes per side.
 """
 
 from __future__ import annotations
@@ -41,8 +48,39 @@ for k in range(int(sys.argv[1])):
 """
 
 
+SIM_DRIVER = """
+import sys
+sys.path.insert(0, {bench!r})
+import bench_sim as b
+from router import compiled
+from router.timeutil import parse_time
+from simulations.harness import Simulation
+from simulations.spec import RunSpec
+roots = int(sys.argv[1])
+sc = b.scenario(roots, 1000, 30.0 * roots / 200_000)
+wl = b.make_workload(sc)
+accs, policy = b.fleet(sc)
+opt = RunSpec("bench", accs, policy, wl, parse_time(b.START), sc.simulation,
+              sc.execution).options()
+print(compiled.status(), file=sys.stderr)
+if {kind!r} == "harness":
+    n = int((Simulation(accs, policy, wl, sc.execution, opt, seed=1).run().status != 0).sum())
+elif {kind!r} == "bare":
+    n = b.BareLoop(wl, opt, b.turbo_of(wl)).run()
+else:  # the workload alone
+    n = 0
+print("tasks", n, file=sys.stderr)
+"""
+
+
 def instructions(tree: str, decisions: int, driver: str, pure: bool) -> tuple[int, str]:
     """Instructions of one run of ``driver`` on ``tree``'s router, and its core."""
+    total, core, _stderr = callgrind(tree, decisions, driver, pure)
+    return total, core
+
+
+def callgrind(tree: str, arg: int, driver: str, pure: bool) -> tuple[int, str, str]:
+    """Instructions of one run of ``driver`` on ``tree``, its core, and its stderr."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
         env = {**os.environ, "PYTHONPATH": tree, "PYTHONHASHSEED": "0"}
@@ -50,7 +88,7 @@ def instructions(tree: str, decisions: int, driver: str, pure: bool) -> tuple[in
             env["BYOA_PURE"] = "1"
         run = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-             "-c", driver, str(decisions)],
+             "-c", driver, str(arg)],
             env=env, cwd=tree, capture_output=True, text=True, check=False)
         if run.returncode != 0:
             sys.exit(f"callgrind run failed in {tree}:\n{run.stderr[-2000:]}")
@@ -59,7 +97,26 @@ def instructions(tree: str, decisions: int, driver: str, pure: bool) -> tuple[in
                          if line.startswith(("summary:", "totals:")))
     core = next((line for line in run.stderr.splitlines()
                  if re.match(r"(compiled|pure)", line)), "?")
-    return total, core
+    return total, core, run.stderr
+
+
+def sim_per_task(tree: str, small: int, large: int, pure: bool) -> tuple[dict[str, float], str]:
+    """Instructions per arrived task of the harness and of the bare loop on ``tree``."""
+    bench = os.path.join(HERE, "benchmarks")
+    counts: dict[str, tuple[int, int]] = {}
+    tasks: dict[str, tuple[int, int]] = {}
+    core = "?"
+    for kind in ("workload", "bare", "harness"):
+        driver = SIM_DRIVER.format(bench=bench, kind=kind)
+        runs = [callgrind(tree, roots, driver, pure) for roots in (small, large)]
+        counts[kind] = (runs[0][0], runs[1][0])
+        n = [int(re.findall(r"^tasks (\d+)", r[2], re.MULTILINE)[0]) for r in runs]
+        tasks[kind] = (n[0], n[1])
+        core = runs[1][1]
+    gen = counts["workload"][1] - counts["workload"][0]
+    out = {k: (counts[k][1] - counts[k][0] - gen) / (tasks[k][1] - tasks[k][0])
+           for k in ("bare", "harness")}
+    return out, core
 
 
 def per_decision(tree: str, small: int, large: int, strategy: str,
@@ -78,7 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strategy", default="least_loaded")
     ap.add_argument("--small", type=int, default=200)
     ap.add_argument("--large", type=int, default=2_200)
+    ap.add_argument("--sim", action="store_true",
+                    help="the simulator's harness and bare SimPy loop instead of the router")
+    ap.add_argument("--sim-roots", type=int, nargs=2, default=(5_000, 25_000),
+                    metavar=("SMALL", "LARGE"))
     args = ap.parse_args(argv)
+    if args.sim:
+        return sim_main(args)
     mine, core = per_decision(HERE, args.small, args.large, args.strategy, args.pure)
     print(f"this tree: {mine:,.0f} instructions per decision ({core}), 10k accounts, "
           f"{args.strategy}, decisions {args.small} -> {args.large}")
@@ -87,6 +150,24 @@ def main(argv: list[str] | None = None) -> int:
                                       args.strategy, args.pure)
         print(f"baseline {args.baseline}: {theirs:,.0f} instructions per decision ({core_b}); "
               f"this / baseline {mine / theirs:.2f}")
+    return 0
+
+
+def sim_main(args: argparse.Namespace) -> int:
+    small, large = args.sim_roots
+    sides = [("this tree", HERE)]
+    if args.baseline:
+        sides.append((f"baseline {args.baseline}", os.path.abspath(args.baseline)))
+    harness = {}
+    for name, tree in sides:
+        c, core = sim_per_task(tree, small, large, args.pure)
+        harness[name] = c["harness"]
+        print(f"{name}: instructions per arrived task ({core}), roots {small:,} -> {large:,}: "
+              f"bare SimPy loop {c['bare']:,.0f}, harness {c['harness']:,.0f}; "
+              f"harness / bare {c['harness'] / c['bare']:.2f}")
+    if args.baseline:
+        mine, theirs = harness["this tree"], harness[f"baseline {args.baseline}"]
+        print(f"harness, this tree / baseline: {mine / theirs:.2f}")
     return 0
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from types import ModuleType
 
 #: The hot path of a decision (validation, routing, reservation, index updates,
-#: completion), in dependency order.
+#: completion), in dependency order; then the simulator's per-task loop, which calls
+#: it natively (``simulations.simloop`` and the account-side state it drives).
 CORE_MODULES: tuple[str, ...] = (
     "router.errors",
     "router.timeutil",
@@ -38,14 +39,18 @@ CORE_MODULES: tuple[str, ...] = (
     "router.ledger",
     "router.engine",
     "router.pool",
+    "simulations.midjourney",
+    "simulations.central_queue",
+    "simulations.simloop",
 )
 
 _ROUTER_DIR = Path(__file__).resolve().parent
+_ROOT = _ROUTER_DIR.parent
 
 
 def source_path(module: str) -> Path:
     """The ``.py`` file of one of ``CORE_MODULES``."""
-    return _ROUTER_DIR / (module.removeprefix("router.") + ".py")
+    return _ROOT / (module.replace(".", "/") + ".py")
 
 
 def pure_requested() -> bool:

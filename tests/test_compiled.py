@@ -20,6 +20,7 @@ import pytest
 from core_worker import play, receive, send
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sim_worker import digest
 
 import router.pool
 from router import compiled
@@ -99,3 +100,49 @@ def test_frozen_classes_copy_and_pickle_when_compiled() -> None:
     acc = Account("a", Plan.PRO, inactive_window=InactiveWindow(3600, 7200))
     for twin in (copy.copy(acc), copy.deepcopy(acc), pickle.loads(pickle.dumps(acc))):
         assert twin == acc and twin.inactive_window == InactiveWindow(3600, 7200)
+
+
+class PureSimWorker:
+    """``sim_worker.py`` in a process of its own, on the pure-Python core and loop."""
+
+    def __init__(self) -> None:
+        env = {**os.environ, "BYOA_PURE": "1"}
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "sim_worker.py")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                     cwd=HERE, text=True)
+
+    def digest(self, *args: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(args) + "\n")
+        self.proc.stdin.flush()
+        result: dict[str, Any] = json.loads(self.proc.stdout.readline())
+        return result
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def pure_sim() -> Iterator[PureSimWorker]:
+    worker = PureSimWorker()
+    yield worker
+    worker.close()
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16), std=st.integers(1, 6), pro=st.integers(1, 3),
+       rate=st.sampled_from([30.0, 200.0, 900.0]), hours=st.sampled_from([3.0, 8.0, 24.0]),
+       strategy=st.sampled_from([s.value for s in Strategy]), incidents=st.booleans())
+def test_compiled_simulator_runs_exactly_as_the_pure_one(
+        pure_sim: PureSimWorker, seed: int, std: int, pro: int, rate: float, hours: float,
+        strategy: str, incidents: bool) -> None:
+    """D1 across builds, for the simulator's loop (``simulations.simloop``, compiled
+    with the core): generated scenarios (saturated or not, with bans and captchas or
+    not, every strategy, R5 queueing and fallback) give the same per-task columns,
+    samples, queue figures, incidents, recoveries and summaries on both."""
+    args = (seed, std, pro, rate, hours, strategy, incidents)
+    ours, theirs = digest(*args), pure_sim.digest(*args)
+    assert (ours["loop"], theirs["loop"]) == ("compiled", "pure")
+    assert ours["runs"] == theirs["runs"]

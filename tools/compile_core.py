@@ -1,10 +1,10 @@
 """Compile the router's core with mypyc, in place (issue 13): ``make compile``.
 
 Each module of ``router.compiled.CORE_MODULES`` gets an extension module beside
-its source (``router/pool.cpython-311-*.so`` ...), and the compiled code of all of
-them one shared library, ``router/_core__mypyc*.so``. The ``.py`` files stay the
-reference and the fallback: ``BYOA_PURE=1`` loads them instead, and ``--clean``
-deletes the extensions. The C sources and objects go to ``build/mypyc``.
+its source (``router/pool.cpython-311-*.so``, ``simulations/simloop...so`` ...),
+and the compiled code of all of them one shared library, ``router/_core__mypyc*.so``.
+The ``.py`` files stay the reference and the fallback: ``BYOA_PURE=1`` loads them
+instead, and ``--clean`` deletes the extensions. The C sources and objects go to ``build/mypyc``.
 
 Usage: ``python tools/compile_core.py [--clean]``
 """
@@ -35,9 +35,10 @@ def core_modules() -> tuple[str, ...]:
 
 
 def compiled_files() -> list[Path]:
-    """Every extension module under ``router/`` (the core's and the shared library)."""
+    """Every extension module under ``router/`` and ``simulations/`` (the core's and
+    the shared library)."""
     return sorted({p for s in importlib.machinery.EXTENSION_SUFFIXES
-                   for p in (ROOT / "router").glob("*" + s)})
+                   for pkg in ("router", "simulations") for p in (ROOT / pkg).glob("*" + s)})
 
 
 def clean() -> None:
