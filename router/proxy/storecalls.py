@@ -45,7 +45,7 @@ import greenlet
 import redis
 
 from router.errors import InputError
-from router.proxy.storeloop import StoreLoop
+from router.proxy.storeloop import Job, StoreLoop
 
 if TYPE_CHECKING:
     from router.proxy.storeepoch import StoreEpoch
@@ -85,8 +85,7 @@ class StoreThread:
     semaphore per job (a job is handed over every turn of the event loop)."""
 
     def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], object], Callable[[], object]]
-                                      | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._closed = False
         # a daemon thread: a process that exits without ``close`` does not hang on
         # it (the proxy closes its calls when it shuts down, after its last call)

@@ -122,13 +122,18 @@ def _body_parts(t: Task) -> tuple[str, str, dict[str, Any], dict[str, Any], Mapp
     return t.parts
 
 
-def _meta(t: Task) -> dict[str, Any]:
-    meta: dict[str, Any] = {
+def _meta_head(t: Task) -> dict[str, Any]:
+    """The fields of ``meta`` before the decision's: the task's times and ``queued``."""
+    return {
         "created_at": _stamp(t.created_at),
         "started_at": _stamp(t.started_at) if t.started_at else None,
         "ended_at": _stamp(t.ended_at) if t.ended_at else None,
         "queued": t.queued,
     }
+
+
+def _meta(t: Task) -> dict[str, Any]:
+    meta = _meta_head(t)
     decided = _decided(t.decision)
     if decided is not None:
         meta.update(zip(_DECIDED, decided, strict=True))
@@ -165,12 +170,7 @@ def _meta_tail(t: Task) -> dict[str, Any]:
 def _meta_json(t: Task) -> str:
     """``json.dumps(_meta(t))``, byte for byte; the decision's part (its explanation
     the longest text of a record) is encoded once per decision, not per write."""
-    head = json.dumps({
-        "created_at": _stamp(t.created_at),
-        "started_at": _stamp(t.started_at) if t.started_at else None,
-        "ended_at": _stamp(t.ended_at) if t.ended_at else None,
-        "queued": t.queued,
-    })[:-1]
+    head = json.dumps(_meta_head(t))[:-1]
     decided = _decided(t.decision)
     if decided is not None:
         cached = t.decided

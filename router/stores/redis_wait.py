@@ -70,8 +70,7 @@ class _Waiting:
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         conn: Any = self
-        if (conn._sock is not None and greenlet.getcurrent() in _STORE_GREENLETS
-                and not conn.can_read(0)):
+        if conn._sock is not None and in_store_greenlet() and not conn.can_read(0):
             wait_readable(conn._sock, conn.socket_timeout)
         return super().read_response(*args, **kwargs)  # type: ignore[misc]
 
