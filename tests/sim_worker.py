@@ -2,8 +2,8 @@
 
 Imported, ``digest`` runs one generated scenario in this process. Run as a script
 (the test starts it with ``BYOA_PURE=1``, so its core and the simulator's loop are
-the pure-Python ones), it reads one JSON list of ``digest`` arguments per line from
-stdin and writes each one's result as a JSON line to stdout.
+the pure-Python ones), it reads ``digest``'s arguments from stdin and writes each
+result to stdout, framed as ``core_worker`` frames them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import hashlib
 import json
 import sys
 from typing import Any
+
+from core_worker import receive, send
 
 import simulations.simloop
 from router import compiled
@@ -91,8 +93,12 @@ def digest(*args: Any) -> dict[str, Any]:
 
 
 def main() -> None:
-    for line in sys.stdin:
-        print(json.dumps(digest(*json.loads(line))), flush=True)
+    while True:
+        try:
+            args = receive(sys.stdin.buffer)
+        except EOFError:
+            return
+        send(sys.stdout.buffer, digest(*args))
 
 
 if __name__ == "__main__":

@@ -38,17 +38,20 @@ if not compiled.is_compiled(router.pool):
 
 
 class PureWorker:
-    """``core_worker.py`` in a process of its own, on the pure-Python core."""
+    """A worker script of this folder in a process of its own, on the pure-Python
+    core (``BYOA_PURE=1``): ``core_worker.py`` (``play``) or ``sim_worker.py``
+    (``digest``), both answering each call's arguments over ``core_worker``'s
+    length-prefixed pickles."""
 
-    def __init__(self) -> None:
+    def __init__(self, script: str) -> None:
         env = {**os.environ, "BYOA_PURE": "1"}
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "core_worker.py")],
+        self.proc = subprocess.Popen([sys.executable, str(HERE / script)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
                                      cwd=HERE)
 
-    def play(self, *work: Any) -> dict[str, Any]:
+    def call(self, *args: Any) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        send(self.proc.stdin, work)
+        send(self.proc.stdin, args)
         result: dict[str, Any] = receive(self.proc.stdout)
         return result
 
@@ -60,7 +63,7 @@ class PureWorker:
 
 @pytest.fixture(scope="module")
 def pure() -> Iterator[PureWorker]:
-    worker = PureWorker()
+    worker = PureWorker("core_worker.py")
     yield worker
     worker.close()
 
@@ -68,7 +71,7 @@ def pure() -> Iterator[PureWorker]:
 def test_the_worker_runs_the_pure_core_and_this_process_the_compiled_one(
         pure: PureWorker) -> None:
     assert compiled.status() == "compiled (mypyc)"
-    theirs = pure.play('{"accounts": []}', [], True, True, False)
+    theirs = pure.call('{"accounts": []}', [], True, True, False)
     assert theirs["core"] == "pure Python (BYOA_PURE is set)"
 
 
@@ -85,7 +88,7 @@ def test_compiled_core_decides_exactly_as_the_pure_one(pure: PureWorker,
     script = data.draw(event_scripts([a.id for a in accounts], bots, max_events=60))
     work = (json.dumps(account_document(accounts, policy)), script,
             data.draw(st.booleans()), data.draw(st.booleans()), data.draw(st.booleans()))
-    theirs, ours = pure.play(*work), play(*work)
+    theirs, ours = pure.call(*work), play(*work)
     assert ours["core"] != theirs["core"]
     assert ours["records"] == theirs["records"]
     assert ours["accounts"] == theirs["accounts"]
@@ -102,31 +105,9 @@ def test_frozen_classes_copy_and_pickle_when_compiled() -> None:
         assert twin == acc and twin.inactive_window == InactiveWindow(3600, 7200)
 
 
-class PureSimWorker:
-    """``sim_worker.py`` in a process of its own, on the pure-Python core and loop."""
-
-    def __init__(self) -> None:
-        env = {**os.environ, "BYOA_PURE": "1"}
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "sim_worker.py")],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                                     cwd=HERE, text=True)
-
-    def digest(self, *args: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(args) + "\n")
-        self.proc.stdin.flush()
-        result: dict[str, Any] = json.loads(self.proc.stdout.readline())
-        return result
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
-def pure_sim() -> Iterator[PureSimWorker]:
-    worker = PureSimWorker()
+def pure_sim() -> Iterator[PureWorker]:
+    worker = PureWorker("sim_worker.py")
     yield worker
     worker.close()
 
@@ -136,13 +117,13 @@ def pure_sim() -> Iterator[PureSimWorker]:
        rate=st.sampled_from([30.0, 200.0, 900.0]), hours=st.sampled_from([3.0, 8.0, 24.0]),
        strategy=st.sampled_from([s.value for s in Strategy]), incidents=st.booleans())
 def test_compiled_simulator_runs_exactly_as_the_pure_one(
-        pure_sim: PureSimWorker, seed: int, std: int, pro: int, rate: float, hours: float,
+        pure_sim: PureWorker, seed: int, std: int, pro: int, rate: float, hours: float,
         strategy: str, incidents: bool) -> None:
     """D1 across builds, for the simulator's loop (``simulations.simloop``, compiled
     with the core): generated scenarios (saturated or not, with bans and captchas or
     not, every strategy, R5 queueing and fallback) give the same per-task columns,
     samples, queue figures, incidents, recoveries and summaries on both."""
     args = (seed, std, pro, rate, hours, strategy, incidents)
-    ours, theirs = digest(*args), pure_sim.digest(*args)
+    ours, theirs = digest(*args), pure_sim.call(*args)
     assert (ours["loop"], theirs["loop"]) == ("compiled", "pure")
     assert ours["runs"] == theirs["runs"]
