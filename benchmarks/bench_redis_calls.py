@@ -2,7 +2,7 @@
 CPU per task, two ``RedisStore`` objects ("processes") on one ``redis-server``.
 
     .venv/bin/python benchmarks/bench_redis_calls.py [--runs 3] [--tasks 3000]
-        [--baseline DIR]
+        [--baseline DIR] [--callgrind]
 
 The load of ``bench_proxy_cpu.py``'s ``proxy redis x2 idle`` without HTTP: 20 Mega
 accounts that never fill, the two stores submit in turn one fast imagine each
@@ -14,6 +14,11 @@ scripts' own calls included), lost races; and timed: the client's CPU (both
 stores, routing included) and ``redis-server``'s CPU. The counts are the same on
 every run whatever the load; the CPU figures are not.
 
+``--callgrind``: the client's machine instructions per task instead, counted by
+``valgrind --tool=callgrind`` (the same on every run, whatever the load): the
+load of ``--tasks`` and of three times as many, the difference divided by the
+difference in tasks (the set-up taken out); with ``--baseline``, the ratio.
+
 With ``--baseline DIR`` the same load runs on that checkout's ``router`` package
 (PYTHONPATH), alternating which goes first, on the same server, in the same run.
 Medians of ``--runs`` runs; the CPU ratios are taken within each run.
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -105,11 +111,29 @@ def run_tree(url: str, prefix: str, tasks: int, tree: str | None) -> dict[str, f
     return parsed
 
 
+def instructions(url: str, prefix: str, tasks: int, tree: str | None) -> float:
+    """The client's instructions per task under callgrind (``--callgrind``)."""
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    if tree:
+        env["PYTHONPATH"] = tree
+    refs = []
+    for k, n in enumerate((tasks, 3 * tasks)):
+        res = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                              sys.executable, __file__, "--one", url, f"{prefix}{k}", str(n)],
+                             env=env, capture_output=True, text=True, check=True)
+        found = re.search(r"refs:\s+([\d,]+)", res.stderr)
+        assert found, res.stderr[-500:]
+        refs.append(int(found.group(1).replace(",", "")))
+    return (refs[1] - refs[0]) / (2 * tasks)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--tasks", type=int, default=3000)
     ap.add_argument("--baseline", metavar="DIR", help="a checkout to compare, same run")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="count the client's instructions per task (needs valgrind)")
     ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     opts = ap.parse_args()
     if opts.one:
@@ -122,6 +146,16 @@ def main() -> None:
     if opts.baseline:
         versions.append(("baseline", os.path.abspath(opts.baseline)))
     rows: dict[str, list[dict[str, float]]] = {tag: [] for tag, _ in versions}
+    if opts.callgrind:
+        with embedded_redis() as url:
+            counts = {tag: instructions(url, f"cg{tag[0]}", opts.tasks, tree)
+                      for tag, tree in versions}
+        for tag, n in counts.items():
+            print(f"  {tag}: {n:,.0f} client instructions per task (callgrind)")
+        if opts.baseline:
+            print(f"  client instructions, this tree / baseline: "
+                  f"{counts['this tree'] / counts['baseline']:.2f}")
+        return
     with embedded_redis() as url:
         for run in range(opts.runs):
             order = versions if run % 2 == 0 else versions[::-1]

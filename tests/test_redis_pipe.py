@@ -15,7 +15,14 @@ import redis
 from redis_server import redis_server
 
 from router.stores.redis_keys import connect
-from router.stores.redis_pipe import LeanPipeline, ScriptPipe, carry, flush_carried, pipeline
+from router.stores.redis_pipe import (
+    LeanPipeline,
+    ScriptPipe,
+    _pack,
+    carry,
+    flush_carried,
+    pipeline,
+)
 
 COUNT = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
 
@@ -124,6 +131,35 @@ def test_lean_pipeline_answers_as_redis_pys_pipeline(url: str) -> None:
     assert pipeline(r).execute() == []
 
 
+def test_lean_pipeline_sends_the_bytes_redis_py_sends(url: str) -> None:
+    """The pipeline packs its commands itself (hiredis, without redis-py's copy of
+    every argument): the same bytes as redis-py's ``pack_commands`` for every kind
+    of argument the store sends (str, non-ASCII str, bytes, int, float, a command
+    name with a space), and the same through the Python packer when hiredis is
+    not the connection's packer."""
+    from redis.connection import PythonRespSerializer
+
+    r = connect(url)
+    conn = r.connection_pool.get_connection()
+    cmds: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        (("EVALSHA", "ab" * 20, 3, "k1", "k2", "k3", "t-é", 1.5, 0.1, 1e20, -3, b"raw"), {}),
+        (("SET", "lp:p", "acc|fast", "EX", 86400), {}),
+        (("CLIENT SETNAME", "byoa"), {}),
+        ((b"HGETALL", b"lp:h"), {}),
+    ]
+    plain = [a for a, _ in cmds]
+    try:
+        theirs = b"".join(conn.pack_commands(plain))  # type: ignore[no-untyped-call]
+        assert b"".join(_pack(conn, cmds)) == theirs
+        assert b"$3\r\n1.5\r\n" in theirs and b"$6\r\nCLIENT\r\n" in theirs
+        conn._command_packer = PythonRespSerializer(conn._buffer_cutoff, conn.encoder.encode)
+        python = b"".join(conn.pack_commands(plain))  # type: ignore[no-untyped-call]
+        assert b"".join(_pack(conn, cmds)) == python
+    finally:
+        r.connection_pool.release(conn)
+        r.connection_pool.disconnect()
+
+
 def test_lean_pipeline_opens_a_dropped_connection_again(url: str) -> None:
     """The connection kept for a thread's pipelines is killed by the server: the next
     pipeline reconnects (the client's retry, as redis-py's pipeline)."""
@@ -172,6 +208,34 @@ class _Sends:
             return real(*a, **k)
 
         self.conn.send_packed_command = counted
+
+
+def test_a_forked_child_opens_its_own_connection(url: str) -> None:
+    """A child forked after the parent's pipelines ran does not write to the
+    parent's kept connection (their answers would mix): it opens its own, and the
+    parent keeps its."""
+    import multiprocessing
+
+    r = connect(url)
+    pipe = pipeline(r)
+    pipe.client_id()
+    (parent,) = pipe.execute()
+
+    def child(out: Any) -> None:
+        p = pipeline(r)
+        p.client_id()
+        out.put(p.execute()[0])
+
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    proc = ctx.Process(target=child, args=(q,))
+    proc.start()
+    theirs = q.get(timeout=30)
+    proc.join(30)
+    assert proc.exitcode == 0 and theirs != parent
+    pipe = pipeline(r)
+    pipe.client_id()
+    assert pipe.execute() == [parent]
 
 
 def test_carried_writes_ride_with_the_next_pipeline_ahead_of_it(url: str) -> None:

@@ -208,7 +208,8 @@ class Reserver:
                 continue
             assert d.requested_mode is not None and d.effective_mode is not None
             if d.account_id is None:  # P1: remembered as a parent, and leased
-                pipe.set(keys.parent(task_id), f"|{d.requested_mode.value}", ex=self.done_ttl)
+                pipe.execute_command("SET", keys.parent(task_id), f"|{d.requested_mode.value}",
+                                     "EX", self.done_ttl)  # ``pipe.set(..., ex=)``, less checking
                 pipe.run(self._hold, [keys.acc(PUBLIC), keys.leases(PUBLIC),
                                       keys.task(PUBLIC, task_id)],
                          [task_id, d.effective_mode.value,
@@ -219,8 +220,8 @@ class Reserver:
                 rnd.sent.append((i, task_id, d))
                 continue
             acc_id = d.account_id
-            pipe.set(keys.parent(task_id), f"{acc_id}|{d.requested_mode.value}",
-                     ex=self.done_ttl)
+            pipe.execute_command("SET", keys.parent(task_id),
+                                 f"{acc_id}|{d.requested_mode.value}", "EX", self.done_ttl)
             t = self.clock()
             checked_at = now + max(0.0, t - c0)  # T1 is re-checked when the script runs
             pipe.run(self._reserve, [keys.acc(acc_id), keys.leases(acc_id),
