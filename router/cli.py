@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -24,7 +25,6 @@ from router.command import GROUP, Command
 from router.errors import InputError
 from router.io.events import read_events
 from router.io.files import atomic_output, check_output, max_input_bytes, read_text
-from router.io.loading import load_accounts
 from router.io.replay import decision_fields, replay_events, write_records
 from router.pool import Pool
 from router.timeutil import parse_time
@@ -49,6 +49,8 @@ def _read_request(spec: str) -> Any:
 
 
 def cmd_route(args: argparse.Namespace) -> int:
+    from router.io.loading import load_accounts  # pydantic: only for the commands that load
+
     accounts, policy = load_accounts(args.accounts)
     body = _read_request(args.request)
     try:
@@ -90,6 +92,8 @@ def _explain_text(f: dict[str, Any]) -> str:
 def cmd_replay(args: argparse.Namespace) -> int:
     if args.out:
         check_output(args.out, (args.accounts, args.events))
+    from router.io.loading import load_accounts
+
     accounts, policy = load_accounts(args.accounts)
     pool = Pool(accounts, policy)
     events = read_events(args.events)
@@ -185,7 +189,7 @@ def _needs_extra(name: str, extras: list[str], missing: str | None, order: int) 
     def setup(parser: argparse.ArgumentParser) -> None:
         def run(args: argparse.Namespace) -> int:
             print(f"byoa {name}: needs the optional dependencies of byoa-router[{extra}] "
-                  f"(missing module: {missing}); install them with "
+                  f"(missing: {missing}); install them with "
                   f"pip install 'byoa-router[{extra}]'", file=sys.stderr)
             return 1
 
@@ -194,8 +198,61 @@ def _needs_extra(name: str, extras: list[str], missing: str | None, order: int) 
     return Command(f"(needs the '{extra}' extra)", setup, order)
 
 
-def load_command(ep: metadata.EntryPoint) -> Command:
+#: A requirement of one extra in the installed metadata: name, its own extras, the extra.
+_REQUIREMENT = re.compile(r'^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?[^;]*;'
+                          r'\s*extra\s*==\s*"([^"]+)"\s*$')
+_DIST = "byoa-router"
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _by_extra() -> dict[str, list[tuple[str, list[str]]]]:
+    """Each extra's requirements (name, extras asked of it), as pyproject.toml lists
+    them, read from the installed metadata (empty when not installed)."""
+    try:
+        reqs = metadata.requires(_DIST) or []
+    except metadata.PackageNotFoundError:
+        return {}
+    out: dict[str, list[tuple[str, list[str]]]] = {}
+    for req in reqs:
+        m = _REQUIREMENT.match(req)
+        if m:
+            subs = [e.strip() for e in (m.group(2) or "").split(",") if e.strip()]
+            out.setdefault(m.group(3), []).append((m.group(1), subs))
+    return out
+
+
+def missing_requirement(extras: Sequence[str],
+                        by_extra: dict[str, list[tuple[str, list[str]]]]) -> str | None:
+    """The first distribution that ``extras`` need (pyproject.toml's lists, followed
+    through ``byoa-router[...]``) and that is not installed, or None. Asked before
+    a command's module is imported: the modules import their heavy dependencies
+    only when the command runs, so ``byoa --help`` stays quick."""
+    todo, seen = list(extras), set()
+    while todo:
+        extra = todo.pop(0)
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for name, subs in by_extra.get(extra, []):
+            if _canonical(name) == _DIST:
+                todo.extend(subs)
+                continue
+            try:
+                metadata.distribution(name)
+            except metadata.PackageNotFoundError:
+                return name
+    return None
+
+
+def load_command(ep: metadata.EntryPoint,
+                 by_extra: dict[str, list[tuple[str, list[str]]]] | None = None) -> Command:
     """The command an entry point names, or a stand-in when its extra is missing."""
+    missing = missing_requirement(ep.extras, _by_extra() if by_extra is None else by_extra)
+    if missing is not None:
+        return _needs_extra(ep.name, list(ep.extras), missing, order=1000)
     try:
         command = ep.load()
     except ModuleNotFoundError as exc:
@@ -209,7 +266,9 @@ def load_command(ep: metadata.EntryPoint) -> Command:
 
 def commands() -> dict[str, Command]:
     """Every ``byoa`` subcommand, in help order."""
-    found = {ep.name: load_command(ep) for ep in metadata.entry_points(group=GROUP)}
+    by_extra = _by_extra()
+    found = {ep.name: load_command(ep, by_extra)
+             for ep in metadata.entry_points(group=GROUP)}
     return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from router.accounts import EXTRA_FAST_HOUR_PRICE_USD, PLAN_PRICE_USD, Plan
 from router.command import Command
@@ -15,32 +15,39 @@ from router.errors import InputError
 from router.io.files import atomic_output, output_dir
 from router.ledger import Policy
 from router.strategies import Strategy
-from simulations.bounds import WorkloadProfile, profile_trace
-from simulations.planner import PlanOptions, Targets, markdown, plan
-from simulations.spec import PLANS, PolicySpec, WorkloadSpec
-from simulations.sweep import (
-    default_workers,
-    pacing_table,
-    pacing_text,
-    run_sweep,
-    write_table,
-)
-from simulations.sweepfile import load_sweep
-from simulations.tiling import is_event_script, tile_trace, to_event_script
 
-#: ``--policies`` names for ``byoa plan``.
-PLAN_POLICIES: dict[str, PolicySpec] = {
-    "documented": PolicySpec("documented"),
-    "restore": PolicySpec("restore", Policy(restore_fast_on_renewal=True)),
-    "expiring_first": PolicySpec("expiring_first", Policy(Strategy.EXPIRING_FIRST)),
-    "restore_expiring": PolicySpec("restore_expiring", Policy(Strategy.EXPIRING_FIRST,
-                                                              restore_fast_on_renewal=True)),
-    "upgrade": PolicySpec("upgrade", Policy(upgrade_relax_when_expiring=True)),
+if TYPE_CHECKING:  # imported by the commands when they run: ``byoa --help`` needs none of it
+    from simulations.bounds import WorkloadProfile
+    from simulations.spec import PolicySpec, WorkloadSpec
+
+#: ``--policies`` names for ``byoa plan`` and the router policy of each
+#: (``PLAN_POLICIES``: the same as ``PolicySpec`` objects).
+_PLAN_POLICIES: dict[str, Policy] = {
+    "documented": Policy(),
+    "restore": Policy(restore_fast_on_renewal=True),
+    "expiring_first": Policy(Strategy.EXPIRING_FIRST),
+    "restore_expiring": Policy(Strategy.EXPIRING_FIRST, restore_fast_on_renewal=True),
+    "upgrade": Policy(upgrade_relax_when_expiring=True),
 }
+
+
+def plan_policies() -> dict[str, PolicySpec]:
+    """``--policies`` names for ``byoa plan``, each with its ``PolicySpec``."""
+    from simulations.spec import PolicySpec
+
+    return {name: PolicySpec(name, policy) for name, policy in _PLAN_POLICIES.items()}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PLAN_POLICIES":  # built on first use (simulations.spec imports the harness)
+        return plan_policies()
+    raise AttributeError(f"module 'simulations.capacity_cli' has no attribute {name!r}")
 
 
 def _workers(value: int | None, flag: str = "--workers") -> int:
     if value is None:
+        from simulations.sweep import default_workers
+
         return default_workers()
     if value < 1:
         raise InputError(f"expected a number of worker processes >= 1, got {value}", field=flag)
@@ -49,6 +56,9 @@ def _workers(value: int | None, flag: str = "--workers") -> int:
 
 # ---------------------------------------------------------------------- sweep
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from simulations.sweep import pacing_table, pacing_text, run_sweep, write_table
+    from simulations.sweepfile import load_sweep
+
     grid = load_sweep(args.sweep_file)
     workers = _workers(args.workers)
     where = f"Dask cluster {args.dask}" if args.dask else f"{workers} local worker(s)"
@@ -144,6 +154,10 @@ def _cap(text: str | None) -> int | None:
 
 def _workload(args: argparse.Namespace, days: float,
               out: Path) -> tuple[WorkloadSpec, WorkloadProfile]:
+    from simulations.bounds import profile_trace
+    from simulations.spec import WorkloadSpec
+    from simulations.tiling import is_event_script, tile_trace, to_event_script
+
     if args.trace:
         p = Path(args.trace)
         if not p.is_file():
@@ -174,6 +188,9 @@ def _workload(args: argparse.Namespace, days: float,
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from simulations.planner import PlanOptions, Targets, markdown, plan
+    from simulations.spec import PLANS
+
     prices = _prices(args.price or [])
     if args.extra_hour_price < 0:
         raise InputError(f"expected USD >= 0, got {args.extra_hour_price}",
@@ -192,8 +209,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.days <= 0:
         raise InputError(f"expected days > 0, got {args.days}", field="--days")
     plans = tuple(Plan(n) for n in _names(args.plans, {p.value: p for p in PLANS}, "--plans"))
-    policies = tuple(PLAN_POLICIES[n] for n in _names(args.policies, PLAN_POLICIES,
-                                                        "--policies"))
+    specs = plan_policies()
+    policies = tuple(specs[n] for n in _names(args.policies, specs, "--policies"))
     out = output_dir(args.out, (args.trace,))
     workload, profile = _workload(args, args.days, out)
     opts = PlanOptions(
@@ -248,7 +265,7 @@ def _setup_plan(p: argparse.ArgumentParser) -> None:
                    help="every account at most N jobs per UTC day (H2 max_jobs_per_day on "
                    "each candidate account; default: no cap)")
     p.add_argument("--policies", default="documented,restore,restore_expiring",
-                   help=f"router policies to try, of {', '.join(PLAN_POLICIES)} "
+                   help=f"router policies to try, of {', '.join(_PLAN_POLICIES)} "
                    "(default documented,restore,restore_expiring)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per candidate (default 3)")
     p.add_argument("--root-seed", type=int, default=0, help="root of the seed sequence")

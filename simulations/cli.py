@@ -15,15 +15,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from router.command import Command
 from router.errors import InputError
 from router.io.files import output_dir
-from router.io.loading import load_accounts
-from simulations.run import Progress, Run, load_workload, run, scenario_specs, write_outputs
-from simulations.scenario import ExecutionModel, SimulationModel, load_scenario
-from simulations.spec import RunSpec
+
+if TYPE_CHECKING:  # imported by the command when it runs: ``byoa --help`` needs none of it
+    from simulations.run import Progress, Run
+    from simulations.spec import RunSpec
 
 
 def _progress_factory(enabled: bool) -> Callable[[str], Progress] | None:
@@ -120,6 +120,11 @@ def _trace_spec(args: argparse.Namespace) -> RunSpec:
                          field=missing[0] if missing else None)
     if args.days <= 0:
         raise InputError(f"expected a number of days > 0, got {args.days}", field="--days")
+    from router.io.loading import load_accounts
+    from simulations.run import load_workload
+    from simulations.scenario import ExecutionModel, SimulationModel
+    from simulations.spec import RunSpec
+
     accounts, policy = load_accounts(args.accounts)
     simulation = SimulationModel(days=args.days, seed=args.seed or 0)
     execution = ExecutionModel()
@@ -129,6 +134,9 @@ def _trace_spec(args: argparse.Namespace) -> RunSpec:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from simulations.run import run, scenario_specs, write_outputs
+    from simulations.scenario import load_scenario
+
     t0 = time.perf_counter()
     if args.scenario:
         if args.accounts or args.trace:

@@ -16,9 +16,26 @@ package only speaks HTTP, runs tasks on an ``Upstream`` and delivers webhooks.
   a task's GoAPI shape. Error codes and their HTTP statuses: ``router.errors``.
 """
 
-from router.proxy.app import create_app
-from router.proxy.service import ProxyConfig, TaskService
-from router.proxy.upstream import SimulatedUpstream, Upstream, UpstreamResult
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from router.proxy.app import create_app
+    from router.proxy.service import ProxyConfig, TaskService
+    from router.proxy.upstream import SimulatedUpstream, Upstream, UpstreamResult
+
+_WHERE = {"create_app": "app", "ProxyConfig": "service", "TaskService": "service",
+          "SimulatedUpstream": "upstream", "Upstream": "upstream", "UpstreamResult": "upstream"}
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported when first asked for: ``byoa`` builds its parser
+    (``router.proxy.cli``) without FastAPI and the proxy's modules."""
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'router.proxy' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"router.proxy.{where}"), name)
 
 __all__ = ["ProxyConfig", "SimulatedUpstream", "TaskService", "Upstream", "UpstreamResult",
            "create_app"]

@@ -23,11 +23,9 @@ from typing import Any
 
 from router.command import Command
 from router.errors import InputError
-from router.io.loading import load_accounts
 from router.stores.base import Store
-from router.stores.redis_keys import DEFAULT_TIMEOUT
 from router.stores.secrets import ENV_SECRET_KEY, box_from_env
-from router.stores.url import redact_url
+from router.stores.url import DEFAULT_TIMEOUT, redact_url
 from router.timeutil import parse_time
 
 ENV_KEY = "BYOA_API_KEY"
@@ -45,6 +43,8 @@ def start_embedded(args: argparse.Namespace, stack: contextlib.ExitStack) -> Non
     print(f"byoa serve: embedded redis-server at {args.redis} "
           f"({binary.describe()}); stopped when this process exits", flush=True)
     if args.accounts:
+        from router.io.loading import load_accounts
+
         accounts, policy = load_accounts(args.accounts)
         client = connect(args.redis)
         n = load_into_redis(client, accounts, policy, time.time(), prefix=args.prefix)
@@ -80,6 +80,7 @@ def build_store(args: argparse.Namespace) -> Store:
         return RedisStore(client, prefix=args.prefix, lease_seconds=args.lease,
                           explain=args.explain, secret_box=box)
     if args.accounts:
+        from router.io.loading import load_accounts
         from router.stores.memory import MemoryStore
 
         accounts, policy = load_accounts(args.accounts)

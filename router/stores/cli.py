@@ -6,22 +6,27 @@ import argparse
 import json
 import os
 import time
-
-import redis
+from typing import TYPE_CHECKING
 
 from router.accounts import MS_PER_HOUR, MS_PER_SECOND, Setting, Status
 from router.command import Command
 from router.errors import InputError, UnknownAccount
-from router.io.loading import load_accounts
-from router.stores.cluster import client_for
-from router.stores.redis_store import RedisStore, load_into_redis
 from router.stores.secrets import ENV_SECRET_KEY, new_key
 from router.stores.url import redact_url
+
+if TYPE_CHECKING:  # imported by the actions when they run: ``byoa --help`` needs none of it
+    import redis
+
+    from router.stores.redis_store import RedisStore
 
 ENV_URL = "BYOA_REDIS_URL"
 
 
 def _client(args: argparse.Namespace) -> redis.Redis:
+    import redis
+
+    from router.stores.cluster import client_for
+
     client = client_for(args.redis)
     try:
         client.ping()
@@ -32,6 +37,9 @@ def _client(args: argparse.Namespace) -> redis.Redis:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    from router.io.loading import load_accounts
+    from router.stores.redis_store import load_into_redis
+
     accounts, policy = load_accounts(args.file)
     n = load_into_redis(_client(args), accounts, policy, time.time(), prefix=args.prefix,
                         replace=args.replace)
@@ -41,6 +49,8 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace) -> RedisStore:
+    from router.stores.redis_store import RedisStore
+
     return RedisStore(_client(args), prefix=args.prefix)
 
 

@@ -39,8 +39,9 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from router.stores.redis_keys import DEFAULT_TIMEOUT, connect
+from router.stores.redis_keys import connect
 from router.stores.redis_pipe import pipeline
+from router.stores.url import DEFAULT_TIMEOUT
 
 SCHEME = "redis+cluster://"
 

@@ -10,6 +10,7 @@ import redis
 from router.stores.base import PUBLIC  # the public pool's pseudo-account id (P1): ""
 from router.stores.redis_pipe import StoreClient
 from router.stores.redis_wait import cooperative
+from router.stores.url import DEFAULT_TIMEOUT
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -49,11 +50,6 @@ class Keys:
 
     def record(self, task_id: str) -> str:
         return f"{self.prefix}:rec:{task_id}"
-
-
-#: Seconds a Redis command may take before the caller gets an error (``byoa serve``
-#: answers 503 ``store_unavailable`` with ``Retry-After`` instead of waiting).
-DEFAULT_TIMEOUT = 2.0
 
 
 def connect(url: str, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+#: Seconds a connect or a command to Redis may take before the caller gets an error
+#: (``--redis-timeout``; ``byoa serve`` answers 503 ``store_unavailable`` with
+#: ``Retry-After`` instead of waiting).
+DEFAULT_TIMEOUT = 2.0
+
 
 def redact_url(url: str) -> str:
     """``url`` with any password (and a lone user name used as one) replaced by ``***``."""
