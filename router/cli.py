@@ -198,7 +198,8 @@ def _needs_extra(name: str, extras: list[str], missing: str | None, order: int) 
     return Command(f"(needs the '{extra}' extra)", setup, order)
 
 
-#: A requirement of one extra in the installed metadata: name, its own extras, the extra.
+#: A requirement of one extra in the installed metadata: name, its own extras, the extra
+#: (a requirement with another condition too, e.g. a platform, is not checked).
 _REQUIREMENT = re.compile(r'^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?[^;]*;'
                           r'\s*extra\s*==\s*"([^"]+)"\s*$')
 _DIST = "byoa-router"
