@@ -14,19 +14,24 @@ import pytest
 from router import cli
 
 
+def uninstalled(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
+    """Make the installed metadata say that ``package`` is not installed."""
+    real = metadata.distribution
+
+    def distribution(name: str) -> metadata.Distribution:
+        if name == package:
+            raise metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(metadata, "distribution", distribution)
+
+
 def test_missing_optional_dependency_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without fastapi installed (its distribution not found), ``byoa serve`` is
     listed but says which extra to install; the other commands are unaffected."""
-    real = metadata.distribution
-
-    def distribution(name: str) -> metadata.Distribution:
-        if name == "fastapi":
-            raise metadata.PackageNotFoundError(name)
-        return real(name)
-
-    monkeypatch.setattr(metadata, "distribution", distribution)
+    uninstalled(monkeypatch, "fastapi")
     assert "(needs the 'proxy' extra)" in cli.build_parser().format_help()
     assert cli.main(["serve", "--port", "1"]) == 1
     err = capsys.readouterr().err
@@ -40,14 +45,7 @@ def test_an_extra_is_followed_through_the_projects_own_extras(
     monkeypatch: pytest.MonkeyPatch) -> None:
     """``proxy`` asks for ``byoa-router[redis]``: a package only the redis extra
     lists (greenlet) missing makes ``byoa serve`` a stand-in too."""
-    real = metadata.distribution
-
-    def distribution(name: str) -> metadata.Distribution:
-        if name == "greenlet":
-            raise metadata.PackageNotFoundError(name)
-        return real(name)
-
-    monkeypatch.setattr(metadata, "distribution", distribution)
+    uninstalled(monkeypatch, "greenlet")
     by_extra = cli._by_extra()
     assert cli.missing_requirement(["proxy"], by_extra) == "greenlet"
     assert cli.missing_requirement(["sim", "dask"], by_extra) is None
