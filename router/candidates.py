@@ -292,13 +292,14 @@ class IndexedCandidates:
         # least_loaded: each eligible account filed once, by which paths it may
         # take (1 fast only, 2 relax only, 3 both), so that a reservation or a
         # completion moves it in one index, not two; a pick merges two of them
-        self._by_class: dict[int, LoadBuckets] = {1: LoadBuckets(), 2: LoadBuckets(),
-                                                  3: LoadBuckets()}
+        known = sorted(set(ids))  # id order: the positions of every LoadBuckets and tree
+        self._by_class: dict[int, LoadBuckets] = {1: LoadBuckets(known), 2: LoadBuckets(known),
+                                                  3: LoadBuckets(known)}
         self._class: dict[str, int] = {}  # id -> 1, 2 or 3 (absent: no path)
         self._path_classes: dict[Path, tuple[LoadBuckets, LoadBuckets]] = {
             "fast": (self._by_class[3], self._by_class[1]),
             "relax": (self._by_class[3], self._by_class[2])}
-        self._relax_b = LoadBuckets()  # expiring_first's relax path
+        self._relax_b = LoadBuckets(known)  # expiring_first's relax path
         self._fast: SortedList[Any] = SortedList()
         self._relax: SortedList[Any] = SortedList()
         self._fast_keys: dict[str, Any] = {}
@@ -307,7 +308,7 @@ class IndexedCandidates:
         self._accounts: dict[str, Account] = {}
         self._backups_active = False
         # weighted, p2c: trees over positions in id order
-        self._ids: list[str] = sorted(set(ids))
+        self._ids: list[str] = known
         self._pos: dict[str, int] = {i: k for k, i in enumerate(self._ids)}
         self._stale = False
         weighted = strategy is Strategy.WEIGHTED
@@ -562,7 +563,7 @@ class IndexedCandidates:
                 if acc_id is None:
                     acc_id = other
                 else:  # (load, id) order, compared field by field (no tuples built)
-                    mine, theirs = alone.load_of(other), both.load_of(acc_id)
+                    mine, theirs = alone.last_load, both.last_load
                     if mine < theirs or (mine == theirs and other < acc_id):
                         acc_id = other
             return None if acc_id is None else self._accounts[acc_id]
