@@ -9,8 +9,9 @@ the best ``expiring_first`` score without scoring every account.
 A load (``in_flight / max_in_flight``) takes few distinct values, so accounts are
 grouped in one bucket per value; the non-empty bucket values are kept sorted,
 and each bucket holds its accounts as a set of *positions* (each id's rank in
-id order): a hierarchy of 32-bit words (``_Bits``) whose lowest set bit is the
-lowest id, found in one step per level (3 levels at 10k accounts, 4 at 100k).
+id order): a hierarchy of 32-bit words (``_Bits``) that keeps its lowest
+position, the lowest id, and finds it again in one step per level (3 levels at
+10k accounts, 4 at 100k) when that one leaves.
 Moving an account to another load (every reserve and every completion) clears
 one bit and sets another, with no string comparison and no stale entries
 (issue 13: heaps of string ids cost a unicode comparison per step, log n steps).
@@ -31,10 +32,11 @@ from sortedcontainers import SortedList
 class _Bits:
     """A set of positions ``0..n-1``: level 0 holds one bit per position in
     32-bit words, each higher level one bit per non-zero word of the level
-    below, up to a single word. Adding, discarding and finding the lowest
-    position each touch one word per level."""
+    below, up to a single word. Adding and discarding touch one word per level
+    at most; the lowest position is kept (``low``, -1: empty) and found again
+    only when it is the one discarded."""
 
-    __slots__ = ("levels",)
+    __slots__ = ("levels", "low")
 
     def __init__(self, n: int) -> None:
         levels: list[list[int]] = []
@@ -48,8 +50,12 @@ class _Bits:
                 break
             size = words
         self.levels = levels
+        self.low = -1
 
     def add(self, pos: int) -> None:
+        low = self.low
+        if low < 0 or pos < low:
+            self.low = pos
         for words in self.levels:
             i = pos >> 5
             w = words[i]
@@ -59,15 +65,18 @@ class _Bits:
             pos = i
 
     def discard(self, pos: int) -> None:
+        at = pos
         for words in self.levels:
             i = pos >> 5
             w = words[i] & ~(1 << (pos & 31))
             words[i] = w
             if w:
-                return  # the word still holds a position: the levels above stay
+                break  # the word still holds a position: the levels above stay
             pos = i
+        if at == self.low:
+            self.low = self._lowest()
 
-    def lowest(self) -> int:
+    def _lowest(self) -> int:
         """The lowest position in the set, or -1 when it is empty."""
         levels = self.levels
         k = len(levels) - 1
@@ -226,7 +235,7 @@ class LoadBuckets:
                 if where[pos] is bucket:
                     bits.add(pos)
             while True:
-                pos = bits.lowest()
+                pos = bits.low
                 if pos < 0:
                     break  # every id of this load is parked
                 if blocked_until is None:

@@ -293,8 +293,9 @@ class IndexedCandidates:
         # take (1 fast only, 2 relax only, 3 both), so that a reservation or a
         # completion moves it in one index, not two; a pick merges two of them
         known = sorted(set(ids))  # id order: the positions of every LoadBuckets and tree
-        self._by_class: dict[int, LoadBuckets] = {1: LoadBuckets(known), 2: LoadBuckets(known),
-                                                  3: LoadBuckets(known)}
+        # (a tuple indexed by class: no hash; index 0, no path, holds nothing)
+        self._by_class: tuple[LoadBuckets, ...] = (
+            LoadBuckets(), LoadBuckets(known), LoadBuckets(known), LoadBuckets(known))
         self._class: dict[str, int] = {}  # id -> 1, 2 or 3 (absent: no path)
         self._path_classes: dict[Path, tuple[LoadBuckets, LoadBuckets]] = {
             "fast": (self._by_class[3], self._by_class[1]),
@@ -397,7 +398,7 @@ class IndexedCandidates:
         what was parked by the old one is let go."""
         acc_id = acc.id
         if self._accounts.get(acc_id) is acc and self._register(acc):
-            for buckets in (*self._by_class.values(), self._relax_b):
+            for buckets in (*self._by_class[1:], self._relax_b):
                 buckets.unpark(acc_id)
         self.update(acc, backups_active)
 
