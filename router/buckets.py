@@ -65,16 +65,24 @@ class _Bits:
             pos = i
 
     def discard(self, pos: int) -> None:
-        at = pos
-        for words in self.levels:
-            i = pos >> 5
-            w = words[i] & ~(1 << (pos & 31))
-            words[i] = w
-            if w:
-                break  # the word still holds a position: the levels above stay
-            pos = i
-        if at == self.low:
-            self.low = self._lowest()
+        levels = self.levels
+        words = levels[0]
+        i = pos >> 5
+        first = words[i] & ~(1 << (pos & 31))  # what is left of its word
+        words[i] = first
+        if not first:  # the word is empty: clear its bit above, and so on
+            up = i
+            for k in range(1, len(levels)):
+                words = levels[k]
+                i = up >> 5
+                w = words[i] & ~(1 << (up & 31))
+                words[i] = w
+                if w:
+                    break  # the word still holds a position: the levels above stay
+                up = i
+        if pos == self.low:  # nothing below it: the next lowest is in its word if any
+            self.low = ((pos >> 5 << 5) | ((first & -first).bit_length() - 1) if first
+                        else self._lowest())
 
     def _lowest(self) -> int:
         """The lowest position in the set, or -1 when it is empty."""
