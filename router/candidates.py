@@ -297,9 +297,10 @@ class IndexedCandidates:
         self._by_class: tuple[LoadBuckets, ...] = (
             LoadBuckets(), LoadBuckets(known), LoadBuckets(known), LoadBuckets(known))
         self._class: dict[str, int] = {}  # id -> 1, 2 or 3 (absent: no path)
-        self._path_classes: dict[Path, tuple[LoadBuckets, LoadBuckets]] = {
-            "fast": (self._by_class[3], self._by_class[1]),
-            "relax": (self._by_class[3], self._by_class[2])}
+        # the two classes that may take each path (fast: both, fast only; relax:
+        # both, relax only), read by a comparison of the path, not a dict
+        self._fast_classes = (self._by_class[3], self._by_class[1])
+        self._relax_classes = (self._by_class[3], self._by_class[2])
         self._relax_b = LoadBuckets(known)  # expiring_first's relax path
         self._fast: SortedList[Any] = SortedList()
         self._relax: SortedList[Any] = SortedList()
@@ -535,7 +536,7 @@ class IndexedCandidates:
     # ------------------------------------------------------------------ reads
     def eligible_count(self, path: Path) -> int:
         if self._least_loaded:
-            both, alone = self._path_classes[path]
+            both, alone = self._fast_classes if path == "fast" else self._relax_classes
             return len(both) + len(alone)
         # the others file no account that H2/H3 keep off (weighted, p2c and
         # expiring_first: only available ones): counted apart
@@ -556,7 +557,7 @@ class IndexedCandidates:
             # in (load, id) order of the two classes that may take ``path``.
             # With no inactive window (T1) and no pacing (H2/H3) in the pool,
             # a load below 1 (room) is all ``is_available`` asks.
-            both, alone = self._path_classes[path]
+            both, alone = self._fast_classes if path == "fast" else self._relax_classes
             blocked = self._blocked_until if self._windowed or self._paced else None
             acc_id = both.first(1.0, now, blocked)
             other = alone.first(1.0, now, blocked) if alone else None
