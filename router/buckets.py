@@ -119,10 +119,10 @@ class LoadBuckets:
 
     Ids are known by their position in id order (``ids``: those expected; an
     id seen for the first time renumbers every position, O(n), done once per
-    new id). Each position maps to its bucket and a bucket holds its load, so a
-    move looks up one id and at most one load, and a pick walks the buckets
-    without looking anything up (issue 13: float keys cost a hash and a boxing
-    each)."""
+    new id; ``set_at`` files by position, for a caller that keeps positions).
+    Each position maps to its bucket and a bucket holds its load, so a move
+    looks up one id and at most one load, and a pick walks the buckets without
+    looking anything up (issue 13: float keys cost a hash and a boxing each)."""
 
     __slots__ = ("_buckets", "_by_load", "_ids", "_now", "_pos", "_size", "_spare", "_where",
                  "last_load", "loads")
@@ -149,13 +149,23 @@ class LoadBuckets:
         assert bucket is not None
         return bucket.load
 
+    def position(self, acc_id: str) -> int:
+        """``acc_id``'s position (its rank in id order among the ids numbered),
+        or -1 when it is not numbered."""
+        return self._pos.get(acc_id, -1)
+
     def set(self, acc_id: str, load: float | None) -> None:
         """File ``acc_id`` under ``load``, or remove it (``None``)."""
         pos = self._pos.get(acc_id, -1)
         if pos < 0:
             if load is None:
                 return
-            pos = self._number(acc_id)
+            self.renumber([*self._ids, acc_id])
+            pos = self._pos[acc_id]
+        self.set_at(pos, load)
+
+    def set_at(self, pos: int, load: float | None) -> None:
+        """``set`` of the id at position ``pos`` (``position``)."""
         where = self._where
         old = where[pos]
         if old is not None:
@@ -188,11 +198,11 @@ class LoadBuckets:
         bucket.bits.add(pos)
         where[pos] = bucket
 
-    def _number(self, acc_id: str) -> int:
-        """Make room for a new id: every position renumbered in id order, every
-        bucket's set rebuilt (parked ids are met again), and ``acc_id``'s position."""
+    def renumber(self, ids: list[str]) -> None:
+        """Number ``ids`` (every id numbered so far among them) in id order: every
+        position changes, every bucket's set is rebuilt (parked ids are met again)."""
         old_ids, old_where = self._ids, self._where
-        ids = self._ids = sorted([*old_ids, acc_id])
+        ids = self._ids = sorted(set(ids))
         pos = self._pos = {i: k for k, i in enumerate(ids)}
         n = len(ids)
         self._spare = []
@@ -206,7 +216,6 @@ class LoadBuckets:
                 where[at] = bucket_or_none
                 bucket_or_none.bits.add(at)
         self._where = where
-        return pos[acc_id]
 
     def unpark(self, acc_id: str) -> None:
         """Let ``acc_id`` be met again at the next ``first``, wherever it was parked

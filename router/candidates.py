@@ -275,6 +275,18 @@ class _Explainer:
         return out
 
 
+class _Filed:
+    """least_loaded: an account as last filed, its class (1 fast only, 2 relax
+    only, 3 both, 0 no path) and its position in the class indexes (id order)."""
+
+    __slots__ = ("acc", "cls", "pos")
+
+    def __init__(self, acc: Account, pos: int) -> None:
+        self.acc = acc
+        self.cls = 0
+        self.pos = pos
+
+
 class IndexedCandidates:
     """Eligible sets kept ordered for the strategy, updated incrementally.
 
@@ -296,7 +308,11 @@ class IndexedCandidates:
         # (a tuple indexed by class: no hash; index 0, no path, holds nothing)
         self._by_class: tuple[LoadBuckets, ...] = (
             LoadBuckets(), LoadBuckets(known), LoadBuckets(known), LoadBuckets(known))
-        self._class: dict[str, int] = {}  # id -> 1, 2 or 3 (absent: no path)
+        # id -> its account, class and position (one lookup per update, issue 13);
+        # the three class indexes number the ids alike (``_renumber``)
+        self._filed: dict[str, _Filed] = {}
+        self._known = known
+        self._known_pos: dict[str, int] = {i: k for k, i in enumerate(known)}
         # the two classes that may take each path (fast: both, fast only; relax:
         # both, relax only), read by a comparison of the path, not a dict
         self._fast_classes = (self._by_class[3], self._by_class[1])
@@ -347,23 +363,28 @@ class IndexedCandidates:
         """Re-file ``acc`` after any change to its state (O(log n))."""
         acc_id = acc.id
         self._backups_active = backups_active
+        if self._least_loaded:
+            filed = self._filed.get(acc_id)
+            if filed is None or filed.acc is not acc:
+                filed = self._file(acc, filed)
+            fast_ok, relax_ok = eligible_paths(acc, backups_active)
+            cls = fast_ok + 2 * relax_ok
+            old = filed.cls
+            if cls != old:
+                if old:
+                    self._by_class[old].set_at(filed.pos, None)
+                filed.cls = cls
+            if cls:
+                self._by_class[cls].set_at(filed.pos, acc.load)
+            if self._explainer is not None:
+                self._explainer.update(acc, backups_active, acc_id in self._in_window,
+                                       self._repace(acc) if acc_id in self._paced else None)
+            return
         if self._accounts.get(acc_id) is not acc:
             self._accounts[acc_id] = acc
             self._first_sight(acc)
         fast_ok, relax_ok = eligible_paths(acc, backups_active)
-        if self._least_loaded:
-            cls = fast_ok + 2 * relax_ok
-            old = self._class.get(acc_id, 0)
-            if cls != old:
-                if old:
-                    self._by_class[old].set(acc_id, None)
-                if cls:
-                    self._class[acc_id] = cls
-                else:
-                    del self._class[acc_id]
-            if cls:
-                self._by_class[cls].set(acc_id, acc.load)
-        elif self._sorted:
+        if self._sorted:
             self._count(acc_id, fast_ok, relax_ok)
             if acc_id in self._paced and (fast_ok or relax_ok):
                 until = acc.paced_until()
@@ -402,6 +423,31 @@ class IndexedCandidates:
             for buckets in (*self._by_class[1:], self._relax_b):
                 buckets.unpark(acc_id)
         self.update(acc, backups_active)
+
+    def _file(self, acc: Account, filed: _Filed | None) -> _Filed:
+        """least_loaded: ``acc`` seen for the first time (or a new object for its id)."""
+        acc_id = acc.id
+        if filed is None:
+            pos = self._known_pos.get(acc_id, -1)
+            if pos < 0:
+                pos = self._renumber(acc_id)
+            filed = self._filed[acc_id] = _Filed(acc, pos)
+        else:
+            filed.acc = acc
+        self._accounts[acc_id] = acc
+        self._first_sight(acc)
+        return filed
+
+    def _renumber(self, acc_id: str) -> int:
+        """A new id for the least_loaded indexes: every position renumbered alike
+        (O(n), once per id not given at construction); ``acc_id``'s position."""
+        known = self._known = sorted([*self._known, acc_id])
+        pos = self._known_pos = {i: k for k, i in enumerate(known)}
+        for buckets in self._by_class[1:]:
+            buckets.renumber(known)
+        for filed in self._filed.values():
+            filed.pos = pos[filed.acc.id]
+        return pos[acc_id]
 
     def _count(self, acc_id: str, fast_ok: bool, relax_ok: bool) -> None:
         """The eligible counts of the strategies whose sets hold only accounts

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from router.accounts import Account, InactiveWindow, Plan
 from router.buckets import ExpiringIndex, Fenwick, LoadBuckets, _Bits
-from router.candidates import next_window_change
+from router.candidates import PATHS, IndexedCandidates, ScanCandidates, next_window_change
 from router.ledger import Policy
 from router.pool import Pool
 from router.rules import eligible_paths, fast_reason, relax_reason
@@ -108,6 +108,24 @@ def test_position_sets_keep_their_lowest_member(n: int) -> None:
         assert bits.low == (min(model) if model else -1)
         assert bits._lowest() == bits.low
     assert sorted(model) == [p for p in range(n) if bits.levels[0][p >> 5] >> (p & 31) & 1]
+
+
+@given(st.lists(st.tuples(accounts(), st.integers(0, 4)), min_size=1, max_size=15))
+def test_least_loaded_index_numbers_the_ids_it_was_not_told_of(
+        filings: list[tuple[Account, int]]) -> None:
+    """S least_loaded, D1: an index told no ids at construction numbers each new
+    id as it comes (every position renumbered alike in its class indexes), re-files
+    a new object for a known id, and picks what the linear scan picks after each."""
+    index = IndexedCandidates(Strategy.LEAST_LOADED)
+    scan = ScanCandidates(Strategy.LEAST_LOADED)
+    state = StrategyState(random.Random(0))
+    for acc, in_flight in filings:
+        acc.in_flight = in_flight
+        index.update(acc, False)
+        scan.update(acc, False)
+        for path in PATHS:
+            mine, theirs = index.pick(path, START, state), scan.pick(path, START, state)
+            assert (None if mine is None else mine.id) == (None if theirs is None else theirs.id)
 
 
 # ------------------------------------------------- weighted, p2c, expiring_first
