@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
 
-MS_PER_HOUR = 3_600_000
-MS_PER_SECOND = 1_000
+MS_PER_HOUR: Final = 3_600_000
+MS_PER_SECOND: Final = 1_000
 
 
 class Plan(StrEnum):
@@ -90,7 +91,7 @@ PLAN_RELAX_SLOTS: dict[Plan, int] = {
 }
 
 #: R4: every plan but Basic includes relax (the plans with relax slots).
-PLAN_HAS_RELAX: dict[Plan, bool] = {plan: n > 0 for plan, n in PLAN_RELAX_SLOTS.items()}
+PLAN_HAS_RELAX: Final[dict[Plan, bool]] = {plan: n > 0 for plan, n in PLAN_RELAX_SLOTS.items()}
 
 #: Default room limit per plan (docs/formats.md).
 PLAN_MAX_IN_FLIGHT: dict[Plan, int] = {
@@ -133,8 +134,8 @@ CHILD_TYPES: tuple[str, ...] = (
 )
 #: Every task type: roots, then children (the simulator's type codes follow it).
 TASK_TYPES: tuple[str, ...] = ROOT_TYPES + CHILD_TYPES
-ROOT_TASK_TYPES = frozenset(ROOT_TYPES)
-CHILD_TASK_TYPES = frozenset(CHILD_TYPES)
+ROOT_TASK_TYPES: Final = frozenset(ROOT_TYPES)
+CHILD_TASK_TYPES: Final = frozenset(CHILD_TYPES)
 
 
 @dataclass(slots=True, frozen=True)

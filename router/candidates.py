@@ -275,6 +275,18 @@ class _Explainer:
         return out
 
 
+class _Filed:
+    """least_loaded: an account as last filed, its class (1 fast only, 2 relax
+    only, 3 both, 0 no path) and its position in the class indexes (id order)."""
+
+    __slots__ = ("acc", "cls", "pos")
+
+    def __init__(self, acc: Account, pos: int) -> None:
+        self.acc = acc
+        self.cls = 0
+        self.pos = pos
+
+
 class IndexedCandidates:
     """Eligible sets kept ordered for the strategy, updated incrementally.
 
@@ -292,13 +304,20 @@ class IndexedCandidates:
         # least_loaded: each eligible account filed once, by which paths it may
         # take (1 fast only, 2 relax only, 3 both), so that a reservation or a
         # completion moves it in one index, not two; a pick merges two of them
-        self._by_class: dict[int, LoadBuckets] = {1: LoadBuckets(), 2: LoadBuckets(),
-                                                  3: LoadBuckets()}
-        self._class: dict[str, int] = {}  # id -> 1, 2 or 3 (absent: no path)
-        self._path_classes: dict[Path, tuple[LoadBuckets, LoadBuckets]] = {
-            "fast": (self._by_class[3], self._by_class[1]),
-            "relax": (self._by_class[3], self._by_class[2])}
-        self._relax_b = LoadBuckets()  # expiring_first's relax path
+        known = sorted(set(ids))  # id order: the positions of every LoadBuckets and tree
+        # (a tuple indexed by class: no hash; index 0, no path, holds nothing)
+        self._by_class: tuple[LoadBuckets, ...] = (
+            LoadBuckets(), LoadBuckets(known), LoadBuckets(known), LoadBuckets(known))
+        # id -> its account, class and position (one lookup per update, issue 13);
+        # the three class indexes number the ids alike (``_renumber``)
+        self._filed: dict[str, _Filed] = {}
+        self._known = known
+        self._known_pos: dict[str, int] = {i: k for k, i in enumerate(known)}
+        # the two classes that may take each path (fast: both, fast only; relax:
+        # both, relax only), read by a comparison of the path, not a dict
+        self._fast_classes = (self._by_class[3], self._by_class[1])
+        self._relax_classes = (self._by_class[3], self._by_class[2])
+        self._relax_b = LoadBuckets(known)  # expiring_first's relax path
         self._fast: SortedList[Any] = SortedList()
         self._relax: SortedList[Any] = SortedList()
         self._fast_keys: dict[str, Any] = {}
@@ -307,7 +326,7 @@ class IndexedCandidates:
         self._accounts: dict[str, Account] = {}
         self._backups_active = False
         # weighted, p2c: trees over positions in id order
-        self._ids: list[str] = sorted(set(ids))
+        self._ids: list[str] = known
         self._pos: dict[str, int] = {i: k for k, i in enumerate(self._ids)}
         self._stale = False
         weighted = strategy is Strategy.WEIGHTED
@@ -344,23 +363,28 @@ class IndexedCandidates:
         """Re-file ``acc`` after any change to its state (O(log n))."""
         acc_id = acc.id
         self._backups_active = backups_active
+        if self._least_loaded:
+            filed = self._filed.get(acc_id)
+            if filed is None or filed.acc is not acc:
+                filed = self._file(acc, filed)
+            fast_ok, relax_ok = eligible_paths(acc, backups_active)
+            cls = fast_ok + 2 * relax_ok
+            old = filed.cls
+            if cls != old:
+                if old:
+                    self._by_class[old].set_at(filed.pos, None)
+                filed.cls = cls
+            if cls:
+                self._by_class[cls].set_at(filed.pos, acc.load)
+            if self._explainer is not None:
+                self._explainer.update(acc, backups_active, acc_id in self._in_window,
+                                       self._repace(acc) if acc_id in self._paced else None)
+            return
         if self._accounts.get(acc_id) is not acc:
             self._accounts[acc_id] = acc
             self._first_sight(acc)
         fast_ok, relax_ok = eligible_paths(acc, backups_active)
-        if self._least_loaded:
-            cls = fast_ok + 2 * relax_ok
-            old = self._class.get(acc_id, 0)
-            if cls != old:
-                if old:
-                    self._by_class[old].set(acc_id, None)
-                if cls:
-                    self._class[acc_id] = cls
-                else:
-                    del self._class[acc_id]
-            if cls:
-                self._by_class[cls].set(acc_id, acc.load)
-        elif self._sorted:
+        if self._sorted:
             self._count(acc_id, fast_ok, relax_ok)
             if acc_id in self._paced and (fast_ok or relax_ok):
                 until = acc.paced_until()
@@ -396,9 +420,34 @@ class IndexedCandidates:
         what was parked by the old one is let go."""
         acc_id = acc.id
         if self._accounts.get(acc_id) is acc and self._register(acc):
-            for buckets in (*self._by_class.values(), self._relax_b):
+            for buckets in (*self._by_class[1:], self._relax_b):
                 buckets.unpark(acc_id)
         self.update(acc, backups_active)
+
+    def _file(self, acc: Account, filed: _Filed | None) -> _Filed:
+        """least_loaded: ``acc`` seen for the first time (or a new object for its id)."""
+        acc_id = acc.id
+        if filed is None:
+            pos = self._known_pos.get(acc_id, -1)
+            if pos < 0:
+                pos = self._renumber(acc_id)
+            filed = self._filed[acc_id] = _Filed(acc, pos)
+        else:
+            filed.acc = acc
+        self._accounts[acc_id] = acc
+        self._first_sight(acc)
+        return filed
+
+    def _renumber(self, acc_id: str) -> int:
+        """A new id for the least_loaded indexes: every position renumbered alike
+        (O(n), once per id not given at construction); ``acc_id``'s position."""
+        known = self._known = sorted([*self._known, acc_id])
+        pos = self._known_pos = {i: k for k, i in enumerate(known)}
+        for buckets in self._by_class[1:]:
+            buckets.renumber(known)
+        for filed in self._filed.values():
+            filed.pos = pos[filed.acc.id]
+        return pos[acc_id]
 
     def _count(self, acc_id: str, fast_ok: bool, relax_ok: bool) -> None:
         """The eligible counts of the strategies whose sets hold only accounts
@@ -533,7 +582,7 @@ class IndexedCandidates:
     # ------------------------------------------------------------------ reads
     def eligible_count(self, path: Path) -> int:
         if self._least_loaded:
-            both, alone = self._path_classes[path]
+            both, alone = self._fast_classes if path == "fast" else self._relax_classes
             return len(both) + len(alone)
         # the others file no account that H2/H3 keep off (weighted, p2c and
         # expiring_first: only available ones): counted apart
@@ -554,7 +603,7 @@ class IndexedCandidates:
             # in (load, id) order of the two classes that may take ``path``.
             # With no inactive window (T1) and no pacing (H2/H3) in the pool,
             # a load below 1 (room) is all ``is_available`` asks.
-            both, alone = self._path_classes[path]
+            both, alone = self._fast_classes if path == "fast" else self._relax_classes
             blocked = self._blocked_until if self._windowed or self._paced else None
             acc_id = both.first(1.0, now, blocked)
             other = alone.first(1.0, now, blocked) if alone else None
@@ -562,7 +611,7 @@ class IndexedCandidates:
                 if acc_id is None:
                     acc_id = other
                 else:  # (load, id) order, compared field by field (no tuples built)
-                    mine, theirs = alone.load_of(other), both.load_of(acc_id)
+                    mine, theirs = alone.last_load, both.last_load
                     if mine < theirs or (mine == theirs and other < acc_id):
                         acc_id = other
             return None if acc_id is None else self._accounts[acc_id]

@@ -50,7 +50,8 @@ class Policy:
 
     def estimate_ms(self, task_type: str) -> int:
         """R9: the fast-mode estimate for ``task_type`` in milliseconds."""
-        return seconds_to_ms(self.estimates.get(task_type, 60.0))
+        seconds = self.estimates.get(task_type)  # no default: compiled, it would be boxed
+        return seconds_to_ms(60.0 if seconds is None else seconds)
 
 
 @dataclass(slots=True, init=False)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Final
 
 from router.accounts import Mode
 
 # A mode parameter is a whole whitespace-delimited token: ``--fast`` or the
 # em-dash form ``—fast`` (M2), in any case. ``--fastest`` / ``a--fast`` are not.
 _MODE_TOKEN = re.compile(r"(?<!\S)(?:--|\u2014)(fast|relax|turbo)(?!\S)", re.IGNORECASE)
-_ALLOWED = "fast, relax, turbo"
-_BY_NAME: dict[str, Mode] = {m.value: m for m in Mode}
+_ALLOWED: Final = "fast, relax, turbo"
+_BY_NAME: Final[dict[str, Mode]] = {m.value: m for m in Mode}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +64,9 @@ def parse_process_mode(value: object) -> Mode | None:
 
 #: The resolutions without a conflict, built once (immutable): resolving a
 #: request then builds nothing.
-_FROM_PROCESS_MODE = {m: ResolvedMode(m, "process_mode") for m in Mode}
-_FROM_PROMPT = {m: ResolvedMode(m, "prompt") for m in Mode}
-_DEFAULT = ResolvedMode(Mode.RELAX, "default")
+_FROM_PROCESS_MODE: Final = {m: ResolvedMode(m, "process_mode") for m in Mode}
+_FROM_PROMPT: Final = {m: ResolvedMode(m, "prompt") for m in Mode}
+_DEFAULT: Final = ResolvedMode(Mode.RELAX, "default")
 
 
 def resolve_mode(process_mode: object, prompt: str | None) -> ResolvedMode:

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from router.accounts import CHILD_TASK_TYPES, ROOT_TASK_TYPES, Mode
 from router.errors import InvalidRequest
 from router.modes import ModeError, ResolvedMode, prompt_modes, resolve_mode
 
-_SERVICE_MODES = ("", "private", "public")
-_TASK_TYPES = ROOT_TASK_TYPES | CHILD_TASK_TYPES
-_TASK_TYPES_TEXT = (", ".join(sorted(ROOT_TASK_TYPES)) + "; "
+_SERVICE_MODES: Final = ("", "private", "public")
+_TASK_TYPES: Final = ROOT_TASK_TYPES | CHILD_TASK_TYPES
+_TASK_TYPES_TEXT: Final = (", ".join(sorted(ROOT_TASK_TYPES)) + "; "
                     + ", ".join(sorted(CHILD_TASK_TYPES)))
 
 

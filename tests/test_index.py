@@ -6,12 +6,13 @@ import math
 import random
 from itertools import accumulate
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.accounts import Account, InactiveWindow, Plan
-from router.buckets import ExpiringIndex, Fenwick, LoadBuckets
-from router.candidates import next_window_change
+from router.buckets import ExpiringIndex, Fenwick, LoadBuckets, _Bits
+from router.candidates import PATHS, IndexedCandidates, ScanCandidates, next_window_change
 from router.ledger import Policy
 from router.pool import Pool
 from router.rules import eligible_paths, fast_reason, relax_reason
@@ -42,7 +43,28 @@ def test_load_buckets_give_sorted_load_id_order(steps: list[tuple[str, float | N
     """S least_loaded, T1: LoadBuckets.first is the first (load, id) in sorted
     order with load < below that is not blocked at ``now``, after any moves, with
     ids parked while blocked and time mostly (not always) moving forward."""
-    buckets, model, now = LoadBuckets(), dict[str, float](), 0
+    _check_load_buckets(LoadBuckets(), steps, blocks, below)
+
+
+MANY_IDS = st.integers(0, 2_500).map(lambda i: f"acc-{i:04d}")
+
+
+@given(st.lists(MANY_IDS, max_size=300), st.lists(st.tuples(MANY_IDS, st.one_of(
+    st.none(), LOADS), st.sampled_from([0, 1, 2, -3])), max_size=200),
+       st.dictionaries(MANY_IDS, st.tuples(st.integers(0, 12), st.integers(0, 30))),
+       st.sampled_from([1.0, float("inf")]))
+def test_load_buckets_order_with_many_ids(known: list[str],
+                                          steps: list[tuple[str, float | None, int]],
+                                          blocks: dict[str, tuple[int, int]],
+                                          below: float) -> None:
+    """S least_loaded: the same, over ids numbered in advance (``known``) or not,
+    enough of them for a bucket's set of positions to take several levels."""
+    _check_load_buckets(LoadBuckets(known), steps, blocks, below)
+
+
+def _check_load_buckets(buckets: LoadBuckets, steps: list[tuple[str, float | None, int]],
+                        blocks: dict[str, tuple[int, int]], below: float) -> None:
+    model, now = dict[str, float](), 0
 
     def blocked_until(acc_id: str) -> float | None:
         start, end = blocks.get(acc_id, (0, 0))
@@ -60,6 +82,50 @@ def test_load_buckets_give_sorted_load_id_order(steps: list[tuple[str, float | N
                            if blocked_until(i) is None), None)
         expected = first_free[1] if first_free is not None and first_free[0] < below else None
         assert buckets.first(below, now, blocked_until) == expected
+        if expected is not None:
+            assert buckets.last_load == model[expected]
+
+
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 1_000, 40_000])
+def test_position_sets_keep_their_lowest_member(n: int) -> None:
+    """S least_loaded (D1: ties to the lowest id): a bucket's set of positions,
+    a hierarchy of words, holds exactly what was added and not discarded since,
+    and its kept lowest position is the least member (-1: empty). Seeded random
+    moves, most of them around a few spots (several members share a word, at
+    any place in the set), some anywhere."""
+    rng = random.Random(n)
+    bits, model = _Bits(n), set[int]()
+    spots = [rng.randrange(n) for _ in range(4)]
+    for _ in range(4_000):
+        pos = (rng.choice(spots) + rng.randrange(70)) % n if rng.random() < 0.9 \
+            else rng.randrange(n)
+        if rng.random() < 0.55:
+            bits.add(pos)
+            model.add(pos)
+        else:
+            bits.discard(pos)
+            model.discard(pos)
+        assert bits.low == (min(model) if model else -1)
+        assert bits._lowest() == bits.low
+    assert sorted(model) == [p for p in range(n) if bits.levels[0][p >> 5] >> (p & 31) & 1]
+
+
+@given(st.lists(st.tuples(accounts(), st.integers(0, 4)), min_size=1, max_size=15))
+def test_least_loaded_index_numbers_the_ids_it_was_not_told_of(
+        filings: list[tuple[Account, int]]) -> None:
+    """S least_loaded, D1: an index told no ids at construction numbers each new
+    id as it comes (every position renumbered alike in its class indexes), re-files
+    a new object for a known id, and picks what the linear scan picks after each."""
+    index = IndexedCandidates(Strategy.LEAST_LOADED)
+    scan = ScanCandidates(Strategy.LEAST_LOADED)
+    state = StrategyState(random.Random(0))
+    for acc, in_flight in filings:
+        acc.in_flight = in_flight
+        index.update(acc, False)
+        scan.update(acc, False)
+        for path in PATHS:
+            mine, theirs = index.pick(path, START, state), scan.pick(path, START, state)
+            assert (None if mine is None else mine.id) == (None if theirs is None else theirs.id)
 
 
 # ------------------------------------------------- weighted, p2c, expiring_first
