@@ -311,8 +311,6 @@ class IndexedCandidates:
         # id -> its account, class and position (one lookup per update, issue 13);
         # the three class indexes number the ids alike (``_renumber``)
         self._filed: dict[str, _Filed] = {}
-        self._known = known
-        self._known_pos: dict[str, int] = {i: k for k, i in enumerate(known)}
         # the two classes that may take each path (fast: both, fast only; relax:
         # both, relax only), read by a comparison of the path, not a dict
         self._fast_classes = (self._by_class[3], self._by_class[1])
@@ -325,9 +323,10 @@ class IndexedCandidates:
         self._sets: dict[Path, SortedList[Any]] = {"fast": self._fast, "relax": self._relax}
         self._accounts: dict[str, Account] = {}
         self._backups_active = False
-        # weighted, p2c: trees over positions in id order
+        # positions in id order: of the least_loaded indexes (``_renumber``) and of the
+        # weighted and p2c trees (``_rebuild_trees``); a strategy uses one of the two
         self._ids: list[str] = known
-        self._pos: dict[str, int] = {i: k for k, i in enumerate(self._ids)}
+        self._pos: dict[str, int] = {i: k for k, i in enumerate(known)}
         self._stale = False
         weighted = strategy is Strategy.WEIGHTED
         self._trees: dict[Path, _AvailableTree] = {
@@ -376,40 +375,37 @@ class IndexedCandidates:
                 filed.cls = cls
             if cls:
                 self._by_class[cls].set_at(filed.pos, acc.load)
-            if self._explainer is not None:
-                self._explainer.update(acc, backups_active, acc_id in self._in_window,
-                                       self._repace(acc) if acc_id in self._paced else None)
-            return
-        if self._accounts.get(acc_id) is not acc:
-            self._accounts[acc_id] = acc
-            self._first_sight(acc)
-        fast_ok, relax_ok = eligible_paths(acc, backups_active)
-        if self._sorted:
-            self._count(acc_id, fast_ok, relax_ok)
-            if acc_id in self._paced and (fast_ok or relax_ok):
-                until = acc.paced_until()
-                if until is not None and until > self._clock:  # H2/H3: parked till then
-                    heapq.heappush(self._pace_heap, (until, acc_id))
-                    fast_ok = relax_ok = False
-            key = self._key(acc)
-            self._refile(self._fast, self._fast_keys, acc_id, key, fast_ok)
-            self._refile(self._relax, self._relax_keys, acc_id, key, relax_ok)
         else:
-            self._count(acc_id, fast_ok, relax_ok)
-            room = acc.in_flight < acc.max_in_flight and acc_id not in self._in_window
-            if room and acc_id in self._paced:
-                until = acc.paced_until()
-                if until is not None and until > self._clock:  # H2/H3: parked till then
-                    room = False
-                    heapq.heappush(self._pace_heap, (until, acc_id))
-            if self._tree:
-                units = weight_units(acc)
-                self._set_available("fast", acc_id, units if fast_ok and room else None)
-                self._set_available("relax", acc_id, units if relax_ok and room else None)
+            if self._accounts.get(acc_id) is not acc:
+                self._accounts[acc_id] = acc
+                self._first_sight(acc)
+            fast_ok, relax_ok = eligible_paths(acc, backups_active)
+            if self._sorted:
+                self._count(acc_id, fast_ok, relax_ok)
+                if acc_id in self._paced and (fast_ok or relax_ok):
+                    until = acc.paced_until()
+                    if until is not None and until > self._clock:  # H2/H3: parked till then
+                        heapq.heappush(self._pace_heap, (until, acc_id))
+                        fast_ok = relax_ok = False
+                key = self._key(acc)
+                self._refile(self._fast, self._fast_keys, acc_id, key, fast_ok)
+                self._refile(self._relax, self._relax_keys, acc_id, key, relax_ok)
             else:
-                self._expiring_fast.set(acc_id, acc.fast_ms - acc.reserved_ms
-                                        if fast_ok and room else None, acc.next_renewal_at)
-                self._relax_b.set(acc_id, acc.load if relax_ok else None)
+                self._count(acc_id, fast_ok, relax_ok)
+                room = acc.in_flight < acc.max_in_flight and acc_id not in self._in_window
+                if room and acc_id in self._paced:
+                    until = acc.paced_until()
+                    if until is not None and until > self._clock:  # H2/H3: parked till then
+                        room = False
+                        heapq.heappush(self._pace_heap, (until, acc_id))
+                if self._tree:
+                    units = weight_units(acc)
+                    self._set_available("fast", acc_id, units if fast_ok and room else None)
+                    self._set_available("relax", acc_id, units if relax_ok and room else None)
+                else:
+                    self._expiring_fast.set(acc_id, acc.fast_ms - acc.reserved_ms
+                                            if fast_ok and room else None, acc.next_renewal_at)
+                    self._relax_b.set(acc_id, acc.load if relax_ok else None)
         if self._explainer is not None:
             self._explainer.update(acc, backups_active, acc_id in self._in_window,
                                    self._repace(acc) if acc_id in self._paced else None)
@@ -428,7 +424,7 @@ class IndexedCandidates:
         """least_loaded: ``acc`` seen for the first time (or a new object for its id)."""
         acc_id = acc.id
         if filed is None:
-            pos = self._known_pos.get(acc_id, -1)
+            pos = self._pos.get(acc_id, -1)
             if pos < 0:
                 pos = self._renumber(acc_id)
             filed = self._filed[acc_id] = _Filed(acc, pos)
@@ -441,8 +437,8 @@ class IndexedCandidates:
     def _renumber(self, acc_id: str) -> int:
         """A new id for the least_loaded indexes: every position renumbered alike
         (O(n), once per id not given at construction); ``acc_id``'s position."""
-        known = self._known = sorted([*self._known, acc_id])
-        pos = self._known_pos = {i: k for k, i in enumerate(known)}
+        known = self._ids = sorted([*self._ids, acc_id])
+        pos = self._pos = {i: k for k, i in enumerate(known)}
         for buckets in self._by_class[1:]:
             buckets.renumber(known)
         for filed in self._filed.values():
