@@ -124,13 +124,15 @@ class LoadBuckets:
     looks up one id and at most one load, and a pick walks the buckets without
     looking anything up (issue 13: float keys cost a hash and a boxing each)."""
 
-    __slots__ = ("_buckets", "_by_load", "_ids", "_now", "_pos", "_size", "_spare", "_where",
-                 "last_load", "loads")
+    __slots__ = ("_back", "_buckets", "_by_load", "_ids", "_now", "_pos", "_size", "_spare",
+                 "_where", "last_load", "loads")
 
     def __init__(self, ids: Iterable[str] = ()) -> None:
         self._ids: list[str] = sorted(set(ids))  # position -> id
         self._pos: dict[str, int] = {i: k for k, i in enumerate(self._ids)}
         self._where: list[_Bucket | None] = [None] * len(self._ids)  # position -> bucket
+        #: position -> the bucket it was in before its current one (``set_at``)
+        self._back: list[_Bucket | None] = [None] * len(self._ids)
         self._by_load: dict[float, _Bucket] = {}  # load -> its bucket (non-empty ones)
         self.loads: list[float] = []  # the non-empty load values, ascending
         self._buckets: list[_Bucket] = []  # their buckets, in the same order
@@ -162,30 +164,53 @@ class LoadBuckets:
                 return
             self.renumber([*self._ids, acc_id])
             pos = self._pos[acc_id]
-        self.set_at(pos, load)
+        if load is None:
+            self.remove_at(pos)
+        else:
+            self.set_at(pos, load)
 
-    def set_at(self, pos: int, load: float | None) -> None:
-        """``set`` of the id at position ``pos`` (``position``)."""
+    def set_at(self, pos: int, load: float) -> None:
+        """``set`` of the id at position ``pos`` (``position``) to a load."""
         where = self._where
         old = where[pos]
         if old is not None:
-            if load is not None and old.load == load:
+            if old.load == load:
                 return
-            old.bits.discard(pos)
-            old.count -= 1
-            if not old.count:  # the bucket is dropped, with its parked positions
-                del self._by_load[old.load]
-                i = bisect_left(self.loads, old.load)
-                del self.loads[i], self._buckets[i]
-                self._spare.append(old.bits)  # every bit cleared: ready for another load
-            if load is None:
-                where[pos] = None
-                self._size -= 1
-                return
-        elif load is None:
-            return
+            self._leave(old, pos)
         else:
             self._size += 1
+        # Coming back to the load it left last (a completion after a reservation),
+        # it finds that bucket without a lookup by a float key (issue 13). A bucket
+        # with no position left was dropped: it is never filed into again.
+        back = self._back
+        bucket = back[pos]
+        if bucket is None or bucket.load != load or not bucket.count:
+            bucket = self._bucket(load)
+        back[pos] = old
+        bucket.count += 1
+        bucket.bits.add(pos)
+        where[pos] = bucket
+
+    def remove_at(self, pos: int) -> None:
+        """``set`` of the id at position ``pos`` to None: no longer filed."""
+        old = self._where[pos]
+        if old is not None:
+            self._leave(old, pos)
+            self._where[pos] = None
+            self._size -= 1
+
+    def _leave(self, bucket: _Bucket, pos: int) -> None:
+        """Take ``pos`` out of ``bucket``, and drop the bucket when it empties."""
+        bucket.bits.discard(pos)
+        bucket.count -= 1
+        if not bucket.count:  # the bucket is dropped, with its parked positions
+            del self._by_load[bucket.load]
+            i = bisect_left(self.loads, bucket.load)
+            del self.loads[i], self._buckets[i]
+            self._spare.append(bucket.bits)  # every bit cleared: ready for another load
+
+    def _bucket(self, load: float) -> _Bucket:
+        """The bucket of ``load``, made (and put in order) if there is none."""
         bucket = self._by_load.get(load)
         if bucket is None:
             spare = self._spare
@@ -194,9 +219,7 @@ class LoadBuckets:
             i = bisect_left(self.loads, load)
             self.loads.insert(i, load)
             self._buckets.insert(i, bucket)
-        bucket.count += 1
-        bucket.bits.add(pos)
-        where[pos] = bucket
+        return bucket
 
     def renumber(self, ids: list[str]) -> None:
         """Number ``ids`` (every id numbered so far among them) in id order: every
@@ -216,6 +239,7 @@ class LoadBuckets:
                 where[at] = bucket_or_none
                 bucket_or_none.bits.add(at)
         self._where = where
+        self._back = [None] * n
 
     def unpark(self, acc_id: str) -> None:
         """Let ``acc_id`` be met again at the next ``first``, wherever it was parked
@@ -237,6 +261,13 @@ class LoadBuckets:
         every pick; an earlier ``now`` than the last call unparks everything.
         ``blocked_until=None``: nothing but the load blocks an id.
         """
+        pos = self.first_at(below, now, blocked_until)
+        return None if pos < 0 else self._ids[pos]
+
+    def first_at(self, below: float, now: float,
+                 blocked_until: Callable[[str], float | None] | None) -> int:
+        """``first``, as the id's position (-1: none): positions are in id order,
+        so a caller that numbers ids alike compares them without the strings."""
         if now < self._now:
             self._unpark_all()
         self._now = now
@@ -244,7 +275,7 @@ class LoadBuckets:
         for bucket in self._buckets:
             load = bucket.load
             if load >= below:
-                return None
+                return -1
             bits = bucket.bits
             parked = bucket.parked
             while parked and parked[0][0] <= now:
@@ -257,17 +288,16 @@ class LoadBuckets:
                     break  # every id of this load is parked
                 if blocked_until is None:
                     self.last_load = load
-                    return ids[pos]
-                acc_id = ids[pos]
-                until = blocked_until(acc_id)
+                    return pos
+                until = blocked_until(ids[pos])
                 if until is None:
                     self.last_load = load
-                    return acc_id
+                    return pos
                 bits.discard(pos)
                 if parked is None:
                     parked = bucket.parked = []
                 heappush(parked, (until, pos))
-        return None
+        return -1
 
     def _unpark_all(self) -> None:
         where = self._where

@@ -311,6 +311,7 @@ class IndexedCandidates:
         # id -> its account, class and position (one lookup per update, issue 13);
         # the three class indexes number the ids alike (``_renumber``)
         self._filed: dict[str, _Filed] = {}
+        self._at: list[Account | None] = [None] * len(known)  # position -> account filed
         # the two classes that may take each path (fast: both, fast only; relax:
         # both, relax only), read by a comparison of the path, not a dict
         self._fast_classes = (self._by_class[3], self._by_class[1])
@@ -371,7 +372,7 @@ class IndexedCandidates:
             old = filed.cls
             if cls != old:
                 if old:
-                    self._by_class[old].set_at(filed.pos, None)
+                    self._by_class[old].remove_at(filed.pos)
                 filed.cls = cls
             if cls:
                 self._by_class[cls].set_at(filed.pos, acc.load)
@@ -430,6 +431,7 @@ class IndexedCandidates:
             filed = self._filed[acc_id] = _Filed(acc, pos)
         else:
             filed.acc = acc
+        self._at[filed.pos] = acc
         self._accounts[acc_id] = acc
         self._first_sight(acc)
         return filed
@@ -441,8 +443,11 @@ class IndexedCandidates:
         pos = self._pos = {i: k for k, i in enumerate(known)}
         for buckets in self._by_class[1:]:
             buckets.renumber(known)
+        at: list[Account | None] = [None] * len(known)
         for filed in self._filed.values():
             filed.pos = pos[filed.acc.id]
+            at[filed.pos] = filed.acc
+        self._at = at
         return pos[acc_id]
 
     def _count(self, acc_id: str, fast_ok: bool, relax_ok: bool) -> None:
@@ -600,17 +605,19 @@ class IndexedCandidates:
             # With no inactive window (T1) and no pacing (H2/H3) in the pool,
             # a load below 1 (room) is all ``is_available`` asks.
             both, alone = self._fast_classes if path == "fast" else self._relax_classes
+            # The classes number the ids alike, in id order: positions compare as
+            # the ids do, and name the account without a lookup by id.
             blocked = self._blocked_until if self._windowed or self._paced else None
-            acc_id = both.first(1.0, now, blocked)
-            other = alone.first(1.0, now, blocked) if alone else None
-            if other is not None:
-                if acc_id is None:
-                    acc_id = other
+            pos = both.first_at(1.0, now, blocked)
+            other = alone.first_at(1.0, now, blocked) if alone else -1
+            if other >= 0:
+                if pos < 0:
+                    pos = other
                 else:  # (load, id) order, compared field by field (no tuples built)
                     mine, theirs = alone.last_load, both.last_load
-                    if mine < theirs or (mine == theirs and other < acc_id):
-                        acc_id = other
-            return None if acc_id is None else self._accounts[acc_id]
+                    if mine < theirs or (mine == theirs and other < pos):
+                        pos = other
+            return None if pos < 0 else self._at[pos]
         if self._expiring and path == "relax":
             acc_id = self._relax_b.first(1.0, now, self._blocked_until)
             return None if acc_id is None else self._accounts[acc_id]
@@ -623,13 +630,7 @@ class IndexedCandidates:
         if strategy is Strategy.ROUND_ROBIN:
             return self._pick_round_robin(path, now, state)
         if self._expiring:
-            accounts = self._accounts
-
-            def score(acc_id: str) -> float:
-                return expiring_first_score(accounts[acc_id], now)
-
-            best = self._expiring_fast.best(now, score)
-            return None if best is None else accounts[best]
+            return self._pick_expiring(now)
         if self._stale:
             self._rebuild_trees()
         tree = self._trees[path]
@@ -650,6 +651,17 @@ class IndexedCandidates:
         a = accounts[ids[tree.counts.search(i)]]
         b = accounts[ids[tree.counts.search(j)]]
         return min(a, b, key=least_loaded_key)
+
+    def _pick_expiring(self, now: float) -> Account | None:
+        """S expiring_first's fast path (its own method: the closure's environment
+        is then made only here, not at every ``pick``, issue 13)."""
+        accounts = self._accounts
+
+        def score(acc_id: str) -> float:
+            return expiring_first_score(accounts[acc_id], now)
+
+        best = self._expiring_fast.best(now, score)
+        return None if best is None else accounts[best]
 
     def _pick_round_robin(self, path: Path, now: float, state: StrategyState) -> Account | None:
         sl = self._sets[path]

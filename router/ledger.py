@@ -26,6 +26,7 @@ from router.accounts import (
 from router.candidates import IndexedCandidates, ScanCandidates
 from router.decision import Decision, Notification, Outcome, Recovery, Renewal
 from router.errors import NotInFlight, UnknownAccount
+from router.requests import ParsedRequest
 from router.strategies import Strategy, StrategyState
 from router.timeutil import DAY, add_months
 
@@ -58,6 +59,11 @@ class Policy:
 class InFlight:
     """A routed task holding a slot (and, for fast/turbo, a reservation).
 
+    ``request`` and ``estimate_ms``: what H4 routes again when upstream reports
+    the account's fast time gone (None: the caller keeps no request, e.g. a
+    store's mirror). Kept here, not in a map of the pool's, so that a decision
+    costs no second map entry (issue 13).
+
     The ``__init__`` is written out, not generated (issue 13): compiled by mypyc,
     a generated dataclass ``__init__`` stays interpreted Python."""
 
@@ -66,14 +72,19 @@ class InFlight:
     mode: Mode
     reserved_ms: int
     at: float
+    request: ParsedRequest | None
+    estimate_ms: int | None
 
     def __init__(self, task_id: str, account_id: str, mode: Mode, reserved_ms: int,
-                 at: float) -> None:
+                 at: float, request: ParsedRequest | None = None,
+                 estimate_ms: int | None = None) -> None:
         self.task_id = task_id
         self.account_id = account_id
         self.mode = mode
         self.reserved_ms = reserved_ms
         self.at = at
+        self.request = request
+        self.estimate_ms = estimate_ms
 
 
 @dataclass(slots=True, init=False)
@@ -303,8 +314,10 @@ class Ledger:
             self.notifications.append(Notification("no_active_mj_bot", now))
 
     # ------------------------------------------------------------ reservations
-    def reserve(self, decision: Decision, now: float) -> None:
-        """Record an accepted decision: the slot, the reservation (R9), the parent."""
+    def reserve(self, decision: Decision, now: float, request: ParsedRequest | None = None,
+                estimate_ms: int | None = None) -> None:
+        """Record an accepted decision: the slot, the reservation (R9), the parent;
+        ``request`` and ``estimate_ms`` stay with the task for H4."""
         mode = decision.effective_mode
         assert mode is not None and decision.requested_mode is not None
         if decision.pool == "public" or decision.account_id is None:
@@ -314,7 +327,7 @@ class Ledger:
         acc.in_flight += 1
         acc.reserved_ms += decision.reserved_ms
         self.tasks[decision.task_id] = InFlight(
-            decision.task_id, acc.id, mode, decision.reserved_ms, now
+            decision.task_id, acc.id, mode, decision.reserved_ms, now, request, estimate_ms
         )
         self.parents[decision.task_id] = Parent(False, acc.id, decision.requested_mode)
         if not decision.pinned:

@@ -67,10 +67,17 @@ def parse_process_mode(value: object) -> Mode | None:
 _FROM_PROCESS_MODE: Final = {m: ResolvedMode(m, "process_mode") for m in Mode}
 _FROM_PROMPT: Final = {m: ResolvedMode(m, "prompt") for m in Mode}
 _DEFAULT: Final = ResolvedMode(Mode.RELAX, "default")
+#: ``_FROM_PROCESS_MODE`` by exact spelling: one lookup by a string resolves the
+#: usual request (issue 13)
+_BY_SPELLING: Final = {m.value: r for m, r in _FROM_PROCESS_MODE.items()}
 
 
 def resolve_mode(process_mode: object, prompt: str | None) -> ResolvedMode:
     """M1 over M2 over M3 (M4): the requested mode of a root task."""
+    if type(process_mode) is str:  # M1 spelled exactly: the usual request
+        exact = _BY_SPELLING.get(process_mode)
+        if exact is not None:
+            return exact
     explicit = parse_process_mode(process_mode)
     if explicit is not None:
         return _FROM_PROCESS_MODE[explicit]

@@ -37,10 +37,15 @@ class Pool:
                  *, indexed: bool = True, explain: bool = True) -> None:
         self.ledger = Ledger(accounts, policy, indexed=indexed)
         self.explain = explain
-        self.submitted: set[str] = set()
-        #: H4: the request and estimate of each routed task, to route it again
-        #: (kept only while a pool has accounts that may be re-routed to: all)
-        self._requests: dict[str, tuple[ParsedRequest, int | None]] = {}
+        #: task ids submitted and rejected (accepted ones are the ledger's parents):
+        #: a rejection is rarer than an acceptance, so a decision records nothing
+        #: more than its parent (issue 13)
+        self._rejected: set[str] = set()
+
+    @property
+    def submitted(self) -> set[str]:
+        """Every task id submitted so far, accepted or rejected."""
+        return self._rejected | self.ledger.parents.keys()
 
     @property
     def policy(self) -> Policy:
@@ -86,11 +91,11 @@ class Pool:
         else:
             est = None if estimated_gpu_seconds is None else seconds_to_ms(estimated_gpu_seconds)
             d = route(ledger, req, task_id, now, est, explain=self.explain)
-            if d.error is None and d.account_id is not None:
-                self._requests[task_id] = (req, est)
-        self.submitted.add(task_id)
-        if d.error is None:
-            ledger.reserve(d, now)
+            if d.error is None:
+                ledger.reserve(d, now, req, est)  # the request stays with the task (H4)
+                ledger.evaluate_pool(now)
+                return d
+        self._rejected.add(task_id)
         ledger.evaluate_pool(now)
         return d
 
@@ -104,9 +109,10 @@ class Pool:
         ledger = self.ledger
         ledger.advance(now)
         d = route(ledger, req, task_id, now, estimate_ms, explain=self.explain)
-        self.submitted.add(task_id)
         if d.error is None:
-            ledger.reserve(d, now)
+            ledger.reserve(d, now, req, estimate_ms)
+        else:
+            self._rejected.add(task_id)
         ledger.evaluate_pool(now)
         return d
 
@@ -115,9 +121,6 @@ class Pool:
         now = at if type(at) is float else _ts(at)
         ledger = self.ledger
         ledger.advance(now)
-        requests = self._requests
-        if task_id in requests:  # H4 forgets it (not ``pop(key, None)``: a call by name compiled)
-            del requests[task_id]
         try:
             return ledger.complete(task_id, seconds_to_ms(gpu_seconds), now)
         finally:
@@ -126,7 +129,6 @@ class Pool:
     def fail(self, task_id: str, at: float | str) -> Outcome:
         now = _ts(at)
         self.ledger.advance(now)
-        self._requests.pop(task_id, None)
         try:
             return self.ledger.fail(task_id, now)
         finally:
@@ -147,16 +149,13 @@ class Pool:
         ledger.advance(now)
         try:
             out, task = ledger.fail_fast_exhausted(task_id, now)
-            saved = self._requests.pop(task_id, None)
-            if task.mode is Mode.RELAX or saved is None:
+            req, est = task.request, task.estimate_ms
+            if task.mode is Mode.RELAX or req is None:
                 return out, None
-            req, est = saved
             ledger.evaluate_pool(now)  # L3 may have woken the backups (B1)
             d = route(ledger, req, task_id, now, est, explain=self.explain)
             if d.error is None:
-                ledger.reserve(d, now)
-                if d.account_id is not None:
-                    self._requests[task_id] = (req, est)
+                ledger.reserve(d, now, req, est)
             return out, d
         finally:
             ledger.evaluate_pool(now)
@@ -164,7 +163,6 @@ class Pool:
     def cancel(self, task_id: str, at: float | str) -> Outcome:
         now = _ts(at)
         self.ledger.advance(now)
-        self._requests.pop(task_id, None)
         try:
             return self.ledger.cancel(task_id, now)
         finally:
@@ -197,11 +195,9 @@ class Pool:
 
     def not_in_flight_reason(self, task_id: str) -> str:
         """Why ``task_id`` cannot be finished (for event error lines)."""
-        if task_id not in self.submitted:
-            return "never submitted"
         parent = self.ledger.parents.get(task_id)
         if parent is None:
-            return "it was rejected"
+            return "it was rejected" if task_id in self._rejected else "never submitted"
         if parent.public:
             return "it went to the public pool (P1)"
         return "already finished"

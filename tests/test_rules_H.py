@@ -21,6 +21,7 @@ from router.decision import Decision
 from router.io.replay import replay_events
 from router.ledger import Policy
 from router.pool import Pool
+from router.requests import parse_request
 from router.testing import event_scripts, pools
 from router.timeutil import parse_time
 
@@ -237,6 +238,35 @@ def test_H4_fast_exhausted_fail_zeroes_flips_and_reroutes_the_same_task() -> Non
     assert p.ledger.tasks["t1"].account_id == "a2"  # in flight again, reserved (R9)
     assert p.account("a2").reserved_ms == 60_000
     assert p.complete("t1", 50.0, T0 + 90).charged_ms == 50_000
+
+
+def test_H4_reroutes_a_task_submitted_parsed_and_one_rerouted_before() -> None:
+    """H4: the request stays with the task in flight, however it was submitted
+    (``submit`` or ``submit_parsed``, which used to keep none) and after an
+    earlier re-route: each fast-exhausted fail routes it again."""
+    p = pool(acc("a1", fast_s=3600.0), acc("a2", fast_s=7200.0), acc("a3", fast_s=7200.0))
+    d = p.submit_parsed("t1", parse_request(fast()), T0, 30_000)
+    assert (d.account_id, d.reserved_ms) == ("a1", 30_000)
+    _out, again = p.fail_fast_exhausted("t1", T0 + 30)
+    assert again is not None and (again.account_id, again.reserved_ms) == ("a2", 30_000)
+    _out, third = p.fail_fast_exhausted("t1", T0 + 60)
+    assert third is not None and (third.account_id, third.reserved_ms) == ("a3", 30_000)
+    assert p.complete("t1", 20.0, T0 + 90).account_id == "a3"
+    assert "t1" not in p.ledger.tasks
+
+
+def test_not_in_flight_reasons_tell_never_submitted_rejected_public_and_finished() -> None:
+    """L1's error lines: why a task cannot be finished; ``submitted`` holds every
+    task id submitted, accepted or rejected."""
+    p = pool(acc("a1", plan="basic"))
+    p.submit("t1", fast(), T0)
+    assert p.submit("t2", relax(), T0 + 1).error is not None  # R4: Basic has no relax
+    p.submit("t3", {**fast(), "config": {"service_mode": "public"}}, T0 + 2)
+    p.complete("t1", 10.0, T0 + 3)
+    assert p.submitted == {"t1", "t2", "t3"}
+    assert [p.not_in_flight_reason(t) for t in ("t0", "t1", "t2", "t3")] == [
+        "never submitted", "already finished", "it was rejected",
+        "it went to the public pool (P1)"]
 
 
 def test_H4_correction_is_neither_used_nor_expired_at_renewal() -> None:
