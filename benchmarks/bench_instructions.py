@@ -39,12 +39,21 @@ sys.path.insert(0, {bench!r})
 from bench_router import STEP, decide, steady_pool
 from router import compiled
 from router.strategies import Strategy
-pool, reqs, in_flight, now = steady_pool(10_000, {large}, strategy=Strategy({strategy!r}),
-                                         windows=0.0, seed=1)
-print(compiled.status(), file=sys.stderr)
-for k in range(int(sys.argv[1])):
-    now += STEP
-    decide(pool, reqs[k % len(reqs)], f"t{{k}}", in_flight, now)
+
+
+def main(decisions: int) -> None:
+    # bench_router.py's timed loop: in a function, the task ids made beforehand
+    # (as many for both runs, so that the difference holds none of their making)
+    pool, reqs, in_flight, now = steady_pool(10_000, {large}, strategy=Strategy({strategy!r}),
+                                             windows=0.0, seed=1)
+    task_ids = [f"t{{k}}" for k in range({large})]
+    print(compiled.status(), file=sys.stderr)
+    for k in range(decisions):
+        now += STEP
+        decide(pool, reqs[k], task_ids[k], in_flight, now)
+
+
+main(int(sys.argv[1]))
 """
 
 

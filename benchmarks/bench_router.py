@@ -156,13 +156,15 @@ def run_once(n: int, decisions: int, *, indexed: bool, explain: bool,
     pool.explain = explain
     if explain:  # the first explanation builds what later ones read (once per pool): not timed
         pool.route(reqs[0], "warm-explain", now)
+    # the task ids are inputs, made before the clock starts, like the bodies
+    task_ids = [f"t{k}" for k in range(decisions)]
     gc.collect()
     gc.disable()
     try:
         start = time.perf_counter()
         for k in range(decisions):
             now += STEP
-            decide(pool, reqs[k], f"t{k}", in_flight, now)
+            decide(pool, reqs[k], task_ids[k], in_flight, now)
         elapsed = time.perf_counter() - start
     finally:
         gc.enable()

@@ -12,6 +12,7 @@ import heapq
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from router.accounts import (
     DEFAULT_ESTIMATE_SECONDS,
@@ -92,9 +93,10 @@ class Parent:
     """M5/R7/P1: what a child needs to know about an earlier, accepted task;
     never changed once made.
 
-    One is made for every accepted task: a plain class with its ``__init__``
-    written out, which mypyc compiles to native code (a named tuple or a
-    generated dataclass ``__init__`` would stay interpreted Python, issue 13)."""
+    The tasks of one account with one requested mode share one (``_Parents``):
+    a plain class with its ``__init__`` written out, which mypyc compiles to
+    native code (a named tuple or a generated dataclass ``__init__`` would stay
+    interpreted Python, issue 13)."""
 
     public: bool
     account_id: str | None
@@ -104,6 +106,27 @@ class Parent:
         self.public = public
         self.account_id = account_id
         self.requested_mode = requested_mode
+
+
+class _Parents:
+    """The three ``Parent`` records of one account's tasks, one per requested
+    mode: a parent never changes once made, so every accepted task of an account
+    shares one (issue 13: no object per task, kept for as long as the pool)."""
+
+    __slots__ = ("fast", "relax", "turbo")
+
+    def __init__(self, account_id: str | None) -> None:
+        public = account_id is None
+        self.relax = Parent(public, account_id, Mode.RELAX)
+        self.fast = Parent(public, account_id, Mode.FAST)
+        self.turbo = Parent(public, account_id, Mode.TURBO)
+
+    def of(self, mode: Mode) -> Parent:
+        return self.fast if mode is Mode.FAST else self.relax if mode is Mode.RELAX \
+            else self.turbo
+
+
+_PUBLIC: Final = _Parents(None)  # P1: the parents of tasks in the public pool
 
 
 class TimeWentBackwards(ValueError):
@@ -133,6 +156,7 @@ class Ledger:
         self.state = StrategyState(random.Random(self.policy.seed))
         self.tasks: dict[str, InFlight] = {}
         self.parents: dict[str, Parent] = {}
+        self._parents_of: dict[str, _Parents] = {}  # account id -> its tasks' parents
         self.clock: float | None = None
         self.backups_active = False
         self._has_backups = any(a.backup for a in self.accounts.values())
@@ -321,7 +345,7 @@ class Ledger:
         mode = decision.effective_mode
         assert mode is not None and decision.requested_mode is not None
         if decision.pool == "public" or decision.account_id is None:
-            self.parents[decision.task_id] = Parent(True, None, decision.requested_mode)
+            self.parents[decision.task_id] = _PUBLIC.of(decision.requested_mode)
             return
         acc = self.accounts[decision.account_id]
         acc.in_flight += 1
@@ -329,7 +353,10 @@ class Ledger:
         self.tasks[decision.task_id] = InFlight(
             decision.task_id, acc.id, mode, decision.reserved_ms, now, request, estimate_ms
         )
-        self.parents[decision.task_id] = Parent(False, acc.id, decision.requested_mode)
+        shared = self._parents_of.get(acc.id)
+        if shared is None:
+            shared = self._parents_of[acc.id] = _Parents(acc.id)
+        self.parents[decision.task_id] = shared.of(decision.requested_mode)
         if not decision.pinned:
             self.state.last_id = acc.id
         if acc.paced:  # H2 count (UTC day) and H3 last-routed time, pinned tasks too
