@@ -114,16 +114,16 @@ EXTRA_FAST_HOUR_PRICE_USD = 4.0
 
 #: R9 default fast-mode GPU estimates per task type, in seconds (docs/formats.md).
 DEFAULT_ESTIMATE_SECONDS: dict[str, float] = {
-    "imagine": 60,
-    "blend": 60,
-    "reroll": 60,
-    "variation": 60,
-    "inpaint": 60,
-    "outpaint": 60,
-    "pan": 60,
-    "upscale": 60,
-    "describe": 10,
-    "seed": 0,
+    "imagine": 60.0,
+    "blend": 60.0,
+    "reroll": 60.0,
+    "variation": 60.0,
+    "inpaint": 60.0,
+    "outpaint": 60.0,
+    "pan": 60.0,
+    "upscale": 60.0,
+    "describe": 10.0,
+    "seed": 0.0,
 }
 
 #: Task types that start a tree (docs/rules.md "Words"), in a fixed order.

@@ -15,6 +15,8 @@ from router.modes import ModeError, ResolvedMode, prompt_modes, resolve_mode
 
 _SERVICE_MODES: Final = ("", "private", "public")
 _TASK_TYPES: Final = ROOT_TASK_TYPES | CHILD_TASK_TYPES
+#: task type -> whether it is a child (M5): validity and kind in one lookup
+_IS_CHILD: Final[dict[str, bool]] = {t: t in CHILD_TASK_TYPES for t in _TASK_TYPES}
 _TASK_TYPES_TEXT: Final = (", ".join(sorted(ROOT_TASK_TYPES)) + "; "
                     + ", ".join(sorted(CHILD_TASK_TYPES)))
 
@@ -72,10 +74,10 @@ def parse_request(body: object) -> ParsedRequest:
     """Check M0 and M1 in that order; raise ``InvalidRequest`` naming the field."""
     fields = _object(body, "request: expected a JSON object")
     model = fields.get("model")
-    if model != "midjourney":
+    if not isinstance(model, str) or model != "midjourney":  # a str: compared natively
         raise _invalid(f"model: expected 'midjourney', got {model!r} (M0)")
     task_type = fields.get("task_type")
-    if not isinstance(task_type, str) or task_type not in _TASK_TYPES:
+    if not isinstance(task_type, str) or (is_child := _IS_CHILD.get(task_type)) is None:
         raise _invalid(f"task_type: {task_type!r} is not one of {_TASK_TYPES_TEXT} (M0)")
     inp = _object(fields.get("input"), "input: expected an object")
     config = fields.get("config")
@@ -100,7 +102,6 @@ def parse_request(body: object) -> ParsedRequest:
     if prompt_raw is not None and not isinstance(prompt_raw, str):
         raise _invalid(f"input.prompt: expected a string, got {prompt_raw!r} (M0)")
     prompt: str | None = prompt_raw
-    is_child = task_type in CHILD_TASK_TYPES
     if is_child:
         origin = inp.get("origin_task_id")
         if not isinstance(origin, str) or not origin.strip():
