@@ -5,6 +5,7 @@ on the memory store and on Redis (``--redis embedded``), and in one process."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -22,8 +23,9 @@ from router.proxy.service import ProxyConfig, TaskService
 from router.proxy.upstream import SimulatedUpstream
 from router.stores.memory import MemoryStore
 
-REPO = Path(__file__).resolve().parent.parent
-ACCOUNTS = str(REPO / "examples" / "accounts.json")
+POOL = {"policy": {"strategy": "least_loaded"}, "accounts": [
+    {"id": "p1", "plan": "pro", "setting": "fast", "max_in_flight": 3},
+    {"id": "p2", "plan": "standard", "setting": "relax"}]}
 H = {"x-api-key": API_KEY, "content-type": "application/json"}
 FINITE = "numbers must be finite (at most about 1.8e308)"
 
@@ -42,8 +44,10 @@ class Counting(SimulatedUpstream):
 def proxy(request: pytest.FixtureRequest,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     d = tmp_path_factory.mktemp(f"refusals-{request.param}")
-    store = (["--accounts", ACCOUNTS] if request.param == "memory"
-             else ["--redis", "embedded", "--accounts", ACCOUNTS])
+    accounts = str(d / "accounts.json")
+    Path(accounts).write_text(json.dumps(POOL))
+    store = (["--accounts", accounts] if request.param == "memory"
+             else ["--redis", "embedded", "--accounts", accounts])
     p = start_proxy([*store, "--start-delay", "0"], str(d), request.param)
     yield p
     p.stop()
@@ -84,14 +88,44 @@ def test_numbers_too_large_for_a_float_are_400_and_charge_nothing(
     assert "Traceback" not in proxy.output()
 
 
+@pytest.mark.parametrize(("config", "message"), [
+    ({"webhook_config": "str"}, "config.webhook_config: expected an object, got str (M0)"),
+    ({"webhook_config": {"endpoint": 5}},
+     "config.webhook_config.endpoint: expected an http(s) URL, got 5 (M0)"),
+    ({"webhook_config": {"endpoint": "gopher://x"}},
+     "config.webhook_config.endpoint: expected an http(s) URL, got 'gopher://x' (M0)"),
+    ({"webhook_config": {"endpoint": "file:///etc/passwd", "secret": "s3cr3t"}},
+     "config.webhook_config.endpoint: expected an http(s) URL, got 'file:///etc/passwd' (M0)"),
+    ({"webhook_config": {"endpoint": "not a url"}},
+     "config.webhook_config.endpoint: expected an http(s) URL, got 'not a url' (M0)"),
+    ({"webhook_config": {"endpoint": "https://hooks.example/x", "secret": ["s3cr3t"]}},
+     "config.webhook_config.secret: expected a string, got list (M0)"),
+])
+def test_a_webhook_that_could_never_be_sent_is_400_M0(
+        proxy: Proxy, config: dict[str, Any], message: str) -> None:
+    """It was accepted (200) and stored with an empty webhook, then silently dropped."""
+    before = _ledger(proxy)
+    body = {"model": "midjourney", "task_type": "imagine", "input": {"prompt": "x --fast"},
+            "config": config}
+    r = httpx.post(f"{proxy.url}/api/v1/task", json=body, headers=H, timeout=10)
+    assert r.status_code == 400, r.text
+    assert r.json()["message"] == f"invalid_request: {message}"
+    error = r.json()["data"]["error"]
+    assert (error["raw_message"], error["message"], error["detail"]["rule"]) == (
+        "invalid_request", message, "M0")
+    assert "s3cr3t" not in r.text
+    assert _ledger(proxy) == before
+
+
 # ------------------------------------------------------ an answer that cannot be sent
 
 def test_an_accepted_task_whose_answer_cannot_be_encoded_is_withdrawn(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Should a value the answer cannot hold ever get past the body check (here the
     check is bypassed), the client gets a 500 and the task it never learned about
     is cancelled before it starts: nothing runs, nothing stays reserved or charged."""
-    accounts, policy = load_accounts(ACCOUNTS)
+    (tmp_path / "accounts.json").write_text(json.dumps(POOL))
+    accounts, policy = load_accounts(tmp_path / "accounts.json")
     store = MemoryStore(accounts, policy, start_at=time.time())
     upstream = Counting(speedup=600)
     upstream.started = []
