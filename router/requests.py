@@ -132,11 +132,10 @@ def http_url(value: str) -> bool:
         return False
     try:
         parts = urlsplit(value)
-        host = parts.hostname
-        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
-    except ValueError:
+        return (parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+                and parts.port != 0)
+    except ValueError:  # a port that is not a number from 0 to 65535, a bad IPv6 host
         return False
-    return parts.scheme.lower() in ("http", "https") and bool(host)
 
 
 def _check_webhook(webhook: object) -> None:

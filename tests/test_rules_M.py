@@ -95,6 +95,9 @@ def _hook(webhook: Any) -> dict[str, Any]:
     ({"endpoint": "http://hooks.example:port/x"},
      "config.webhook_config.endpoint: expected an http(s) URL, got "
      "'http://hooks.example:port/x' (M0)"),
+    ({"endpoint": "http://hooks.example:70000/x"},
+     "config.webhook_config.endpoint: expected an http(s) URL, got "
+     "'http://hooks.example:70000/x' (M0)"),
     ({"endpoint": "https://hooks.example/x", "secret": 12345},
      "config.webhook_config.secret: expected a string, got int (M0)"),
 ])
