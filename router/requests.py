@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from router.accounts import CHILD_TASK_TYPES, ROOT_TASK_TYPES, Mode
 from router.errors import InvalidRequest
@@ -92,6 +93,8 @@ def parse_request(body: object) -> ParsedRequest:
         raise _invalid(
             f"config.service_mode: {service_mode!r} is not one of '', 'private', 'public' (M0)"
         )
+    if config is not None:
+        _check_webhook(config.get("webhook_config"))
     bot_raw = inp.get("bot_id")
     bot_id: int | None = None
     if bot_raw is not None:
@@ -121,6 +124,38 @@ def parse_request(body: object) -> ParsedRequest:
         raise InvalidRequest(str(exc), "M1") from None
     return ParsedRequest(task_type, False, service_mode == "public", prompt,
                          None, bot_id, resolved, None, fields)
+
+
+def http_url(value: str) -> bool:
+    """Whether ``value`` is an ``http://`` or ``https://`` URL with a host (and no
+    blank or control character): where a webhook can be sent."""
+    if any(c <= " " or c == "\x7f" for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        return (parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+                and parts.port != 0)
+    except ValueError:  # a port that is not a number from 0 to 65535, a bad IPv6 host
+        return False
+
+
+def _check_webhook(webhook: object) -> None:
+    """M0: ``config.webhook_config``, when given and not null, is an object whose
+    ``endpoint`` is empty, null or an http(s) URL, and whose ``secret`` is a string
+    or null (the secret is never echoed)."""
+    if webhook is None:
+        return
+    if not isinstance(webhook, Mapping):
+        raise _invalid(
+            f"config.webhook_config: expected an object, got {type(webhook).__name__} (M0)")
+    endpoint = webhook.get("endpoint")
+    if endpoint not in (None, "") and not (isinstance(endpoint, str) and http_url(endpoint)):
+        raise _invalid(
+            f"config.webhook_config.endpoint: expected an http(s) URL, got {endpoint!r} (M0)")
+    secret = webhook.get("secret")
+    if secret is not None and not isinstance(secret, str):
+        raise _invalid("config.webhook_config.secret: expected a string, got "
+                       f"{type(secret).__name__} (M0)")
 
 
 def child_request(task_type: str, origin_task_id: str) -> ParsedRequest:

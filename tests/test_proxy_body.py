@@ -23,6 +23,12 @@ def test_a_goapi_body_decodes() -> None:
     (b'{"input": {"seed": NaN}}', "request body is not valid JSON: NaN is not a JSON number"),
     (b'{"input": {"seed": -Infinity}}',
      "request body is not valid JSON: -Infinity is not a JSON number"),
+    (b'{"input": {"aspect_ratio": 1e400}}', "input.aspect_ratio: the number 1e400 is out of "
+     "range; numbers must be finite (at most about 1.8e308)"),
+    (b'{"a": [{"b": 0.5}, {"b": -1E+999}]}', "a[1].b: the number -1E+999 is out of range; "
+     "numbers must be finite (at most about 1.8e308)"),
+    (b"1e400", "request body: the number 1e400 is out of range; numbers must be finite "
+     "(at most about 1.8e308)"),
     (b'{"input": {"seed": ' + b"9" * 5000 + b"}}",
      "request body has an integer of 5000 digits; at most 20 are accepted"),
     (b'{"input": {"prompt": "a cat \\ud800"}}',
@@ -43,6 +49,11 @@ def test_bad_bodies_say_what_is_wrong(raw: bytes, message: str) -> None:
     with pytest.raises(BodyError) as err:
         decode_body(raw)
     assert str(err.value) == message
+
+
+def test_large_and_tiny_finite_numbers_are_accepted() -> None:
+    assert decode_body(b'{"a": 1.5e308, "b": 1e-400, "c": -0.0}') == {
+        "a": 1.5e308, "b": 0.0, "c": -0.0}
 
 
 def test_nesting_up_to_the_limit_is_accepted() -> None:

@@ -76,6 +76,49 @@ def test_M0_describe_and_blend_need_no_prompt() -> None:
         assert d.error is None and d.mode_source == "default"
 
 
+def _hook(webhook: Any) -> dict[str, Any]:
+    return {**imagine(), "config": {"webhook_config": webhook}}
+
+
+@pytest.mark.parametrize(("webhook", "message"), [
+    ("str", "config.webhook_config: expected an object, got str (M0)"),
+    ([], "config.webhook_config: expected an object, got list (M0)"),
+    ({"endpoint": 5}, "config.webhook_config.endpoint: expected an http(s) URL, got 5 (M0)"),
+    ({"endpoint": "gopher://x"},
+     "config.webhook_config.endpoint: expected an http(s) URL, got 'gopher://x' (M0)"),
+    ({"endpoint": "file:///etc/passwd"},
+     "config.webhook_config.endpoint: expected an http(s) URL, got 'file:///etc/passwd' (M0)"),
+    ({"endpoint": "not a url"},
+     "config.webhook_config.endpoint: expected an http(s) URL, got 'not a url' (M0)"),
+    ({"endpoint": "http://"},
+     "config.webhook_config.endpoint: expected an http(s) URL, got 'http://' (M0)"),
+    ({"endpoint": "http://hooks.example:port/x"},
+     "config.webhook_config.endpoint: expected an http(s) URL, got "
+     "'http://hooks.example:port/x' (M0)"),
+    ({"endpoint": "http://hooks.example:70000/x"},
+     "config.webhook_config.endpoint: expected an http(s) URL, got "
+     "'http://hooks.example:70000/x' (M0)"),
+    ({"endpoint": "https://hooks.example/x", "secret": 12345},
+     "config.webhook_config.secret: expected a string, got int (M0)"),
+])
+def test_M0_a_webhook_config_must_name_an_http_endpoint(webhook: Any, message: str) -> None:
+    p = pool(acc("a1"))
+    d = p.submit("t1", _hook(webhook), T0)
+    assert d.error is not None and d.error.code == "invalid_request"
+    assert (d.error.rule, d.error.message) == ("M0", message)
+    assert p.account("a1").in_flight == 0
+
+
+@pytest.mark.parametrize("webhook", [
+    None, {}, {"endpoint": "", "secret": ""}, {"endpoint": None, "secret": None},
+    {"endpoint": "http://127.0.0.1:9/hook", "secret": "s"},
+    {"endpoint": "HTTPS://hooks.example/x?a=1"}, {"endpoint": "http://[::1]:8080/"},
+])
+def test_M0_empty_null_and_http_webhook_configs_are_valid(webhook: Any) -> None:
+    d = pool(acc("a1")).submit("t1", _hook(webhook), T0)
+    assert d.error is None and d.account_id == "a1"
+
+
 def test_M0_service_mode_null_and_empty_are_private() -> None:
     p = pool(acc("a1"))
     for i, sm in enumerate((None, "", "private")):

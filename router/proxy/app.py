@@ -138,7 +138,12 @@ def _task_routes(app: FastAPI, service: TaskService) -> None:
         check_key(request, cfg.api_key)
         body = await read_json(request, cfg.max_body_bytes)
         status, content = await service.submit_async(body)
-        return _json(status, content)
+        try:
+            return _json(status, content)
+        except (TypeError, ValueError):  # a value the answer cannot hold (a bug)
+            if status == 200:  # accepted: the client will never learn its task id
+                await service.withdraw(content["data"]["task_id"])
+            raise  # 500 internal_error
 
     @app.get("/api/v1/task/{task_id}", response_model=Envelope, responses=ERRORS,
              summary="Get a task")

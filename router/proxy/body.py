@@ -1,14 +1,16 @@
 """Request bodies: bytes to JSON values that can be routed, stored and echoed back.
 
 The one place where a body is checked before anything is routed: a value that the
-proxy could route and charge but not echo in its answer (``NaN``, a lone surrogate
-such as ``"\\ud800"``), or that would blow up a later step (a 5,000-digit integer,
-nesting hundreds of levels deep), is refused here with a 400 and changes nothing.
+proxy could route and charge but not echo in its answer (``NaN``, a number too
+large for a float such as ``1e400``, a lone surrogate such as ``"\\ud800"``), or
+that would blow up a later step (a 5,000-digit integer, nesting hundreds of levels
+deep), is refused here with a 400 and changes nothing.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 #: Deepest nesting of objects and arrays accepted (GoAPI bodies need four levels).
@@ -33,9 +35,50 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
-#: ``json.loads(text, parse_constant=..., parse_int=...)`` with one decoder for the
-#: process (``json.loads`` with arguments builds a new decoder for every body).
-_DECODE = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int).decode
+class _OutOfRange(BodyError):
+    """A number too large for a float: Python reads ``1e400`` as infinity, which JSON
+    cannot hold (the answer could not echo it), so it is refused like ``Infinity``."""
+
+    def __init__(self, text: str, where: str = "") -> None:
+        super().__init__(f"{where or 'request body'}: the number {text} is out of range; "
+                         "numbers must be finite (at most about 1.8e308)")
+        self.text = text
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _OutOfRange(text)
+    return value
+
+
+def _where_out_of_range(text: str) -> str:
+    """The path of the first number out of range in ``text`` (read again with such
+    numbers kept as markers; only for the message, after the first reading failed)."""
+    marker = object()
+    try:
+        root = json.loads(text, parse_float=lambda t: t if math.isfinite(float(t)) else marker,
+                          parse_int=_parse_int)
+    except Exception:  # e.g. nested too deep after the number: no path then
+        return ""
+    stack: list[tuple[Any, str]] = [(root, "")]
+    while stack:
+        node, where = stack.pop()
+        if node is marker:
+            return where
+        if isinstance(node, dict | list):
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for key, value in reversed(list(items)):  # first in the body first
+                path = f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]"
+                stack.append((value, path.lstrip(".")))
+    return ""
+
+
+#: ``json.loads(text, parse_constant=..., parse_int=..., parse_float=...)`` with one
+#: decoder for the process (``json.loads`` with arguments builds a new decoder for
+#: every body).
+_DECODE = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int,
+                           parse_float=_parse_float).decode
 
 
 def _check_text(value: str, where: str) -> None:
@@ -83,6 +126,8 @@ def decode_body(raw: bytes) -> Any:
                         f"(line {exc.lineno}, column {exc.colno})") from None
     except RecursionError:
         raise BodyError(f"request body is nested more than {MAX_DEPTH} levels deep") from None
+    except _OutOfRange as exc:
+        raise _OutOfRange(exc.text, _where_out_of_range(text)) from None
     # Only a backslash-u escape makes a lone surrogate (strict UTF-8 cannot hold
     # one), and no value nests deeper than the body has brackets: a body with
     # neither (every usual one) needs no walk.

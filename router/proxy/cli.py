@@ -17,12 +17,14 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import time
 from types import FrameType
 from typing import Any
 
 from router.command import Command
 from router.errors import InputError
+from router.proxy.options import check_exhausted, check_options, listen
 from router.stores.base import Store
 from router.stores.secrets import ENV_SECRET_KEY, box_from_env
 from router.stores.url import DEFAULT_TIMEOUT, redact_url
@@ -94,34 +96,47 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not api_key:
         raise InputError(f"an API key is required: --api-key KEY or ${ENV_KEY}",
                          field="--api-key")
-    if args.speedup <= 0:
-        raise InputError(f"expected a speed-up > 0, got {args.speedup}", field="--speedup")
-    if args.redis_timeout <= 0:
-        raise InputError(f"expected seconds > 0, got {args.redis_timeout}",
-                         field="--redis-timeout")
+    check_options(args, EMBEDDED)
+    exhausted = fast_exhausted(args.upstream_fast_exhausted)
+    # bound first: a port in use is said before anything starts (exit 2)
+    sockets = listen(args.host, args.port)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # uvicorn re-raises SIGTERM once it has shut down; as an exception it unwinds
     # this stack, so an embedded redis-server and its directory go too
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with contextlib.ExitStack() as stack:
+        for sock in sockets:
+            stack.callback(sock.close)
         if args.redis == EMBEDDED:
             start_embedded(args, stack)
-        return _serve(args, api_key)
+        return _serve(args, api_key, sockets, exhausted)
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def _serve(args: argparse.Namespace, api_key: str) -> int:
+def _serve(args: argparse.Namespace, api_key: str, sockets: list[socket.socket],
+           exhausted: dict[str, float]) -> int:
+    store = build_store(args)
+    try:
+        if exhausted:  # H4: accounts of this store (known once it is loaded)
+            check_exhausted(exhausted, (a.id for a in store.accounts()))
+        _run(args, api_key, sockets, exhausted, store)
+    finally:
+        store.close()
+    return 0
+
+
+def _run(args: argparse.Namespace, api_key: str, sockets: list[socket.socket],
+         exhausted: dict[str, float], store: Store) -> None:
     import uvicorn
 
     from router.proxy.app import create_app
     from router.proxy.service import ProxyConfig, TaskService
     from router.proxy.upstream import SimulatedUpstream
 
-    store = build_store(args)
     queue = None
     calls = epoch = None
     if args.redis:
@@ -140,7 +155,7 @@ def _serve(args: argparse.Namespace, api_key: str) -> int:
                          maintain_interval=maintain_interval(args.lease),
                          webhook_backoff=args.webhook_backoff)
     upstream = SimulatedUpstream(speedup=args.speedup, seed=args.seed, fail_rate=args.fail_rate,
-                                 fast_exhausted=fast_exhausted(args.upstream_fast_exhausted))
+                                 fast_exhausted=exhausted)
     service = TaskService(store, upstream, config, queue, calls, epoch)
     app = create_app(service)
     print(f"byoa serve: http://{args.host}:{args.port} "
@@ -151,11 +166,7 @@ def _serve(args: argparse.Namespace, api_key: str) -> int:
                                              access_log=args.access_log,
                                              timeout_graceful_shutdown=CLOSE_SECONDS),
                               service, args.drain_seconds)
-    try:
-        server.run()
-    finally:
-        store.close()
-    return 0
+    server.run(sockets=sockets)  # bound by cmd_serve (router.proxy.options.listen)
 
 
 def fast_exhausted(values: list[str] | None) -> dict[str, float]:

@@ -16,7 +16,7 @@ from router.accounts import Setting, Status
 
 
 class WebhookConfig(BaseModel):
-    endpoint: str = ""
+    endpoint: str = Field(default="", description="M0: empty, or an http(s) URL with a host")
     secret: str = ""
 
 

@@ -422,6 +422,16 @@ class TaskService:
         self._finished(task)
         return 200, envelope(200, task_data(task), "success")
 
+    async def withdraw(self, task_id: str) -> None:
+        """A task accepted whose answer could not be sent (it failed to encode): the
+        client never learns its id, so it is cancelled as if the client had (still
+        pending: nothing has run; its reservation is released, nothing charged)."""
+        status, _content = await self.cancel(task_id)
+        self.counters.count("withdrawn")
+        log.error("task %s: its answer could not be encoded; withdrawn (%s)", task_id,
+                  "cancelled before it started" if status == 200 else "could not be "
+                  "cancelled")
+
     def _release_cancelled(self, task_id: str, now: float, public: bool) -> None:
         if public:  # P1: nothing reserved, only its lease to drop
             self.store.end_public([(task_id, "cancelled")])

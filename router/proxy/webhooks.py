@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from router.requests import http_url
 from router.timeutil import format_time
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class WebhookSender:
 
     def send(self, url: str, secret: str, payload: dict[str, Any]) -> None:
         """Schedule a delivery (http/https URLs only)."""
-        if not url.startswith(("http://", "https://")):
+        if not http_url(url):  # M0 refuses such endpoints; --notify-url is checked too
             log.warning("webhook endpoint is not an http(s) URL; not sent")
             return
         task = asyncio.get_running_loop().create_task(self._deliver(url, secret, payload))

@@ -12,7 +12,7 @@ from router.accounts import MS_PER_HOUR, MS_PER_SECOND, Setting, Status
 from router.command import Command
 from router.errors import InputError, UnknownAccount
 from router.stores.secrets import ENV_SECRET_KEY, new_key
-from router.stores.url import redact_url
+from router.stores.url import check_redis_url, redact_url
 
 if TYPE_CHECKING:  # imported by the actions when they run: ``byoa --help`` needs none of it
     import redis
@@ -27,6 +27,7 @@ def _client(args: argparse.Namespace) -> redis.Redis:
 
     from router.stores.cluster import client_for
 
+    check_redis_url(args.redis)
     client = client_for(args.redis)
     try:
         client.ping()

@@ -26,3 +26,25 @@ def redact_url(url: str) -> str:
     user, sep, _password = userinfo.partition(":")
     shown = f"{user}:***" if sep else "***"
     return urlunsplit(parts._replace(netloc=f"{shown}@{host}"))
+
+
+#: The URL schemes a store can be reached with (``redis+cluster://``: a Redis Cluster).
+SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://")
+
+
+def check_redis_url(url: str) -> None:
+    """Raise ``InputError`` (field ``--redis``) when ``url`` cannot name a Redis server
+    or cluster; the message shows the URL with its password hidden."""
+    from redis.connection import parse_url
+
+    from router.errors import InputError
+
+    if not url.lower().startswith(SCHEMES):
+        raise InputError(f"expected a {', '.join(SCHEMES[:-1])} or {SCHEMES[-1]} URL, "
+                         f"got {redact_url(url)!r}", field="--redis")
+    cluster = SCHEMES[-1]
+    node = "redis://" + url[len(cluster):] if url.startswith(cluster) else url
+    try:
+        parse_url(node)  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        raise InputError(f"cannot use {redact_url(url)!r}: {exc}", field="--redis") from None
