@@ -25,9 +25,9 @@ from router.command import GROUP, Command
 from router.errors import InputError
 from router.io.events import read_events
 from router.io.files import atomic_output, check_output, max_input_bytes, read_text
+from router.io.limits import parse_bounded_time
 from router.io.replay import decision_fields, replay_events, write_records
 from router.pool import Pool
-from router.timeutil import parse_time
 
 
 def _read_request(spec: str) -> Any:
@@ -54,7 +54,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     accounts, policy = load_accounts(args.accounts)
     body = _read_request(args.request)
     try:
-        at = parse_time(args.at) if args.at else time.time()
+        at = parse_bounded_time(args.at) if args.at else time.time()
     except ValueError as exc:
         raise InputError(str(exc), field="--at") from None
     pool = Pool(accounts, policy)

@@ -47,6 +47,7 @@ from router.accounts import CHILD_TASK_TYPES, ROOT_TASK_TYPES
 from router.errors import InputError
 from router.io.events import read_events
 from router.io.files import check_input, open_text
+from router.io.limits import MAX_SECONDS, MAX_TIME, MAX_TIME_TEXT, check_time
 from router.timeutil import parse_time
 from simulations.scenario import ExecutionModel
 from simulations.workload import TYPE_CODE, Workload, children_csr, draw_gpu, streams
@@ -165,6 +166,14 @@ def _parse_row(rec: dict[str, object], where: tuple[str, int | str], rows: _Rows
                 at = parse_time(at_text)
             except ValueError as exc:
                 raise err(str(exc), "submitted_at") from None
+        else:
+            if not 0 <= at < MAX_TIME:
+                raise err(f"expected epoch seconds >= 0 and < {MAX_TIME:.0f} (before "
+                          f"{MAX_TIME_TEXT}), got {at_text!r}", "submitted_at")
+    try:
+        check_time(at, at_text)
+    except ValueError as exc:
+        raise err(str(exc), "submitted_at") from None
     tid = _cell(rec.get("task_id"))
     if not tid:
         raise err("required value is empty", "task_id")
@@ -181,6 +190,8 @@ def _parse_row(rec: dict[str, object], where: tuple[str, int | str], rows: _Rows
     parent = _cell(rec.get("parent_task_id")) or None
     if ttype in CHILD_TASK_TYPES and parent is None:
         raise err(f"a {ttype} needs its parent's task id", "parent_task_id")
+    if parent == tid:
+        raise err("a task cannot be its own parent", "parent_task_id")
     gtext = _cell(rec.get("gpu_seconds"))
     gpu = math.nan
     if gtext:
@@ -188,8 +199,9 @@ def _parse_row(rec: dict[str, object], where: tuple[str, int | str], rows: _Rows
             gpu = float(gtext)
         except ValueError:
             raise err(f"expected seconds >= 0 or empty, got {gtext!r}", "gpu_seconds") from None
-        if not gpu >= 0:
-            raise err(f"expected seconds >= 0 or empty, got {gtext!r}", "gpu_seconds")
+        if not 0 <= gpu <= MAX_SECONDS:
+            raise err(f"expected seconds >= 0 and <= {MAX_SECONDS:,} or empty, got {gtext!r}",
+                      "gpu_seconds")
     ftext = _cell(rec.get("failed")).lower()
     if ftext not in ("", "true", "false", "1", "0", "yes", "no"):
         raise err(f"expected true/false, got {ftext!r}", "failed")

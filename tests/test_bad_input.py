@@ -448,3 +448,63 @@ def test_bad_input_H1_H4_event_fields_stop_with_exit_2(
     assert code == 2
     assert [r["event"] for r in out] == [1]
     assert err == f"byoa replay: {events}:2: {expected}\n"
+
+
+# ------------------------------------------- finite but too large (router.io.limits)
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"accounts": [\n{"id": "a1", "plan": "pro", "fast_hours_remaining": 1e308}]}',
+     "a.json:2: accounts[0].fast_hours_remaining: expected a value less than or equal to "
+     "1000000, got 1e+308"),
+    ('{"accounts": [\n{"id": "a1", "plan": "pro", "renews_at": "9999-12-31T00:00:00Z"}]}',
+     "a.json:2: accounts[0].renews_at: expected a time before 9000-01-01T00:00:00Z, "
+     "got '9999-12-31T00:00:00Z'"),
+    ('{"accounts": [\n{"id": "a1", "plan": "pro", "min_gap_seconds": 1e300}]}',
+     "a.json:2: accounts[0].min_gap_seconds: expected a value less than or equal to "
+     "1000000000, got 1e+300"),
+    ('{"policy": {"estimates": {\n"imagine": 1e308}},\n"accounts": [{"id": "a", "plan": "pro"}]}',
+     "a.json:2: policy.estimates.imagine: expected seconds <= 1,000,000,000, got 1e+308"),
+])
+def test_bad_input_huge_account_values(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                       tick: Path, text: str, expected: str) -> None:
+    """Finite values too large to turn into milliseconds or renewals: exit 2, no
+    OverflowError (docs/formats.md, "Limits")."""
+    assert _bad_accounts(capsys, tmp_path, "a.json", text, tick) == [expected]
+
+
+def test_bad_input_huge_hours_in_toml(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                      tick: Path) -> None:
+    toml = '[[accounts]]\nid = "a1"\nplan = "pro"\nfast_hours_remaining = 1e308\n'
+    assert _bad_accounts(capsys, tmp_path, "a.toml", toml, tick) == [
+        "a.toml:4: accounts[0].fast_hours_remaining: expected a value less than or equal to "
+        "1000000, got 1e+308"]
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ({"op": "tick", "at": "9999-12-31T23:59:59Z"},
+     "at: expected a time before 9000-01-01T00:00:00Z, got '9999-12-31T23:59:59Z'"),
+    ({"op": "complete", "at": AT, "task_id": "t1", "gpu_seconds": 1e308},
+     "gpu_seconds: expected seconds <= 1,000,000,000, got 1e+308"),
+    ({"op": "submit", "at": AT, "task_id": "t1", "request": _imagine(),
+      "estimated_gpu_seconds": 1e308},
+     "estimated_gpu_seconds: expected seconds <= 1,000,000,000, got 1e+308"),
+    ({"op": "set_status", "at": AT, "account_id": "a1", "status": "disabled",
+      "until": "9500-01-01T00:00:00Z"},
+     "until: expected a time before 9000-01-01T00:00:00Z, got '9500-01-01T00:00:00Z' (H1)"),
+])
+def test_bad_input_event_values_too_large(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                          ok_accounts: Path, line: Any, expected: str) -> None:
+    """The line is refused before it is applied: no 7 MB renewal line, no OverflowError."""
+    events = _write_events(tmp_path / "e.jsonl", [{"op": "tick", "at": AT}, line])
+    code, out, err = _replay(capsys, ok_accounts, events)
+    assert code == 2 and [r["event"] for r in out] == [1]
+    assert err == f"byoa replay: {events}:2: {expected}\n"
+
+
+def test_bad_input_route_at_too_late(capsys: pytest.CaptureFixture[str],
+                                     ok_accounts: Path) -> None:
+    code = main(["route", "--accounts", str(ok_accounts), "--request", json.dumps(_imagine()),
+                 "--at", "9999-01-01T00:00:00Z"])
+    cap = capsys.readouterr()
+    assert code == 2 and cap.out == ""
+    assert cap.err == ("byoa route: --at: expected a time before 9000-01-01T00:00:00Z, "
+                       "got '9999-01-01T00:00:00Z'\n")

@@ -150,3 +150,29 @@ def test_bad_event_script_line_stops_the_run_before_it_starts(
     assert code == 2
     assert "bad.jsonl:3: colour: unknown field" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"submitted_at": "1e20", "task_id": "x", "task_type": "imagine"},
+     "t.csv:3: submitted_at: expected epoch seconds >= 0 and < 221845392000 (before "
+     "9000-01-01T00:00:00Z), got '1e20'"),
+    ({"submitted_at": "nan", "task_id": "x", "task_type": "imagine"},
+     "t.csv:3: submitted_at: expected epoch seconds >= 0 and < 221845392000 (before "
+     "9000-01-01T00:00:00Z), got 'nan'"),
+    ({"submitted_at": "9999-01-01T00:00:00Z", "task_id": "x", "task_type": "imagine"},
+     "t.csv:3: submitted_at: expected a time before 9000-01-01T00:00:00Z, "
+     "got '9999-01-01T00:00:00Z'"),
+    ({"submitted_at": "2026-01-01T00:00:00Z", "task_id": "x", "task_type": "imagine",
+      "gpu_seconds": "1e308"},
+     "t.csv:3: gpu_seconds: expected seconds >= 0 and <= 1,000,000,000 or empty, got '1e308'"),
+    ({"submitted_at": "2026-01-01T00:00:00Z", "task_id": "x", "task_type": "imagine",
+      "parent_task_id": "x"}, "t.csv:3: parent_task_id: a task cannot be its own parent"),
+])
+def test_bad_csv_row_out_of_range_or_own_parent(tmp_path: Path, row: dict[str, object],
+                                                message: str) -> None:
+    """Rows that used to fail mid-run (year 10000) or never run (own parent)."""
+    good = {"submitted_at": "2026-01-01T00:00:00Z", "task_id": "ok", "task_type": "imagine"}
+    write_csv(tmp_path / "t.csv", [good, row])
+    with pytest.raises(InputError) as exc:
+        read_trace(tmp_path / "t.csv", ExecutionModel(), 0)
+    assert str(exc.value).replace(str(tmp_path / "t.csv"), "t.csv") == message

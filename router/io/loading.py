@@ -40,6 +40,7 @@ from router.accounts import (
 from router.errors import InputError
 from router.io.boundary import validation_error
 from router.io.files import read_text
+from router.io.limits import MAX_HOURS, MAX_SECONDS, parse_bounded_time
 from router.io.locate import (
     PathKey,
     format_path,
@@ -75,7 +76,7 @@ class AccountModel(BaseModel):
     plan: Plan = Field(strict=False)
     setting: Setting = Field(default=Setting.FAST, strict=False)
     status: Status = Field(default=Status.ACTIVE, strict=False)
-    fast_hours_remaining: float | None = Field(default=None, ge=0)
+    fast_hours_remaining: float | None = Field(default=None, ge=0, le=MAX_HOURS)
     renews_at: str | None = None
 
     @field_validator("renews_at", mode="before")
@@ -92,13 +93,13 @@ class AccountModel(BaseModel):
     bot_id: int | None = Field(default=None, gt=0)
     inactive_window: WindowModel | None = None
     max_jobs_per_day: int | None = Field(default=None, gt=0)  # H2
-    min_gap_seconds: float = Field(default=0.0, ge=0)  # H3
+    min_gap_seconds: float = Field(default=0.0, ge=0, le=MAX_SECONDS)  # H3
 
     @field_validator("renews_at")
     @classmethod
     def _time(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_time(v)
+            parse_bounded_time(v)
         return v
 
     @field_validator("id")
@@ -113,7 +114,7 @@ class AccountModel(BaseModel):
 #: their types and defaults; a new field is read from every file format unchanged).
 _POLICY_CHECKS: dict[str, dict[str, Any]] = {
     "strategy": {"strict": False},  # S: named by its value
-    "upgrade_relax_horizon_hours": {"ge": 0, "strict": False},
+    "upgrade_relax_horizon_hours": {"ge": 0, "le": MAX_HOURS, "strict": False},
 }
 #: ``estimates`` in a file are R9 overrides, merged into the defaults (and checked
 #: by ``apply_policy`` with the line of the bad entry).
@@ -179,6 +180,11 @@ def _checked_estimates(estimates: dict[str, float], lines: dict[PathKey, int], s
     if bad:
         path = (*at, "estimates", bad[0])
         raise InputError(f"expected seconds >= 0, got {estimates[bad[0]]}",
+                         source=source, line=nearest_line(lines, path), field=format_path(path))
+    huge = [k for k, v in estimates.items() if v > MAX_SECONDS]
+    if huge:
+        path = (*at, "estimates", huge[0])
+        raise InputError(f"expected seconds <= {MAX_SECONDS:,}, got {estimates[huge[0]]}",
                          source=source, line=nearest_line(lines, path), field=format_path(path))
     return estimates
 
