@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tomllib
 from pathlib import Path
@@ -114,6 +115,9 @@ def _prices(items: list[str]) -> dict[Plan, float]:
         if not sep or usd < 0:
             raise InputError(f"expected PLAN=USD with a price >= 0, got {item!r}",
                              field="--price")
+        if not math.isfinite(usd):
+            raise InputError(f"expected PLAN=USD with a finite price, got {item!r}",
+                             field="--price")
         prices[plan_] = usd
     return prices
 
@@ -124,7 +128,7 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
     except ValueError:
         raise InputError(f"expected comma-separated hours >= 0, got {text!r}",
                          field=flag) from None
-    if not values or any(v < 0 for v in values):
+    if not values or any(not 0 <= v < math.inf for v in values):
         raise InputError(f"expected comma-separated hours >= 0, got {text!r}", field=flag)
     return values
 
@@ -184,6 +188,11 @@ def _workload(args: argparse.Namespace, days: float,
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML: {exc}", source=str(p)) from None
     gen = generator_model(data, source=str(p))
+    from simulations.scenario import workload_size_problem
+
+    problem = workload_size_problem(gen.rate_per_hour, days)
+    if problem:
+        raise InputError(problem, source=str(p), field="rate_per_hour")
     return WorkloadSpec(p.stem, generator=gen), profile_generator(gen, days)
 
 
@@ -192,13 +201,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from simulations.spec import PLANS
 
     prices = _prices(args.price or [])
-    if args.extra_hour_price < 0:
+    if not 0 <= args.extra_hour_price < math.inf:
         raise InputError(f"expected USD >= 0, got {args.extra_hour_price}",
                          field="--extra-hour-price")
     if not 0 <= args.max_downgraded <= 100:
         raise InputError(f"expected a percentage between 0 and 100, got {args.max_downgraded}",
                          field="--max-downgraded")
-    if args.p95_fast_wait <= 0:
+    if not 0 < args.p95_fast_wait < math.inf:
         raise InputError(f"expected seconds > 0, got {args.p95_fast_wait}",
                          field="--p95-fast-wait")
     cap = _cap(args.max_jobs_per_account_day)
@@ -208,6 +217,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
             raise InputError(f"expected an integer >= 1, got {value}", field=flag)
     if args.days <= 0:
         raise InputError(f"expected days > 0, got {args.days}", field="--days")
+    from simulations.scenario import days_problem
+
+    problem = days_problem(args.days)
+    if problem:
+        raise InputError(problem, field="--days")
     plans = tuple(Plan(n) for n in _names(args.plans, {p.value: p for p in PLANS}, "--plans"))
     specs = plan_policies()
     policies = tuple(specs[n] for n in _names(args.policies, specs, "--policies"))

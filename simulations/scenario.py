@@ -21,6 +21,7 @@ A minimal scenario::
 
 from __future__ import annotations
 
+import math
 import typing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,7 @@ from router.accounts import (
 )
 from router.io.boundary import parse_toml_model
 from router.io.files import read_text
+from router.io.limits import check_time
 from router.io.loading import AccountModel, PolicyModel, WindowModel, apply_policy, policy_model
 from router.io.locate import toml_lines
 from router.ledger import Policy
@@ -47,7 +49,38 @@ from simulations.facts import DEFAULT_DAILY_PROFILE, GPU_SECONDS, TURBO_SPEEDUP
 
 _UNKNOWN = "unknown field (see simulations/scenario.py for the scenario format)"
 
-_STRICT = ConfigDict(extra="forbid")
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+#: The horizon's bounds in days: at least 0.001 (86.4 s), at most 3660 (ten years;
+#: the generator allocates per hour of the horizon).
+MIN_DAYS = 0.001
+MAX_DAYS = 3660.0
+#: Root arrivals per hour a generator may ask for, and how many root tasks a
+#: generated workload may expect in all (``rate_per_hour`` x 24 x days): the
+#: workload is drawn in memory before the run.
+MAX_RATE_PER_HOUR = 100_000.0
+MAX_ROOT_TASKS = 20_000_000
+
+
+def days_problem(days: float) -> str | None:
+    """What is wrong with a horizon of ``days`` > 0 (None: nothing): finite, within
+    ``MIN_DAYS`` .. ``MAX_DAYS``."""
+    if not math.isfinite(days):
+        return f"expected a finite number of days, got {days!r}"
+    if days < MIN_DAYS:
+        return f"expected at least {MIN_DAYS:g} days (86.4 s), got {days!r}"
+    if days > MAX_DAYS:
+        return f"expected at most {MAX_DAYS:g} days (ten years), got {days!r}"
+    return None
+
+
+def workload_size_problem(rate_per_hour: float, days: float) -> str | None:
+    """What is wrong with a generator's size over ``days`` (None: nothing)."""
+    expected = rate_per_hour * 24 * days
+    if expected > MAX_ROOT_TASKS:
+        return (f"rate_per_hour x 24 x days = {expected:,.0f} root tasks expected; at most "
+                f"{MAX_ROOT_TASKS:,} (the workload is drawn in memory before the run)")
+    return None
 
 #: Concurrent fast and relax jobs per plan (the plan table, ``router.accounts``).
 DEFAULT_CONCURRENCY: dict[str, dict[str, int]] = {
@@ -79,7 +112,15 @@ class SimulationModel(BaseModel):
     @field_validator("start", mode="before")
     @classmethod
     def _start(cls, v: Any) -> Any:
-        return None if v is None else epoch_seconds(v)
+        return None if v is None else check_time(epoch_seconds(v), v)
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: float) -> float:
+        problem = days_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
 
 class GroupModel(BaseModel):
@@ -160,7 +201,7 @@ class GeneratorModel(BaseModel):
     """``[workload.generator]``: Poisson arrivals with a daily profile and bursts."""
 
     model_config = _STRICT
-    rate_per_hour: float = Field(default=60.0, ge=0)  # mean root arrivals per hour
+    rate_per_hour: float = Field(default=60.0, ge=0, le=MAX_RATE_PER_HOUR)  # root arrivals/h
     daily_profile: list[float] = Field(default_factory=lambda: list(DEFAULT_DAILY_PROFILE))
     bursts: list[BurstModel] = Field(default_factory=list)
     random_bursts_per_day: float = Field(default=0.0, ge=0)

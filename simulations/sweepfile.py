@@ -47,16 +47,22 @@ from router.accounts import Plan, Setting
 from router.errors import InputError
 from router.io.boundary import parse_toml_model
 from router.io.files import read_text
+from router.io.limits import check_time
 from router.io.loading import apply_policy, policy_model
 from router.io.locate import nearest_line, toml_lines
 from router.ledger import Policy
 from simulations.facts import DEFAULT_START
-from simulations.scenario import GeneratorModel, epoch_seconds
+from simulations.scenario import (
+    GeneratorModel,
+    days_problem,
+    epoch_seconds,
+    workload_size_problem,
+)
 from simulations.spec import FleetGroup, FleetSpec, PolicySpec, WorkloadSpec
 
 _UNKNOWN = "unknown field (see the sweep file format in simulations/sweepfile.py)"
 
-_STRICT = ConfigDict(extra="forbid", strict=True)
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class PlanCounts(BaseModel):
@@ -126,7 +132,15 @@ class SweepModel(BaseModel):
     @field_validator("start", mode="before")
     @classmethod
     def _start(cls, v: Any) -> Any:
-        return epoch_seconds(v)
+        return check_time(epoch_seconds(v), v)
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: float) -> float:
+        problem = days_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +201,12 @@ def parse_sweep(text: str, *, source: str = "<sweep>", base: Path | None = None)
                 line = nearest_line(lines, ("workload", i, "trace"))
                 problems.append(f"{source}:{line}: workload[{i}].trace: no such file {str(p)!r}")
             trace = str(p.resolve())
+        size = None if w.generator is None else workload_size_problem(
+            w.generator.rate_per_hour, model.days)
+        if size:
+            line = nearest_line(lines, ("workload", i, "generator", "rate_per_hour"))
+            where = f"{source}:{line}" if line else source
+            problems.append(f"{where}: workload[{i}].generator.rate_per_hour: {size}")
         workloads.append(WorkloadSpec(w.name, trace, w.generator, w.repeat))
     if problems:
         raise InputError("\n".join(problems))

@@ -65,6 +65,19 @@ def test_plan_a_short_trace_is_repeated_to_cover_the_month(trace: Path, tmp_path
     (["--policies", "fastest"], "--policies: expected a comma-separated list of documented"),
     (["--extra-hours", "5,x"], "--extra-hours: expected comma-separated hours >= 0"),
     (["--days", "-1"], "--days: expected days > 0"),
+    (["--days", "nan"], "byoa plan: --days: expected a finite number of days, got nan"),
+    (["--days", "inf"], "byoa plan: --days: expected a finite number of days, got inf"),
+    (["--days", "1e-300"], "byoa plan: --days: expected at least 0.001 days (86.4 s), "
+     "got 1e-300"),
+    (["--price", "pro=nan"], "byoa plan: --price: expected PLAN=USD with a finite price, "
+     "got 'pro=nan'"),
+    (["--price", "pro=inf"], "byoa plan: --price: expected PLAN=USD with a finite price, "
+     "got 'pro=inf'"),
+    (["--p95-fast-wait", "nan"], "byoa plan: --p95-fast-wait: expected seconds > 0, got nan"),
+    (["--extra-hour-price", "inf"], "byoa plan: --extra-hour-price: expected USD >= 0, "
+     "got inf"),
+    (["--extra-hours", "5,nan"], "byoa plan: --extra-hours: expected comma-separated hours "
+     ">= 0, got '5,nan'"),
     (["--max-jobs-per-account-day", "0"], "byoa plan: --max-jobs-per-account-day: expected "
      "an integer >= 1 (jobs per account per UTC day, H2), got '0'"),
     (["--max-jobs-per-account-day", "-5"], "--max-jobs-per-account-day: expected an integer "
