@@ -181,8 +181,13 @@ def _workload(args: argparse.Namespace, days: float,
     from simulations.generator_profile import generator_model, profile_generator
 
     p = Path(args.generator)
+    from router.io.boundary import BOM, BOM_TOML
+
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        if text.startswith(BOM):
+            raise InputError(BOM_TOML, source=str(p), line=1)
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise InputError("no such file", source=str(p), field="--generator") from None
     except tomllib.TOMLDecodeError as exc:

@@ -230,7 +230,7 @@ def _check_columns(names: list[str], source: str) -> None:
 def _read_csv(path: Path) -> _Rows:
     rows = _Rows()
     source = str(path)
-    with open_text(path, newline="") as fh:
+    with open_text(path, newline="", bom=True) as fh:  # Excel starts its CSV with a BOM
         try:
             reader = csv.reader(fh)
             header = next(reader, None)

@@ -508,3 +508,12 @@ def test_bad_input_route_at_too_late(capsys: pytest.CaptureFixture[str],
     assert code == 2 and cap.out == ""
     assert cap.err == ("byoa route: --at: expected a time before 9000-01-01T00:00:00Z, "
                        "got '9999-01-01T00:00:00Z'\n")
+
+
+def test_bad_input_toml_with_a_bom_names_the_bom(capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path, tick: Path) -> None:
+    """tomllib alone says 'Invalid statement (column 1)' for a byte order mark."""
+    got = _bad_accounts(capsys, tmp_path, "a.toml",
+                        '\ufeff[[accounts]]\nid = "a1"\nplan = "pro"\n', tick)
+    assert got == ["a.toml:1: not valid TOML: Unexpected UTF-8 BOM (column 1); save the file "
+                   "as UTF-8 without a byte order mark"]

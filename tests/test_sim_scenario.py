@@ -149,3 +149,10 @@ def test_simulate_bad_days_or_seed_is_exit_2(
     code = main(["simulate", "--accounts", str(acc), "--trace", str(trace), *args, "--out",
                  str(tmp_path / "o"), "--no-progress"])
     assert code == 2 and capsys.readouterr().err == f"byoa simulate: {expected}\n"
+
+
+def test_scenario_with_a_bom_names_the_bom() -> None:
+    with pytest.raises(InputError) as exc:
+        parse_scenario('\ufeff[[fleet.groups]]\nplan = "pro"\n', source="s.toml")
+    assert str(exc.value) == ("s.toml:1: not valid TOML: Unexpected UTF-8 BOM (column 1); "
+                              "save the file as UTF-8 without a byte order mark")

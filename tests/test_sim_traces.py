@@ -176,3 +176,14 @@ def test_bad_csv_row_out_of_range_or_own_parent(tmp_path: Path, row: dict[str, o
     with pytest.raises(InputError) as exc:
         read_trace(tmp_path / "t.csv", ExecutionModel(), 0)
     assert str(exc.value).replace(str(tmp_path / "t.csv"), "t.csv") == message
+
+
+def test_csv_with_a_bom_as_excel_writes_it_is_read(tmp_path: Path) -> None:
+    """Excel's 'CSV UTF-8' starts with a byte order mark; it used to hide the first
+    column ('submitted_at: required column is missing')."""
+    text = "submitted_at,task_id,task_type\n2026-01-01T00:00:00Z,t1,imagine\n"
+    (tmp_path / "plain.csv").write_text(text, encoding="utf-8")
+    (tmp_path / "excel.csv").write_text("\ufeff" + text, encoding="utf-8")
+    a = read_trace(tmp_path / "plain.csv", ExecutionModel(), 0)
+    b = read_trace(tmp_path / "excel.csv", ExecutionModel(), 0)
+    assert b.task_ids == a.task_ids == ["t1"] and list(b.arrival) == list(a.arrival)

@@ -109,9 +109,12 @@ def open_binary(path: str | Path) -> IO[bytes]:
         raise InputError(f"cannot read the file: {exc.strerror or exc}", source=str(p)) from None
 
 
-def open_text(path: str | Path, newline: str | None = None) -> io.TextIOWrapper:
-    """A checked input as UTF-8 text, gunzipped for ``.gz``."""
-    return io.TextIOWrapper(open_binary(path), encoding="utf-8", newline=newline)
+def open_text(path: str | Path, newline: str | None = None,
+              bom: bool = False) -> io.TextIOWrapper:
+    """A checked input as UTF-8 text, gunzipped for ``.gz``; with ``bom``, a UTF-8
+    byte order mark at the start (as Excel writes CSV) is skipped."""
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8-sig" if bom else "utf-8",
+                            newline=newline)
 
 
 def read_text(path: str | Path) -> str:

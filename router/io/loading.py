@@ -38,7 +38,7 @@ from router.accounts import (
     hours_to_ms,
 )
 from router.errors import InputError
-from router.io.boundary import validation_error
+from router.io.boundary import BOM, BOM_TOML, validation_error
 from router.io.files import read_text
 from router.io.limits import MAX_HOURS, MAX_SECONDS, parse_bounded_time
 from router.io.locate import (
@@ -246,6 +246,8 @@ def _parse(text: str, fmt: Format, source: str) -> tuple[Any, dict[PathKey, int]
                              source=source, line=exc.lineno) from None
         return data, json_lines(text)
     if fmt == "toml":
+        if text.startswith(BOM):
+            raise InputError(BOM_TOML, source=source, line=1)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
