@@ -295,8 +295,8 @@ def rows_to_workload(rows: _Rows, exe: ExecutionModel, seed: int, failure_rate: 
     parent = np.full(n, -1, np.int64)
     for k, i in enumerate(order):
         par = rows.parents[i]
-        if par is not None and par in pos:
-            parent[k] = pos[par]
+        if par is not None and par in pos and pos[par] != k:  # its own origin: the router's
+            parent[k] = pos[par]  # business (an event script's body goes to it as it is)
     rs = streams(seed)
     gpu = np.asarray(rows.gpu, dtype=np.float64)[order]
     drawn = draw_gpu(rs["gpu"], types, exe)

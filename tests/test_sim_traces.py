@@ -187,3 +187,13 @@ def test_csv_with_a_bom_as_excel_writes_it_is_read(tmp_path: Path) -> None:
     a = read_trace(tmp_path / "plain.csv", ExecutionModel(), 0)
     b = read_trace(tmp_path / "excel.csv", ExecutionModel(), 0)
     assert b.task_ids == a.task_ids == ["t1"] and list(b.arrival) == list(a.arrival)
+
+
+def test_event_script_task_naming_itself_as_origin_goes_to_the_router(tmp_path: Path) -> None:
+    """As in byoa replay (parent_not_found, R7), not a child waiting for itself forever."""
+    body = {"model": "midjourney", "task_type": "upscale",
+            "input": {"origin_task_id": "t1", "index": "1"}}
+    p = _events(tmp_path / "self.jsonl", [
+        {"op": "submit", "at": "2026-01-01T00:00:00Z", "task_id": "t1", "request": body}])
+    wl = read_trace(p, ExecutionModel(), 0)
+    assert list(wl.parent) == [-1]
