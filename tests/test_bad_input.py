@@ -113,7 +113,7 @@ def test_bad_input_unknown_missing_and_mistyped_fields_all_reported_at_once(
      "'captcha_required' or 'subscription_expired', got 'asleep'"),
     ("fast_hours_remaining", -1, "expected a value greater than or equal to 0, got -1"),
     ("weight", -0.5, "expected a value greater than or equal to 0, got -0.5"),
-    ("max_in_flight", -1, "expected a value greater than or equal to 0, got -1"),
+    ("max_in_flight", -1, "expected a value greater than or equal to 1, got -1"),
     ("bot_id", 0, "expected a value greater than 0, got 0"),
     ("renews_at", "soon", "expected an ISO-8601 UTC time such as 2026-12-01T08:00:00Z, "
      "got 'soon'"),
@@ -517,3 +517,31 @@ def test_bad_input_toml_with_a_bom_names_the_bom(capsys: pytest.CaptureFixture[s
                         '\ufeff[[accounts]]\nid = "a1"\nplan = "pro"\n', tick)
     assert got == ["a.toml:1: not valid TOML: Unexpected UTF-8 BOM (column 1); save the file "
                    "as UTF-8 without a byte order mark"]
+
+
+@pytest.mark.parametrize(("entry", "expected"), [
+    ({"id": "a1", "plan": "pro", "max_in_flight": 0},
+     "accounts[0].max_in_flight: expected a value greater than or equal to 1, got 0"),
+    ({"id": "a\u0000", "plan": "pro"},
+     "accounts[0].id: expected an account id without control characters, got 'a\\x00'"),
+    ({"id": "a1 ", "plan": "pro"},
+     "accounts[0].id: expected an account id without spaces at the start or end, got 'a1 '"),
+    ({"id": "a1", "plan": "pro", "inactive_window": "02:00-10:00"},
+     'accounts[0].inactive_window: expected start and end as UTC clock times HH:MM, such as '
+     '{"start": "02:00", "end": "10:00"}, got \'02:00-10:00\''),
+])
+def test_bad_input_account_that_could_never_be_used_or_told_apart(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, tick: Path,
+        entry: dict[str, Any], expected: str) -> None:
+    """max_in_flight 0 left every task pool_saturated; 'a1 ' beside 'a1' looked like one
+    account; the window's message named the internal class WindowModel."""
+    text = '{"accounts": [\n' + json.dumps(entry) + "\n]}"
+    assert _bad_accounts(capsys, tmp_path, "a.json", text, tick) == [f"a.json:2: {expected}"]
+
+
+def test_bad_input_yaml_boolean_id_says_to_quote_it(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path, tick: Path) -> None:
+    got = _bad_accounts(capsys, tmp_path, "a.yaml", "accounts:\n  - id: no\n    plan: pro\n",
+                        tick)
+    assert got == ["a.yaml:2: accounts[0].id: expected a string, got False (in YAML, put ids "
+                   "such as no, yes, on or off in quotes)"]

@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from router.accounts import (
@@ -63,6 +64,14 @@ class WindowModel(BaseModel):
     start: str
     end: str
 
+    @model_validator(mode="before")
+    @classmethod
+    def _table(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise ValueError(f"expected start and end as UTC clock times HH:MM, such as "
+                             f'{{"start": "02:00", "end": "10:00"}}, got {v!r}')
+        return v
+
     @field_validator("start", "end")
     @classmethod
     def _clock(cls, v: str) -> str:
@@ -89,7 +98,7 @@ class AccountModel(BaseModel):
         return v
     weight: float = Field(default=1.0, ge=0)
     backup: bool = False
-    max_in_flight: int | None = Field(default=None, ge=0)
+    max_in_flight: int | None = Field(default=None, ge=1)  # 0: never routable (R3)
     bot_id: int | None = Field(default=None, gt=0)
     inactive_window: WindowModel | None = None
     max_jobs_per_day: int | None = Field(default=None, gt=0)  # H2
@@ -102,12 +111,31 @@ class AccountModel(BaseModel):
             parse_bounded_time(v)
         return v
 
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_not_boolean(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # YAML reads unquoted no/yes/on/off/true/false so
+            raise ValueError(f"expected a string, got {v!r} (in YAML, put ids such as "
+                             "no, yes, on or off in quotes)")
+        return v
+
     @field_validator("id")
     @classmethod
     def _id_not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("expected a non-empty account id")
-        return v
+        return check_account_id(v)
+
+
+def check_account_id(v: str) -> str:
+    """An account id as a file may give it: not blank, no spaces at either end (``"a1 "``
+    beside ``"a1"`` would be two accounts that look alike), no control characters."""
+    if not v.strip():
+        raise ValueError("expected a non-empty account id")
+    if v != v.strip():
+        raise ValueError(f"expected an account id without spaces at the start or end, "
+                         f"got {v!r}")
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in v):
+        raise ValueError(f"expected an account id without control characters, got {v!r}")
+    return v
 
 
 #: Checks on ``Policy`` fields beyond their types (the dataclass declares the fields,
