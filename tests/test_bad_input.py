@@ -545,3 +545,26 @@ def test_bad_input_yaml_boolean_id_says_to_quote_it(capsys: pytest.CaptureFixtur
                         tick)
     assert got == ["a.yaml:2: accounts[0].id: expected a string, got False (in YAML, put ids "
                    "such as no, yes, on or off in quotes)"]
+
+
+def test_replay_reads_events_from_stdin(capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                        ok_accounts: Path) -> None:
+    """``--events -`` is standard input, as ``route --request -`` is (it used to say
+    '-: no such file'); its lines are named ``<stdin>:N``."""
+    import io
+
+    good = [{"op": "tick", "at": AT}, {"op": "submit", "at": AT, "task_id": "t1",
+                                       "request": _imagine()}]
+    events = _write_events(tmp_path / "e.jsonl", good)
+    code, from_file, _ = _replay(capsys, ok_accounts, events)
+    assert code == 0
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(events.read_bytes())))
+    code, from_stdin, err = _replay(capsys, ok_accounts, Path("-"))
+    assert code == 0 and err == "" and from_stdin == from_file
+    bad = json.dumps({"op": "tick", "at": "yesterday"}) + "\n"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(bad.encode())))
+    code, _, err = _replay(capsys, ok_accounts, Path("-"))
+    assert code == 2
+    assert err == ("byoa replay: <stdin>:1: at: expected an ISO-8601 UTC time such as "
+                   "2026-12-01T08:00:00Z, got 'yesterday'\n")

@@ -16,7 +16,7 @@ from typing import Any
 
 from router.accounts import Setting, Status
 from router.errors import InputError
-from router.io.files import open_text
+from router.io.files import open_stdin_text, open_text, source_name
 from router.io.limits import parse_bounded_time, seconds_problem
 from router.timeutil import format_time
 
@@ -125,10 +125,11 @@ def read_events(path: str | Path) -> Iterator[Event]:
     """Yield checked events, stopping with ``InputError`` at the first bad line.
 
     Duplicate submit ``task_id``s are the caller's check (it knows the run).
+    ``-`` reads standard input (named ``<stdin>`` in messages).
     """
-    source = str(path)
+    source = source_name(path)
     last_at: float | None = None
-    with open_text(path) as fh:
+    with open_stdin_text() if str(path) == "-" else open_text(path) as fh:
         try:
             for lineno, text in enumerate(fh, start=1):
                 if not text.strip():
