@@ -40,7 +40,7 @@ from router.accounts import (
 )
 from router.io.boundary import parse_toml_model
 from router.io.files import read_text
-from router.io.limits import check_time
+from router.io.limits import MAX_HOURS, MAX_SECONDS, check_time
 from router.io.loading import AccountModel, PolicyModel, WindowModel, apply_policy, policy_model
 from router.io.locate import toml_lines
 from router.ledger import Policy
@@ -136,14 +136,14 @@ class GroupModel(BaseModel):
     id_prefix: str | None = None  # default: the plan name
     setting: Setting = Setting.FAST
     status: Status = Status.ACTIVE
-    fast_hours_remaining: float | None = Field(default=None, ge=0)  # default: the allowance
+    fast_hours_remaining: float | None = Field(default=None, ge=0, le=MAX_HOURS)  # allowance
     renewal: float | Literal["spread"] = "spread"  # epoch seconds once validated
     weight: float = Field(default=1.0, ge=0)
     backup: bool = False
     max_in_flight: int | None = Field(default=None, ge=1)
     inactive_window: WindowModel | None = None
     max_jobs_per_day: int | None = Field(default=None, gt=0)  # H2
-    min_gap_seconds: float = Field(default=0.0, ge=0)  # H3
+    min_gap_seconds: float = Field(default=0.0, ge=0, le=MAX_SECONDS)  # H3
 
     @field_validator("renewal", mode="before")
     @classmethod
@@ -151,9 +151,10 @@ class GroupModel(BaseModel):
         if v == "spread":
             return v
         try:
-            return epoch_seconds(v)
+            at = epoch_seconds(v)
         except ValueError:
             raise ValueError(f"expected 'spread' or an ISO-8601 UTC time, got {v!r}") from None
+        return check_time(at, v)
 
 
 class FleetModel(BaseModel):

@@ -47,7 +47,7 @@ from router.accounts import Plan, Setting
 from router.errors import InputError
 from router.io.boundary import parse_toml_model
 from router.io.files import read_text
-from router.io.limits import check_time
+from router.io.limits import MAX_HOURS, MAX_SECONDS, check_time
 from router.io.loading import apply_policy, policy_model
 from router.io.locate import nearest_line, toml_lines
 from router.ledger import Policy
@@ -78,10 +78,10 @@ class SweepFleetModel(PlanCounts):
     relax_set: PlanCounts = PlanCounts()
     turbo_set: PlanCounts = PlanCounts()
     renewal: Literal["spread", "same"] = "spread"
-    extra_fast_hours: float = Field(default=0.0, ge=0, strict=False)
+    extra_fast_hours: float = Field(default=0.0, ge=0, le=MAX_HOURS, strict=False)
     initial_fast: Literal["full", "prorated"] = "full"
     max_jobs_per_day: int | None = Field(default=None, gt=0)  # H2 on every account
-    min_gap_seconds: float = Field(default=0.0, ge=0, strict=False)  # H3 on every account
+    min_gap_seconds: float = Field(default=0.0, ge=0, le=MAX_SECONDS, strict=False)  # H3
 
     @model_validator(mode="after")
     def _not_empty(self) -> SweepFleetModel:

@@ -568,3 +568,13 @@ def test_replay_reads_events_from_stdin(capsys: pytest.CaptureFixture[str],
     assert code == 2
     assert err == ("byoa replay: <stdin>:1: at: expected an ISO-8601 UTC time such as "
                    "2026-12-01T08:00:00Z, got 'yesterday'\n")
+
+
+def test_bad_input_time_before_1970(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                    ok_accounts: Path) -> None:
+    """Year 1 used to replay with renewals printed as '1-01-31T00:00:00Z'."""
+    events = _write_events(tmp_path / "e.jsonl", [{"op": "tick", "at": "0001-01-01T00:00:00Z"}])
+    code, out, err = _replay(capsys, ok_accounts, events)
+    assert code == 2 and out == []
+    assert err == (f"byoa replay: {events}:1: at: expected a time from 1970-01-01T00:00:00Z on, "
+                   "got '0001-01-01T00:00:00Z'\n")

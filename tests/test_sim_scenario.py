@@ -156,3 +156,20 @@ def test_scenario_with_a_bom_names_the_bom() -> None:
         parse_scenario('\ufeff[[fleet.groups]]\nplan = "pro"\n', source="s.toml")
     assert str(exc.value) == ("s.toml:1: not valid TOML: Unexpected UTF-8 BOM (column 1); "
                               "save the file as UTF-8 without a byte order mark")
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("fast_hours_remaining = 1e308", "fleet.groups[0].fast_hours_remaining: expected a value "
+     "less than or equal to 1000000, got 1e+308"),
+    ("min_gap_seconds = 1e300", "fleet.groups[0].min_gap_seconds: expected a value less than "
+     "or equal to 1000000000, got 1e+300"),
+    ("renewal = 1e20", "fleet.groups[0].renewal: expected a time before "
+     "9000-01-01T00:00:00Z, got 1e+20"),
+    ("renewal = -1e20", "fleet.groups[0].renewal: expected a time from "
+     "1970-01-01T00:00:00Z on, got -1e+20"),
+])
+def test_scenario_group_values_out_of_range_are_named(line: str, expected: str) -> None:
+    """They reach the accounts (a raw pydantic dump) or datetime (OverflowError) otherwise."""
+    with pytest.raises(InputError) as exc:
+        parse_scenario(f'[[fleet.groups]]\nplan = "pro"\n{line}\n', source="s.toml")
+    assert str(exc.value) == f"s.toml:3: {expected}"

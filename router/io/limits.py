@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from router.timeutil import parse_time
 
-#: Times must be before 9000-01-01T00:00:00Z (renewals after them stay in datetime's range).
+#: Times must be before 9000-01-01T00:00:00Z (renewals after them stay in datetime's range)
+#: and from 1970-01-01T00:00:00Z on (epoch seconds >= 0; earlier years print badly).
 MAX_TIME = 221_845_392_000.0
 MAX_TIME_TEXT = "9000-01-01T00:00:00Z"
+MIN_TIME = 0.0
+MIN_TIME_TEXT = "1970-01-01T00:00:00Z"
 #: Hours of fast time (an account's ``fast_hours_remaining``): about 114 years.
 MAX_HOURS = 1_000_000
 #: Seconds of GPU time or of a gap (``gpu_seconds``, ``estimated_gpu_seconds``, ...):
@@ -21,10 +24,12 @@ MAX_SECONDS = 1_000_000_000
 
 
 def check_time(at: float, text: object) -> float:
-    """``at`` (epoch seconds, parsed from ``text``) if it is before :data:`MAX_TIME`,
-    else ``ValueError`` saying the bound."""
+    """``at`` (epoch seconds, parsed from ``text``) if it is from :data:`MIN_TIME` and
+    before :data:`MAX_TIME`, else ``ValueError`` saying the bound."""
     if not at < MAX_TIME:
         raise ValueError(f"expected a time before {MAX_TIME_TEXT}, got {text!r}")
+    if not at >= MIN_TIME:
+        raise ValueError(f"expected a time from {MIN_TIME_TEXT} on, got {text!r}")
     return at
 
 
