@@ -106,8 +106,9 @@ class SimulationModel(BaseModel):
     days: float = Field(default=30.0, gt=0)  # root arrivals happen in [start, start+days)
     seed: int = Field(default=0, ge=0)  # the workload's and execution model's randomness
     drain: bool = True  # after the horizon, finish queued and running work (no new roots)
-    sample_minutes: float = Field(default=60.0, gt=0)  # fast-time-left series step
-    retry_seconds: float = Field(default=60.0, gt=0)  # central-queue re-route tick (windows)
+    #: fast-time-left series step (>= 1: a smaller step is millions of samples, or a hang)
+    sample_minutes: float = Field(default=60.0, ge=1)
+    retry_seconds: float = Field(default=60.0, ge=1)  # central-queue re-route tick (windows)
 
     @field_validator("start", mode="before")
     @classmethod

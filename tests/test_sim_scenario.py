@@ -173,3 +173,17 @@ def test_scenario_group_values_out_of_range_are_named(line: str, expected: str) 
     with pytest.raises(InputError) as exc:
         parse_scenario(f'[[fleet.groups]]\nplan = "pro"\n{line}\n', source="s.toml")
     assert str(exc.value) == f"s.toml:3: {expected}"
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("sample_minutes = 1e-300", "simulation.sample_minutes: expected a value greater than or "
+     "equal to 1, got 1e-300"),
+    ("retry_seconds = 1e-300", "simulation.retry_seconds: expected a value greater than or "
+     "equal to 1, got 1e-300"),
+])
+def test_scenario_tiny_steps_are_refused(line: str, expected: str) -> None:
+    """A step of 1e-300 passed 'greater than 0' and the run never ended."""
+    with pytest.raises(InputError) as exc:
+        parse_scenario(f'[simulation]\n{line}\n[[fleet.groups]]\nplan = "pro"\n',
+                       source="s.toml")
+    assert str(exc.value) == f"s.toml:2: {expected}"
