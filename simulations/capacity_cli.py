@@ -220,6 +220,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
                         ("--max-simulated", args.max_simulated)):
         if value < 1:
             raise InputError(f"expected an integer >= 1, got {value}", field=flag)
+    if args.root_seed < 0:
+        raise InputError(f"expected an integer >= 0, got {args.root_seed}", field="--root-seed")
     if args.days <= 0:
         raise InputError(f"expected days > 0, got {args.days}", field="--days")
     from simulations.scenario import days_problem

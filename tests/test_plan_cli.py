@@ -76,6 +76,7 @@ def test_plan_a_short_trace_is_repeated_to_cover_the_month(trace: Path, tmp_path
     (["--p95-fast-wait", "nan"], "byoa plan: --p95-fast-wait: expected seconds > 0, got nan"),
     (["--extra-hour-price", "inf"], "byoa plan: --extra-hour-price: expected USD >= 0, "
      "got inf"),
+    (["--root-seed", "-1"], "byoa plan: --root-seed: expected an integer >= 0, got -1"),
     (["--extra-hours", "5,nan"], "byoa plan: --extra-hours: expected comma-separated hours "
      ">= 0, got '5,nan'"),
     (["--max-jobs-per-account-day", "0"], "byoa plan: --max-jobs-per-account-day: expected "
