@@ -36,6 +36,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -230,6 +231,7 @@ def _check_columns(names: list[str], source: str) -> None:
 def _read_csv(path: Path) -> _Rows:
     rows = _Rows()
     source = str(path)
+    lines: list[int] = []  # the physical line of each row
     with open_text(path, newline="", bom=True) as fh:  # Excel starts its CSV with a BOM
         try:
             reader = csv.reader(fh)
@@ -246,9 +248,35 @@ def _read_csv(path: Path) -> _Rows:
                     raise InputError(f"expected {len(names)} values, got {len(rec)}",
                                      source=source, line=line)
                 _parse_row(dict(zip(names, rec, strict=True)), (source, line), rows)
+                lines.append(line)
         except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
             raise InputError(f"cannot read the file: {exc}", source=source) from None
+    _check_no_cycle(rows, lambda i: (source, lines[i]))
     return rows
+
+
+def _check_no_cycle(rows: _Rows, where: Callable[[int], tuple[str, int | str]]) -> None:
+    """A task must not descend from itself through ``parent_task_id`` (R7): such
+    tasks would each wait for the other to finish and never run."""
+    state = [0] * len(rows.ids)  # 0 unseen, 1 on the current chain, 2 done
+    for first in range(len(rows.ids)):
+        chain: list[int] = []
+        i: int | None = first
+        while i is not None and state[i] == 0:
+            state[i] = 1
+            chain.append(i)
+            par = rows.parents[i]
+            i = rows.index.get(par) if par is not None else None
+        if i is not None and state[i] == 1:
+            loop = chain[chain.index(i):]
+            source, line = where(loop[-1])
+            names = " -> ".join(rows.ids[k] for k in (*loop, loop[0]))
+            msg = f"tasks descend from themselves ({names}); a task cannot be its own ancestor (R7)"
+            if isinstance(line, int):
+                raise InputError(msg, source=source, line=line, field="parent_task_id")
+            raise InputError(msg, source=f"{source}: {line}", field="parent_task_id")
+        for k in chain:
+            state[k] = 2
 
 
 def _read_parquet(path: Path) -> _Rows:
@@ -264,6 +292,7 @@ def _read_parquet(path: Path) -> _Rows:
     rows = _Rows()
     for i, rec in enumerate(table.to_pylist()):
         _parse_row(rec, (source, f"row {i + 1}"), rows)
+    _check_no_cycle(rows, lambda i: (source, f"row {i + 1}"))
     return rows
 
 

@@ -197,3 +197,19 @@ def test_event_script_task_naming_itself_as_origin_goes_to_the_router(tmp_path: 
         {"op": "submit", "at": "2026-01-01T00:00:00Z", "task_id": "t1", "request": body}])
     wl = read_trace(p, ExecutionModel(), 0)
     assert list(wl.parent) == [-1]
+
+
+def test_csv_parent_cycle_is_refused(tmp_path: Path) -> None:
+    """t1 -> t2 -> t3 -> t1: each would wait for its parent to finish and none would run."""
+    (tmp_path / "t.csv").write_text(
+        "submitted_at,task_id,task_type,parent_task_id\n"
+        "2022-06-21T00:00:00Z,t0,imagine,\n"
+        "2022-06-21T00:00:00Z,t1,upscale,t2\n"
+        "2022-06-21T00:00:00Z,t2,variation,t3\n"
+        "2022-06-21T00:00:00Z,t3,variation,t1\n"
+        "2022-06-21T00:00:01Z,t4,upscale,t0\n", encoding="utf-8")
+    with pytest.raises(InputError) as exc:
+        read_trace(tmp_path / "t.csv", ExecutionModel(), 0)
+    assert str(exc.value).replace(str(tmp_path / "t.csv"), "t.csv") == (
+        "t.csv:5: parent_task_id: tasks descend from themselves (t1 -> t2 -> t3 -> t1); "
+        "a task cannot be its own ancestor (R7)")
