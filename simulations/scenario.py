@@ -59,6 +59,9 @@ MAX_DAYS = 3660.0
 #: generated workload may expect in all (``rate_per_hour`` x 24 x days): the
 #: workload is drawn in memory before the run.
 MAX_RATE_PER_HOUR = 100_000.0
+#: Accounts in one fleet group (or of one plan and setting in a sweep fleet): the
+#: router is measured at 10,000 accounts (benchmarks/).
+MAX_GROUP_ACCOUNTS = 100_000
 MAX_ROOT_TASKS = 20_000_000
 
 
@@ -133,7 +136,7 @@ class GroupModel(BaseModel):
 
     model_config = _STRICT
     plan: Plan
-    count: int = Field(default=1, ge=1)
+    count: int = Field(default=1, ge=1, le=MAX_GROUP_ACCOUNTS)
     id_prefix: str | None = None  # default: the plan name
     setting: Setting = Setting.FAST
     status: Status = Status.ACTIVE

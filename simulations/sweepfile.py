@@ -53,6 +53,7 @@ from router.io.locate import nearest_line, toml_lines
 from router.ledger import Policy
 from simulations.facts import DEFAULT_START
 from simulations.scenario import (
+    MAX_GROUP_ACCOUNTS,
     GeneratorModel,
     days_problem,
     epoch_seconds,
@@ -67,10 +68,10 @@ _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 class PlanCounts(BaseModel):
     model_config = _STRICT
-    basic: int = Field(default=0, ge=0)
-    standard: int = Field(default=0, ge=0)
-    pro: int = Field(default=0, ge=0)
-    mega: int = Field(default=0, ge=0)
+    basic: int = Field(default=0, ge=0, le=MAX_GROUP_ACCOUNTS)
+    standard: int = Field(default=0, ge=0, le=MAX_GROUP_ACCOUNTS)
+    pro: int = Field(default=0, ge=0, le=MAX_GROUP_ACCOUNTS)
+    mega: int = Field(default=0, ge=0, le=MAX_GROUP_ACCOUNTS)
 
 
 class SweepFleetModel(PlanCounts):

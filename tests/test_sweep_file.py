@@ -151,3 +151,10 @@ def test_sweep_file_generator_too_large_for_memory(tmp_path: Path) -> None:
         "sweep.toml:24: workload[0].generator.rate_per_hour: rate_per_hour x 24 x days = "
         "28,800,000 root tasks expected; at most 20,000,000 (the workload is drawn in memory "
         "before the run)")
+
+
+def test_sweep_file_fleet_count_has_an_upper_bound(tmp_path: Path) -> None:
+    msg = _bad(tmp_path, GOOD.replace("standard = 2", "standard = 1000000000"))
+    assert msg.replace(str(tmp_path / "sweep.toml"), "sweep.toml") == (
+        "sweep.toml:7: fleet[0].standard: expected a value less than or equal to 100000, "
+        "got 1000000000")
