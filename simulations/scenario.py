@@ -40,7 +40,7 @@ from router.accounts import (
 )
 from router.io.boundary import parse_toml_model
 from router.io.files import read_text
-from router.io.limits import MAX_HOURS, MAX_SECONDS, check_time
+from router.io.limits import MAX_HOURS, MAX_SECONDS, MAX_WEIGHT, check_time
 from router.io.loading import AccountModel, PolicyModel, WindowModel, apply_policy, policy_model
 from router.io.locate import toml_lines
 from router.ledger import Policy
@@ -142,7 +142,7 @@ class GroupModel(BaseModel):
     status: Status = Status.ACTIVE
     fast_hours_remaining: float | None = Field(default=None, ge=0, le=MAX_HOURS)  # allowance
     renewal: float | Literal["spread"] = "spread"  # epoch seconds once validated
-    weight: float = Field(default=1.0, ge=0)
+    weight: float = Field(default=1.0, ge=0, le=MAX_WEIGHT)
     backup: bool = False
     max_in_flight: int | None = Field(default=None, ge=1)
     inactive_window: WindowModel | None = None

@@ -458,6 +458,9 @@ def test_bad_input_H1_H4_event_fields_stop_with_exit_2(
     ('{"accounts": [\n{"id": "a1", "plan": "pro", "renews_at": "9999-12-31T00:00:00Z"}]}',
      "a.json:2: accounts[0].renews_at: expected a time before 9000-01-01T00:00:00Z, "
      "got '9999-12-31T00:00:00Z'"),
+    ('{"accounts": [\n{"id": "a1", "plan": "pro", "weight": 1e308}]}',
+     "a.json:2: accounts[0].weight: expected a value less than or equal to 1000000, "
+     "got 1e+308"),
     ('{"accounts": [\n{"id": "a1", "plan": "pro", "min_gap_seconds": 1e300}]}',
      "a.json:2: accounts[0].min_gap_seconds: expected a value less than or equal to "
      "1000000000, got 1e+300"),

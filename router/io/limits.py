@@ -21,6 +21,8 @@ MAX_HOURS = 1_000_000
 #: Seconds of GPU time or of a gap (``gpu_seconds``, ``estimated_gpu_seconds``, ...):
 #: about 31 years.
 MAX_SECONDS = 1_000_000_000
+#: An account's ``weight`` (S): a sum of many such weights stays finite.
+MAX_WEIGHT = 1_000_000
 
 
 def check_time(at: float, text: object) -> float:

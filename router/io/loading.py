@@ -41,7 +41,7 @@ from router.accounts import (
 from router.errors import InputError
 from router.io.boundary import BOM, BOM_TOML, validation_error
 from router.io.files import read_text
-from router.io.limits import MAX_HOURS, MAX_SECONDS, parse_bounded_time
+from router.io.limits import MAX_HOURS, MAX_SECONDS, MAX_WEIGHT, parse_bounded_time
 from router.io.locate import (
     PathKey,
     format_path,
@@ -96,7 +96,7 @@ class AccountModel(BaseModel):
                 v = v.replace(tzinfo=UTC)
             return v.isoformat()
         return v
-    weight: float = Field(default=1.0, ge=0)
+    weight: float = Field(default=1.0, ge=0, le=MAX_WEIGHT)
     backup: bool = False
     max_in_flight: int | None = Field(default=None, ge=1)  # 0: never routable (R3)
     bot_id: int | None = Field(default=None, gt=0)
