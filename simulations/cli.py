@@ -145,7 +145,7 @@ def _trace_spec(args: argparse.Namespace) -> RunSpec:
     simulation = _simulation(SimulationModel(), args)
     accounts, policy = load_accounts(args.accounts)
     execution = ExecutionModel()
-    trace = Path(args.trace).resolve()
+    trace = Path(args.trace)  # as given: messages name the file as the user wrote it
     workload, start = load_workload(trace, None, simulation, execution)
     return RunSpec(trace.name, accounts, policy, workload, start, simulation, execution)
 

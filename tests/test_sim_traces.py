@@ -213,3 +213,19 @@ def test_csv_parent_cycle_is_refused(tmp_path: Path) -> None:
     assert str(exc.value).replace(str(tmp_path / "t.csv"), "t.csv") == (
         "t.csv:5: parent_task_id: tasks descend from themselves (t1 -> t2 -> t3 -> t1); "
         "a task cannot be its own ancestor (R7)")
+
+
+def test_simulate_names_the_trace_as_given(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative --trace is named as written ('tr.csv:2'), not as an absolute path."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "acc.json").write_text('{"accounts": [{"id": "a1", "plan": "pro"}]}',
+                                       encoding="utf-8")
+    (tmp_path / "tr.csv").write_text(
+        "submitted_at,task_id,task_type,process_mode,prompt,parent_task_id,gpu_seconds,"
+        "failed\n2022-06-21T00:00:00Z,t1,imagine,fast,hi,t1,60,false\n", encoding="utf-8")
+    code = main(["simulate", "--accounts", "acc.json", "--trace", "tr.csv", "--days", "1",
+                 "--out", "o", "--no-progress"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "byoa simulate: tr.csv:2: parent_task_id: a task cannot be its own parent\n")
