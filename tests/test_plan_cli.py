@@ -219,3 +219,27 @@ def test_readme_plan_with_a_daily_cap_prints_the_recorded_output(
                  "--out", "out/plan-cap", "--no-progress"])
     assert code == 0
     assert capsys.readouterr().out == recorded
+
+
+def test_plan_generator_too_large_for_memory_is_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gen = tmp_path / "gen.toml"
+    gen.write_text("rate_per_hour = 90000\n", encoding="utf-8")
+    code = main(["plan", "--generator", str(gen), "--days", "30", "--out", str(tmp_path / "o"),
+                 "--no-progress"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"byoa plan: {gen}: rate_per_hour: rate_per_hour x 24 x days = 64,800,000 root tasks "
+        "expected; at most 20,000,000 (the workload is drawn in memory before the run)\n")
+
+
+def test_plan_generator_with_a_bom_names_the_bom(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gen = tmp_path / "gen.toml"
+    gen.write_text("\ufeffrate_per_hour = 5\n", encoding="utf-8")
+    code = main(["plan", "--generator", str(gen), "--out", str(tmp_path / "o"),
+                 "--no-progress"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"byoa plan: {gen}:1: not valid TOML: Unexpected UTF-8 BOM (column 1); save the file "
+        "as UTF-8 without a byte order mark\n")
