@@ -45,6 +45,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'simulations.capacity_cli' has no attribute {name!r}")
 
 
+#: Fleets ``byoa plan`` may enumerate (every mix of the plans up to --max-accounts, times
+#: each --extra-hours value; all of them are built before the bounds prune them).
+MAX_CANDIDATE_FLEETS = 1_000_000
+
+
 def _workers(value: int | None, flag: str = "--workers") -> int:
     if value is None:
         from simulations.sweep import default_workers
@@ -232,13 +237,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
     plans = tuple(Plan(n) for n in _names(args.plans, {p.value: p for p in PLANS}, "--plans"))
     specs = plan_policies()
     policies = tuple(specs[n] for n in _names(args.policies, specs, "--policies"))
+    extra_hours = _floats(args.extra_hours, "--extra-hours")
+    fleets = (math.comb(args.max_accounts + len(plans), len(plans)) - 1) * len(extra_hours)
+    if fleets > MAX_CANDIDATE_FLEETS:
+        raise InputError(f"{args.max_accounts} accounts of {len(plans)} plans with "
+                         f"{len(extra_hours)} --extra-hours value(s) are {fleets:,} fleets to "
+                         f"weigh; at most {MAX_CANDIDATE_FLEETS:,} (lower --max-accounts or "
+                         "give fewer --plans)", field="--max-accounts")
     out = output_dir(args.out, (args.trace,))
     workload, profile = _workload(args, args.days, out)
     opts = PlanOptions(
         workload=workload, profile=profile, days=args.days,
         targets=Targets(args.p95_fast_wait, args.max_downgraded / 100.0, args.allow_rejections),
         prices=prices, extra_hour_price=args.extra_hour_price,
-        extra_hours=_floats(args.extra_hours, "--extra-hours"), plans=plans,
+        extra_hours=extra_hours, plans=plans,
         max_accounts=args.max_accounts,
         max_jobs_per_account_day=cap, policies=policies,
         seeds=args.seeds,

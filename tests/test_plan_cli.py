@@ -243,3 +243,15 @@ def test_plan_generator_with_a_bom_names_the_bom(
     assert capsys.readouterr().err == (
         f"byoa plan: {gen}:1: not valid TOML: Unexpected UTF-8 BOM (column 1); save the file "
         "as UTF-8 without a byte order mark\n")
+
+
+def test_plan_too_many_candidate_fleets_is_exit_2(
+        trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--max-accounts 100 over four plans is 4.6 million fleets, all built in memory."""
+    code = main(["plan", "--trace", str(trace), "--max-accounts", "100",
+                 "--out", str(tmp_path), "--no-progress"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "byoa plan: --max-accounts: 100 accounts of 4 plans with 1 --extra-hours value(s) are "
+        "4,598,125 fleets to weigh; at most 1,000,000 (lower --max-accounts or give fewer "
+        "--plans)\n")
