@@ -24,16 +24,23 @@ from typing import IO, Any
 from router.command import GROUP, Command
 from router.errors import InputError
 from router.io.events import read_events
-from router.io.files import atomic_output, check_output, max_input_bytes, read_text
+from router.io.files import (
+    STDIN,
+    atomic_output,
+    check_output,
+    max_input_bytes,
+    read_text,
+    source_name,
+)
+from router.io.limits import parse_bounded_time
 from router.io.replay import decision_fields, replay_events, write_records
 from router.pool import Pool
-from router.timeutil import parse_time
 
 
 def _read_request(spec: str) -> Any:
     """``--request``: a file path, ``-`` for standard input, or inline JSON."""
     if spec == "-":
-        text, source = sys.stdin.read(max_input_bytes() + 1), "<stdin>"
+        text, source = sys.stdin.read(max_input_bytes() + 1), STDIN
         if len(text) > max_input_bytes():
             raise InputError(f"more than the input limit of {max_input_bytes():,} bytes",
                              source=source)
@@ -54,7 +61,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     accounts, policy = load_accounts(args.accounts)
     body = _read_request(args.request)
     try:
-        at = parse_time(args.at) if args.at else time.time()
+        at = parse_bounded_time(args.at) if args.at else time.time()
     except ValueError as exc:
         raise InputError(str(exc), field="--at") from None
     pool = Pool(accounts, policy)
@@ -97,7 +104,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     accounts, policy = load_accounts(args.accounts)
     pool = Pool(accounts, policy)
     events = read_events(args.events)
-    records = replay_events(pool, events, source=str(args.events))
+    records = replay_events(pool, events, source=source_name(args.events))
     with contextlib.ExitStack() as stack:
         out: IO[str] = sys.stdout
         if args.out:
@@ -170,7 +177,8 @@ def _setup_route(p: argparse.ArgumentParser) -> None:
 
 def _setup_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accounts", required=True, help="accounts file (.json, .toml, .yaml)")
-    p.add_argument("--events", required=True, help="event script, JSON Lines (.gz ok)")
+    p.add_argument("--events", required=True,
+                   help="event script, JSON Lines (.gz ok), or '-' for stdin")
     p.add_argument("--out", help="write the output here instead of stdout")
     p.add_argument("--explain", action="store_true",
                    help="print the decisions for people instead of JSON Lines")

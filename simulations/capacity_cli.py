@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tomllib
 from pathlib import Path
@@ -42,6 +43,11 @@ def __getattr__(name: str) -> Any:
     if name == "PLAN_POLICIES":  # built on first use (simulations.spec imports the harness)
         return plan_policies()
     raise AttributeError(f"module 'simulations.capacity_cli' has no attribute {name!r}")
+
+
+#: Fleets ``byoa plan`` may enumerate (every mix of the plans up to --max-accounts, times
+#: each --extra-hours value; all of them are built before the bounds prune them).
+MAX_CANDIDATE_FLEETS = 1_000_000
 
 
 def _workers(value: int | None, flag: str = "--workers") -> int:
@@ -114,6 +120,9 @@ def _prices(items: list[str]) -> dict[Plan, float]:
         if not sep or usd < 0:
             raise InputError(f"expected PLAN=USD with a price >= 0, got {item!r}",
                              field="--price")
+        if not math.isfinite(usd):
+            raise InputError(f"expected PLAN=USD with a finite price, got {item!r}",
+                             field="--price")
         prices[plan_] = usd
     return prices
 
@@ -124,7 +133,7 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
     except ValueError:
         raise InputError(f"expected comma-separated hours >= 0, got {text!r}",
                          field=flag) from None
-    if not values or any(v < 0 for v in values):
+    if not values or any(not 0 <= v < math.inf for v in values):
         raise InputError(f"expected comma-separated hours >= 0, got {text!r}", field=flag)
     return values
 
@@ -177,13 +186,23 @@ def _workload(args: argparse.Namespace, days: float,
     from simulations.generator_profile import generator_model, profile_generator
 
     p = Path(args.generator)
+    from router.io.boundary import BOM, BOM_TOML
+
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        if text.startswith(BOM):
+            raise InputError(BOM_TOML, source=str(p), line=1)
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise InputError("no such file", source=str(p), field="--generator") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML: {exc}", source=str(p)) from None
     gen = generator_model(data, source=str(p))
+    from simulations.scenario import workload_size_problem
+
+    problem = workload_size_problem(gen.rate_per_hour, days)
+    if problem:
+        raise InputError(problem, source=str(p), field="rate_per_hour")
     return WorkloadSpec(p.stem, generator=gen), profile_generator(gen, days)
 
 
@@ -192,13 +211,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from simulations.spec import PLANS
 
     prices = _prices(args.price or [])
-    if args.extra_hour_price < 0:
+    if not 0 <= args.extra_hour_price < math.inf:
         raise InputError(f"expected USD >= 0, got {args.extra_hour_price}",
                          field="--extra-hour-price")
     if not 0 <= args.max_downgraded <= 100:
         raise InputError(f"expected a percentage between 0 and 100, got {args.max_downgraded}",
                          field="--max-downgraded")
-    if args.p95_fast_wait <= 0:
+    if not 0 < args.p95_fast_wait < math.inf:
         raise InputError(f"expected seconds > 0, got {args.p95_fast_wait}",
                          field="--p95-fast-wait")
     cap = _cap(args.max_jobs_per_account_day)
@@ -206,18 +225,32 @@ def cmd_plan(args: argparse.Namespace) -> int:
                         ("--max-simulated", args.max_simulated)):
         if value < 1:
             raise InputError(f"expected an integer >= 1, got {value}", field=flag)
+    if args.root_seed < 0:
+        raise InputError(f"expected an integer >= 0, got {args.root_seed}", field="--root-seed")
     if args.days <= 0:
         raise InputError(f"expected days > 0, got {args.days}", field="--days")
+    from simulations.scenario import days_problem
+
+    problem = days_problem(args.days)
+    if problem:
+        raise InputError(problem, field="--days")
     plans = tuple(Plan(n) for n in _names(args.plans, {p.value: p for p in PLANS}, "--plans"))
     specs = plan_policies()
     policies = tuple(specs[n] for n in _names(args.policies, specs, "--policies"))
+    extra_hours = _floats(args.extra_hours, "--extra-hours")
+    fleets = (math.comb(args.max_accounts + len(plans), len(plans)) - 1) * len(extra_hours)
+    if fleets > MAX_CANDIDATE_FLEETS:
+        raise InputError(f"{args.max_accounts} accounts of {len(plans)} plans with "
+                         f"{len(extra_hours)} --extra-hours value(s) are {fleets:,} fleets to "
+                         f"weigh; at most {MAX_CANDIDATE_FLEETS:,} (lower --max-accounts or "
+                         "give fewer --plans)", field="--max-accounts")
     out = output_dir(args.out, (args.trace,))
     workload, profile = _workload(args, args.days, out)
     opts = PlanOptions(
         workload=workload, profile=profile, days=args.days,
         targets=Targets(args.p95_fast_wait, args.max_downgraded / 100.0, args.allow_rejections),
         prices=prices, extra_hour_price=args.extra_hour_price,
-        extra_hours=_floats(args.extra_hours, "--extra-hours"), plans=plans,
+        extra_hours=extra_hours, plans=plans,
         max_accounts=args.max_accounts,
         max_jobs_per_account_day=cap, policies=policies,
         seeds=args.seeds,

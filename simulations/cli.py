@@ -23,6 +23,7 @@ from router.io.files import output_dir
 
 if TYPE_CHECKING:  # imported by the command when it runs: ``byoa --help`` needs none of it
     from simulations.run import Progress, Run
+    from simulations.scenario import SimulationModel
     from simulations.spec import RunSpec
 
 
@@ -110,6 +111,24 @@ def summary_table(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
+def _simulation(base: SimulationModel, args: argparse.Namespace) -> SimulationModel:
+    """``base`` with ``--days`` and ``--seed`` when given, checked as the scenario's
+    ``[simulation]`` table is (a bad value is ``--days: ...``, exit 2)."""
+    from pydantic import ValidationError
+
+    from router.io.boundary import describe_error
+
+    changes = {k: v for k, v in (("days", args.days), ("seed", args.seed)) if v is not None}
+    if not changes:
+        return base
+    try:
+        return type(base).model_validate({**base.model_dump(), **changes})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(describe_error(err, "unknown field"),
+                         field=f"--{err['loc'][0]}") from None
+
+
 def _trace_spec(args: argparse.Namespace) -> RunSpec:
     """``--accounts F --trace T --days D``: the accounts file's accounts and policy,
     as ``byoa replay`` reads them, on the trace from its first task on."""
@@ -118,17 +137,15 @@ def _trace_spec(args: argparse.Namespace) -> RunSpec:
                                   ("--days", args.days)) if not v]
         raise InputError("give a SCENARIO file, or --accounts, --trace and --days together",
                          field=missing[0] if missing else None)
-    if args.days <= 0:
-        raise InputError(f"expected a number of days > 0, got {args.days}", field="--days")
     from router.io.loading import load_accounts
     from simulations.run import load_workload
     from simulations.scenario import ExecutionModel, SimulationModel
     from simulations.spec import RunSpec
 
+    simulation = _simulation(SimulationModel(), args)
     accounts, policy = load_accounts(args.accounts)
-    simulation = SimulationModel(days=args.days, seed=args.seed or 0)
     execution = ExecutionModel()
-    trace = Path(args.trace).resolve()
+    trace = Path(args.trace)  # as given: messages name the file as the user wrote it
     workload, start = load_workload(trace, None, simulation, execution)
     return RunSpec(trace.name, accounts, policy, workload, start, simulation, execution)
 
@@ -144,10 +161,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                              field="--accounts")
         source = args.scenario
         sc = load_scenario(source)
-        if args.days is not None:
-            sc.simulation.days = args.days
-        if args.seed is not None:
-            sc.simulation.seed = args.seed
+        sc.simulation = _simulation(sc.simulation, args)
         name, description = sc.name, sc.description
         specs = scenario_specs(sc, source=source, base=Path(source).resolve().parent)
     else:

@@ -19,11 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from router.errors import InputError
 from simulations.facts import DEFAULT_FAILURE_RATE, default_start
 from simulations.fleet import scenario_accounts, spec_accounts
 from simulations.harness import SimResult, simulate
 from simulations.metrics import summary
-from simulations.scenario import ExecutionModel, GeneratorModel, ScenarioModel, SimulationModel
+from simulations.scenario import (
+    ExecutionModel,
+    GeneratorModel,
+    ScenarioModel,
+    SimulationModel,
+    workload_size_problem,
+)
 from simulations.spec import RunSpec, ScenarioSpec
 from simulations.traces import read_trace
 from simulations.workload import Workload, generate
@@ -52,8 +59,8 @@ def run(spec: RunSpec, progress: Progress | None = None) -> Run:
 
 
 def load_workload(trace: Path | None, generator: GeneratorModel | None,
-                  simulation: SimulationModel, execution: ExecutionModel
-                  ) -> tuple[Workload, float]:
+                  simulation: SimulationModel, execution: ExecutionModel,
+                  source: str = "") -> tuple[Workload, float]:
     """The workload, every random draw fixed by the seed (CRN), and the run's start:
     ``simulation.start``, else a trace's first task, else ``facts.DEFAULT_START``.
 
@@ -68,6 +75,10 @@ def load_workload(trace: Path | None, generator: GeneratorModel | None,
             start = float(wl.arrival[0]) if wl.n else default_start()
         return wl, start
     start = default_start() if simulation.start is None else simulation.start
+    problem = workload_size_problem((generator or GeneratorModel()).rate_per_hour,
+                                    simulation.days)
+    if problem:
+        raise InputError(problem, source=source, field="workload.generator.rate_per_hour")
     return (generate(generator or GeneratorModel(), execution, start, simulation.days, seed,
                      DEFAULT_FAILURE_RATE if rate is None else rate), start)
 
@@ -80,7 +91,8 @@ def scenario_specs(sc: ScenarioModel, *, source: str = "<scenario>",
         trace = Path(sc.workload.trace)
         if base is not None and not trace.is_absolute():
             trace = base / trace
-    wl, start = load_workload(trace, sc.workload.generator, sc.simulation, sc.execution)
+    wl, start = load_workload(trace, sc.workload.generator, sc.simulation, sc.execution,
+                              source)
     return [RunSpec(sc.name, scenario_accounts(sc, source, base, start), policy, wl, start,
                     sc.simulation, sc.execution, variant)
             for variant, policy in sc.policies(source=source)]

@@ -21,6 +21,7 @@ A minimal scenario::
 
 from __future__ import annotations
 
+import math
 import typing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,7 @@ from router.accounts import (
 )
 from router.io.boundary import parse_toml_model
 from router.io.files import read_text
+from router.io.limits import MAX_HOURS, MAX_SECONDS, MAX_WEIGHT, check_time
 from router.io.loading import AccountModel, PolicyModel, WindowModel, apply_policy, policy_model
 from router.io.locate import toml_lines
 from router.ledger import Policy
@@ -47,7 +49,41 @@ from simulations.facts import DEFAULT_DAILY_PROFILE, GPU_SECONDS, TURBO_SPEEDUP
 
 _UNKNOWN = "unknown field (see simulations/scenario.py for the scenario format)"
 
-_STRICT = ConfigDict(extra="forbid")
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+#: The horizon's bounds in days: at least 0.001 (86.4 s), at most 3660 (ten years;
+#: the generator allocates per hour of the horizon).
+MIN_DAYS = 0.001
+MAX_DAYS = 3660.0
+#: Root arrivals per hour a generator may ask for, and how many root tasks a
+#: generated workload may expect in all (``rate_per_hour`` x 24 x days): the
+#: workload is drawn in memory before the run.
+MAX_RATE_PER_HOUR = 100_000.0
+#: Accounts in one fleet group (or of one plan and setting in a sweep fleet): the
+#: router is measured at 10,000 accounts (benchmarks/).
+MAX_GROUP_ACCOUNTS = 100_000
+MAX_ROOT_TASKS = 20_000_000
+
+
+def days_problem(days: float) -> str | None:
+    """What is wrong with a horizon of ``days`` > 0 (None: nothing): finite, within
+    ``MIN_DAYS`` .. ``MAX_DAYS``."""
+    if not math.isfinite(days):
+        return f"expected a finite number of days, got {days!r}"
+    if days < MIN_DAYS:
+        return f"expected at least {MIN_DAYS:g} days (86.4 s), got {days!r}"
+    if days > MAX_DAYS:
+        return f"expected at most {MAX_DAYS:g} days (ten years), got {days!r}"
+    return None
+
+
+def workload_size_problem(rate_per_hour: float, days: float) -> str | None:
+    """What is wrong with a generator's size over ``days`` (None: nothing)."""
+    expected = rate_per_hour * 24 * days
+    if expected > MAX_ROOT_TASKS:
+        return (f"rate_per_hour x 24 x days = {expected:,.0f} root tasks expected; at most "
+                f"{MAX_ROOT_TASKS:,} (the workload is drawn in memory before the run)")
+    return None
 
 #: Concurrent fast and relax jobs per plan (the plan table, ``router.accounts``).
 DEFAULT_CONCURRENCY: dict[str, dict[str, int]] = {
@@ -73,13 +109,22 @@ class SimulationModel(BaseModel):
     days: float = Field(default=30.0, gt=0)  # root arrivals happen in [start, start+days)
     seed: int = Field(default=0, ge=0)  # the workload's and execution model's randomness
     drain: bool = True  # after the horizon, finish queued and running work (no new roots)
-    sample_minutes: float = Field(default=60.0, gt=0)  # fast-time-left series step
-    retry_seconds: float = Field(default=60.0, gt=0)  # central-queue re-route tick (windows)
+    #: fast-time-left series step (>= 1: a smaller step is millions of samples, or a hang)
+    sample_minutes: float = Field(default=60.0, ge=1)
+    retry_seconds: float = Field(default=60.0, ge=1)  # central-queue re-route tick (windows)
 
     @field_validator("start", mode="before")
     @classmethod
     def _start(cls, v: Any) -> Any:
-        return None if v is None else epoch_seconds(v)
+        return None if v is None else check_time(epoch_seconds(v), v)
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: float) -> float:
+        problem = days_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
 
 class GroupModel(BaseModel):
@@ -91,18 +136,18 @@ class GroupModel(BaseModel):
 
     model_config = _STRICT
     plan: Plan
-    count: int = Field(default=1, ge=1)
+    count: int = Field(default=1, ge=1, le=MAX_GROUP_ACCOUNTS)
     id_prefix: str | None = None  # default: the plan name
     setting: Setting = Setting.FAST
     status: Status = Status.ACTIVE
-    fast_hours_remaining: float | None = Field(default=None, ge=0)  # default: the allowance
+    fast_hours_remaining: float | None = Field(default=None, ge=0, le=MAX_HOURS)  # allowance
     renewal: float | Literal["spread"] = "spread"  # epoch seconds once validated
-    weight: float = Field(default=1.0, ge=0)
+    weight: float = Field(default=1.0, ge=0, le=MAX_WEIGHT)
     backup: bool = False
-    max_in_flight: int | None = Field(default=None, ge=0)
+    max_in_flight: int | None = Field(default=None, ge=1)
     inactive_window: WindowModel | None = None
     max_jobs_per_day: int | None = Field(default=None, gt=0)  # H2
-    min_gap_seconds: float = Field(default=0.0, ge=0)  # H3
+    min_gap_seconds: float = Field(default=0.0, ge=0, le=MAX_SECONDS)  # H3
 
     @field_validator("renewal", mode="before")
     @classmethod
@@ -110,9 +155,10 @@ class GroupModel(BaseModel):
         if v == "spread":
             return v
         try:
-            return epoch_seconds(v)
+            at = epoch_seconds(v)
         except ValueError:
             raise ValueError(f"expected 'spread' or an ISO-8601 UTC time, got {v!r}") from None
+        return check_time(at, v)
 
 
 class FleetModel(BaseModel):
@@ -160,7 +206,7 @@ class GeneratorModel(BaseModel):
     """``[workload.generator]``: Poisson arrivals with a daily profile and bursts."""
 
     model_config = _STRICT
-    rate_per_hour: float = Field(default=60.0, ge=0)  # mean root arrivals per hour
+    rate_per_hour: float = Field(default=60.0, ge=0, le=MAX_RATE_PER_HOUR)  # root arrivals/h
     daily_profile: list[float] = Field(default_factory=lambda: list(DEFAULT_DAILY_PROFILE))
     bursts: list[BurstModel] = Field(default_factory=list)
     random_bursts_per_day: float = Field(default=0.0, ge=0)

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from router.errors import InputError
 from simulations.run import run_point
 from simulations.spec import ScenarioSpec
 from simulations.sweepfile import SweepGrid
@@ -129,8 +130,12 @@ def run_dask(specs: Sequence[ScenarioSpec], address: str, *, run: RunFn = run_po
 
     distributed: Any = importlib.import_module("distributed")  # untyped library
     results: list[dict[str, Any] | None] = [None] * len(specs)
-    with distributed.Client(address) as client, \
-            _progress(len(specs), progress, "sweep (dask)") as bar:
+    try:
+        client = distributed.Client(address)
+    except (OSError, TimeoutError, ValueError) as exc:  # unreachable, or not an address
+        raise InputError(f"cannot reach the scheduler ({exc})",
+                         field=f"--dask {address}") from None
+    with client, _progress(len(specs), progress, "sweep (dask)") as bar:
         futures = client.map(run, list(specs), pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
         for fut in distributed.as_completed(futures):

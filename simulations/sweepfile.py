@@ -47,24 +47,31 @@ from router.accounts import Plan, Setting
 from router.errors import InputError
 from router.io.boundary import parse_toml_model
 from router.io.files import read_text
+from router.io.limits import MAX_HOURS, MAX_SECONDS, check_time
 from router.io.loading import apply_policy, policy_model
 from router.io.locate import nearest_line, toml_lines
 from router.ledger import Policy
 from simulations.facts import DEFAULT_START
-from simulations.scenario import GeneratorModel, epoch_seconds
+from simulations.scenario import (
+    MAX_GROUP_ACCOUNTS,
+    GeneratorModel,
+    days_problem,
+    epoch_seconds,
+    workload_size_problem,
+)
 from simulations.spec import FleetGroup, FleetSpec, PolicySpec, WorkloadSpec
 
 _UNKNOWN = "unknown field (see the sweep file format in simulations/sweepfile.py)"
 
-_STRICT = ConfigDict(extra="forbid", strict=True)
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class PlanCounts(BaseModel):
     model_config = _STRICT
-    basic: int = Field(default=0, ge=0)
-    standard: int = Field(default=0, ge=0)
-    pro: int = Field(default=0, ge=0)
-    mega: int = Field(default=0, ge=0)
+    basic: int = Field(default=0, ge=0, le=MAX_GROUP_ACCOUNTS)
+    standard: int = Field(default=0, ge=0, le=MAX_GROUP_ACCOUNTS)
+    pro: int = Field(default=0, ge=0, le=MAX_GROUP_ACCOUNTS)
+    mega: int = Field(default=0, ge=0, le=MAX_GROUP_ACCOUNTS)
 
 
 class SweepFleetModel(PlanCounts):
@@ -72,10 +79,10 @@ class SweepFleetModel(PlanCounts):
     relax_set: PlanCounts = PlanCounts()
     turbo_set: PlanCounts = PlanCounts()
     renewal: Literal["spread", "same"] = "spread"
-    extra_fast_hours: float = Field(default=0.0, ge=0, strict=False)
+    extra_fast_hours: float = Field(default=0.0, ge=0, le=MAX_HOURS, strict=False)
     initial_fast: Literal["full", "prorated"] = "full"
     max_jobs_per_day: int | None = Field(default=None, gt=0)  # H2 on every account
-    min_gap_seconds: float = Field(default=0.0, ge=0, strict=False)  # H3 on every account
+    min_gap_seconds: float = Field(default=0.0, ge=0, le=MAX_SECONDS, strict=False)  # H3
 
     @model_validator(mode="after")
     def _not_empty(self) -> SweepFleetModel:
@@ -126,7 +133,15 @@ class SweepModel(BaseModel):
     @field_validator("start", mode="before")
     @classmethod
     def _start(cls, v: Any) -> Any:
-        return epoch_seconds(v)
+        return check_time(epoch_seconds(v), v)
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: float) -> float:
+        problem = days_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +202,12 @@ def parse_sweep(text: str, *, source: str = "<sweep>", base: Path | None = None)
                 line = nearest_line(lines, ("workload", i, "trace"))
                 problems.append(f"{source}:{line}: workload[{i}].trace: no such file {str(p)!r}")
             trace = str(p.resolve())
+        size = None if w.generator is None else workload_size_problem(
+            w.generator.rate_per_hour, model.days)
+        if size:
+            line = nearest_line(lines, ("workload", i, "generator", "rate_per_hour"))
+            where = f"{source}:{line}" if line else source
+            problems.append(f"{where}: workload[{i}].generator.rate_per_hour: {size}")
         workloads.append(WorkloadSpec(w.name, trace, w.generator, w.repeat))
     if problems:
         raise InputError("\n".join(problems))

@@ -36,6 +36,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ from router.accounts import CHILD_TASK_TYPES, ROOT_TASK_TYPES
 from router.errors import InputError
 from router.io.events import read_events
 from router.io.files import check_input, open_text
+from router.io.limits import MAX_SECONDS, MAX_TIME, MAX_TIME_TEXT, check_time
 from router.timeutil import parse_time
 from simulations.scenario import ExecutionModel
 from simulations.workload import TYPE_CODE, Workload, children_csr, draw_gpu, streams
@@ -165,6 +167,14 @@ def _parse_row(rec: dict[str, object], where: tuple[str, int | str], rows: _Rows
                 at = parse_time(at_text)
             except ValueError as exc:
                 raise err(str(exc), "submitted_at") from None
+        else:
+            if not 0 <= at < MAX_TIME:
+                raise err(f"expected epoch seconds >= 0 and < {MAX_TIME:.0f} (before "
+                          f"{MAX_TIME_TEXT}), got {at_text!r}", "submitted_at")
+    try:
+        check_time(at, at_text)
+    except ValueError as exc:
+        raise err(str(exc), "submitted_at") from None
     tid = _cell(rec.get("task_id"))
     if not tid:
         raise err("required value is empty", "task_id")
@@ -181,6 +191,8 @@ def _parse_row(rec: dict[str, object], where: tuple[str, int | str], rows: _Rows
     parent = _cell(rec.get("parent_task_id")) or None
     if ttype in CHILD_TASK_TYPES and parent is None:
         raise err(f"a {ttype} needs its parent's task id", "parent_task_id")
+    if parent == tid:
+        raise err("a task cannot be its own parent", "parent_task_id")
     gtext = _cell(rec.get("gpu_seconds"))
     gpu = math.nan
     if gtext:
@@ -188,8 +200,9 @@ def _parse_row(rec: dict[str, object], where: tuple[str, int | str], rows: _Rows
             gpu = float(gtext)
         except ValueError:
             raise err(f"expected seconds >= 0 or empty, got {gtext!r}", "gpu_seconds") from None
-        if not gpu >= 0:
-            raise err(f"expected seconds >= 0 or empty, got {gtext!r}", "gpu_seconds")
+        if not 0 <= gpu <= MAX_SECONDS:
+            raise err(f"expected seconds >= 0 and <= {MAX_SECONDS:,} or empty, got {gtext!r}",
+                      "gpu_seconds")
     ftext = _cell(rec.get("failed")).lower()
     if ftext not in ("", "true", "false", "1", "0", "yes", "no"):
         raise err(f"expected true/false, got {ftext!r}", "failed")
@@ -218,7 +231,8 @@ def _check_columns(names: list[str], source: str) -> None:
 def _read_csv(path: Path) -> _Rows:
     rows = _Rows()
     source = str(path)
-    with open_text(path, newline="") as fh:
+    lines: list[int] = []  # the physical line of each row
+    with open_text(path, newline="", bom=True) as fh:  # Excel starts its CSV with a BOM
         try:
             reader = csv.reader(fh)
             header = next(reader, None)
@@ -234,9 +248,35 @@ def _read_csv(path: Path) -> _Rows:
                     raise InputError(f"expected {len(names)} values, got {len(rec)}",
                                      source=source, line=line)
                 _parse_row(dict(zip(names, rec, strict=True)), (source, line), rows)
+                lines.append(line)
         except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
             raise InputError(f"cannot read the file: {exc}", source=source) from None
+    _check_no_cycle(rows, lambda i: (source, lines[i]))
     return rows
+
+
+def _check_no_cycle(rows: _Rows, where: Callable[[int], tuple[str, int | str]]) -> None:
+    """A task must not descend from itself through ``parent_task_id`` (R7): such
+    tasks would each wait for the other to finish and never run."""
+    state = [0] * len(rows.ids)  # 0 unseen, 1 on the current chain, 2 done
+    for first in range(len(rows.ids)):
+        chain: list[int] = []
+        i: int | None = first
+        while i is not None and state[i] == 0:
+            state[i] = 1
+            chain.append(i)
+            par = rows.parents[i]
+            i = rows.index.get(par) if par is not None else None
+        if i is not None and state[i] == 1:
+            loop = chain[chain.index(i):]
+            source, line = where(loop[-1])
+            names = " -> ".join(rows.ids[k] for k in (*loop, loop[0]))
+            msg = f"tasks descend from themselves ({names}); a task cannot be its own ancestor (R7)"
+            if isinstance(line, int):
+                raise InputError(msg, source=source, line=line, field="parent_task_id")
+            raise InputError(msg, source=f"{source}: {line}", field="parent_task_id")
+        for k in chain:
+            state[k] = 2
 
 
 def _read_parquet(path: Path) -> _Rows:
@@ -252,6 +292,7 @@ def _read_parquet(path: Path) -> _Rows:
     rows = _Rows()
     for i, rec in enumerate(table.to_pylist()):
         _parse_row(rec, (source, f"row {i + 1}"), rows)
+    _check_no_cycle(rows, lambda i: (source, f"row {i + 1}"))
     return rows
 
 
@@ -283,8 +324,8 @@ def rows_to_workload(rows: _Rows, exe: ExecutionModel, seed: int, failure_rate: 
     parent = np.full(n, -1, np.int64)
     for k, i in enumerate(order):
         par = rows.parents[i]
-        if par is not None and par in pos:
-            parent[k] = pos[par]
+        if par is not None and par in pos and pos[par] != k:  # its own origin: the router's
+            parent[k] = pos[par]  # business (an event script's body goes to it as it is)
     rs = streams(seed)
     gpu = np.asarray(rows.gpu, dtype=np.float64)[order]
     drawn = draw_gpu(rs["gpu"], types, exe)

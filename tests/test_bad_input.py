@@ -113,7 +113,7 @@ def test_bad_input_unknown_missing_and_mistyped_fields_all_reported_at_once(
      "'captcha_required' or 'subscription_expired', got 'asleep'"),
     ("fast_hours_remaining", -1, "expected a value greater than or equal to 0, got -1"),
     ("weight", -0.5, "expected a value greater than or equal to 0, got -0.5"),
-    ("max_in_flight", -1, "expected a value greater than or equal to 0, got -1"),
+    ("max_in_flight", -1, "expected a value greater than or equal to 1, got -1"),
     ("bot_id", 0, "expected a value greater than 0, got 0"),
     ("renews_at", "soon", "expected an ISO-8601 UTC time such as 2026-12-01T08:00:00Z, "
      "got 'soon'"),
@@ -448,3 +448,136 @@ def test_bad_input_H1_H4_event_fields_stop_with_exit_2(
     assert code == 2
     assert [r["event"] for r in out] == [1]
     assert err == f"byoa replay: {events}:2: {expected}\n"
+
+
+# ------------------------------------------- finite but too large (router.io.limits)
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"accounts": [\n{"id": "a1", "plan": "pro", "fast_hours_remaining": 1e308}]}',
+     "a.json:2: accounts[0].fast_hours_remaining: expected a value less than or equal to "
+     "1000000, got 1e+308"),
+    ('{"accounts": [\n{"id": "a1", "plan": "pro", "renews_at": "9999-12-31T00:00:00Z"}]}',
+     "a.json:2: accounts[0].renews_at: expected a time before 9000-01-01T00:00:00Z, "
+     "got '9999-12-31T00:00:00Z'"),
+    ('{"accounts": [\n{"id": "a1", "plan": "pro", "weight": 1e308}]}',
+     "a.json:2: accounts[0].weight: expected a value less than or equal to 1000000, "
+     "got 1e+308"),
+    ('{"accounts": [\n{"id": "a1", "plan": "pro", "min_gap_seconds": 1e300}]}',
+     "a.json:2: accounts[0].min_gap_seconds: expected a value less than or equal to "
+     "1000000000, got 1e+300"),
+    ('{"policy": {"estimates": {\n"imagine": 1e308}},\n"accounts": [{"id": "a", "plan": "pro"}]}',
+     "a.json:2: policy.estimates.imagine: expected seconds <= 1,000,000,000, got 1e+308"),
+])
+def test_bad_input_huge_account_values(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                       tick: Path, text: str, expected: str) -> None:
+    """Finite values too large to turn into milliseconds or renewals: exit 2, no
+    OverflowError (docs/formats.md, "Limits")."""
+    assert _bad_accounts(capsys, tmp_path, "a.json", text, tick) == [expected]
+
+
+def test_bad_input_huge_hours_in_toml(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                      tick: Path) -> None:
+    toml = '[[accounts]]\nid = "a1"\nplan = "pro"\nfast_hours_remaining = 1e308\n'
+    assert _bad_accounts(capsys, tmp_path, "a.toml", toml, tick) == [
+        "a.toml:4: accounts[0].fast_hours_remaining: expected a value less than or equal to "
+        "1000000, got 1e+308"]
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ({"op": "tick", "at": "9999-12-31T23:59:59Z"},
+     "at: expected a time before 9000-01-01T00:00:00Z, got '9999-12-31T23:59:59Z'"),
+    ({"op": "complete", "at": AT, "task_id": "t1", "gpu_seconds": 1e308},
+     "gpu_seconds: expected seconds <= 1,000,000,000, got 1e+308"),
+    ({"op": "submit", "at": AT, "task_id": "t1", "request": _imagine(),
+      "estimated_gpu_seconds": 1e308},
+     "estimated_gpu_seconds: expected seconds <= 1,000,000,000, got 1e+308"),
+    ({"op": "set_status", "at": AT, "account_id": "a1", "status": "disabled",
+      "until": "9500-01-01T00:00:00Z"},
+     "until: expected a time before 9000-01-01T00:00:00Z, got '9500-01-01T00:00:00Z' (H1)"),
+])
+def test_bad_input_event_values_too_large(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                          ok_accounts: Path, line: Any, expected: str) -> None:
+    """The line is refused before it is applied: no 7 MB renewal line, no OverflowError."""
+    events = _write_events(tmp_path / "e.jsonl", [{"op": "tick", "at": AT}, line])
+    code, out, err = _replay(capsys, ok_accounts, events)
+    assert code == 2 and [r["event"] for r in out] == [1]
+    assert err == f"byoa replay: {events}:2: {expected}\n"
+
+
+def test_bad_input_route_at_too_late(capsys: pytest.CaptureFixture[str],
+                                     ok_accounts: Path) -> None:
+    code = main(["route", "--accounts", str(ok_accounts), "--request", json.dumps(_imagine()),
+                 "--at", "9999-01-01T00:00:00Z"])
+    cap = capsys.readouterr()
+    assert code == 2 and cap.out == ""
+    assert cap.err == ("byoa route: --at: expected a time before 9000-01-01T00:00:00Z, "
+                       "got '9999-01-01T00:00:00Z'\n")
+
+
+def test_bad_input_toml_with_a_bom_names_the_bom(capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path, tick: Path) -> None:
+    """tomllib alone says 'Invalid statement (column 1)' for a byte order mark."""
+    got = _bad_accounts(capsys, tmp_path, "a.toml",
+                        '\ufeff[[accounts]]\nid = "a1"\nplan = "pro"\n', tick)
+    assert got == ["a.toml:1: not valid TOML: Unexpected UTF-8 BOM (column 1); save the file "
+                   "as UTF-8 without a byte order mark"]
+
+
+@pytest.mark.parametrize(("entry", "expected"), [
+    ({"id": "a1", "plan": "pro", "max_in_flight": 0},
+     "accounts[0].max_in_flight: expected a value greater than or equal to 1, got 0"),
+    ({"id": "a\u0000", "plan": "pro"},
+     "accounts[0].id: expected an account id without control characters, got 'a\\x00'"),
+    ({"id": "a1 ", "plan": "pro"},
+     "accounts[0].id: expected an account id without spaces at the start or end, got 'a1 '"),
+    ({"id": "a1", "plan": "pro", "inactive_window": "02:00-10:00"},
+     'accounts[0].inactive_window: expected start and end as UTC clock times HH:MM, such as '
+     '{"start": "02:00", "end": "10:00"}, got \'02:00-10:00\''),
+])
+def test_bad_input_account_that_could_never_be_used_or_told_apart(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, tick: Path,
+        entry: dict[str, Any], expected: str) -> None:
+    """max_in_flight 0 left every task pool_saturated; 'a1 ' beside 'a1' looked like one
+    account; the window's message named the internal class WindowModel."""
+    text = '{"accounts": [\n' + json.dumps(entry) + "\n]}"
+    assert _bad_accounts(capsys, tmp_path, "a.json", text, tick) == [f"a.json:2: {expected}"]
+
+
+def test_bad_input_yaml_boolean_id_says_to_quote_it(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path, tick: Path) -> None:
+    got = _bad_accounts(capsys, tmp_path, "a.yaml", "accounts:\n  - id: no\n    plan: pro\n",
+                        tick)
+    assert got == ["a.yaml:2: accounts[0].id: expected a string, got False (in YAML, put ids "
+                   "such as no, yes, on or off in quotes)"]
+
+
+def test_replay_reads_events_from_stdin(capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                        ok_accounts: Path) -> None:
+    """``--events -`` is standard input, as ``route --request -`` is (it used to say
+    '-: no such file'); its lines are named ``<stdin>:N``."""
+    import io
+
+    good = [{"op": "tick", "at": AT}, {"op": "submit", "at": AT, "task_id": "t1",
+                                       "request": _imagine()}]
+    events = _write_events(tmp_path / "e.jsonl", good)
+    code, from_file, _ = _replay(capsys, ok_accounts, events)
+    assert code == 0
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(events.read_bytes())))
+    code, from_stdin, err = _replay(capsys, ok_accounts, Path("-"))
+    assert code == 0 and err == "" and from_stdin == from_file
+    bad = json.dumps({"op": "tick", "at": "yesterday"}) + "\n"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(bad.encode())))
+    code, _, err = _replay(capsys, ok_accounts, Path("-"))
+    assert code == 2
+    assert err == ("byoa replay: <stdin>:1: at: expected an ISO-8601 UTC time such as "
+                   "2026-12-01T08:00:00Z, got 'yesterday'\n")
+
+
+def test_bad_input_time_before_1970(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                    ok_accounts: Path) -> None:
+    """Year 1 used to replay with renewals printed as '1-01-31T00:00:00Z'."""
+    events = _write_events(tmp_path / "e.jsonl", [{"op": "tick", "at": "0001-01-01T00:00:00Z"}])
+    code, out, err = _replay(capsys, ok_accounts, events)
+    assert code == 2 and out == []
+    assert err == (f"byoa replay: {events}:1: at: expected a time from 1970-01-01T00:00:00Z on, "
+                   "got '0001-01-01T00:00:00Z'\n")

@@ -65,6 +65,20 @@ def test_plan_a_short_trace_is_repeated_to_cover_the_month(trace: Path, tmp_path
     (["--policies", "fastest"], "--policies: expected a comma-separated list of documented"),
     (["--extra-hours", "5,x"], "--extra-hours: expected comma-separated hours >= 0"),
     (["--days", "-1"], "--days: expected days > 0"),
+    (["--days", "nan"], "byoa plan: --days: expected a finite number of days, got nan"),
+    (["--days", "inf"], "byoa plan: --days: expected a finite number of days, got inf"),
+    (["--days", "1e-300"], "byoa plan: --days: expected at least 0.001 days (86.4 s), "
+     "got 1e-300"),
+    (["--price", "pro=nan"], "byoa plan: --price: expected PLAN=USD with a finite price, "
+     "got 'pro=nan'"),
+    (["--price", "pro=inf"], "byoa plan: --price: expected PLAN=USD with a finite price, "
+     "got 'pro=inf'"),
+    (["--p95-fast-wait", "nan"], "byoa plan: --p95-fast-wait: expected seconds > 0, got nan"),
+    (["--extra-hour-price", "inf"], "byoa plan: --extra-hour-price: expected USD >= 0, "
+     "got inf"),
+    (["--root-seed", "-1"], "byoa plan: --root-seed: expected an integer >= 0, got -1"),
+    (["--extra-hours", "5,nan"], "byoa plan: --extra-hours: expected comma-separated hours "
+     ">= 0, got '5,nan'"),
     (["--max-jobs-per-account-day", "0"], "byoa plan: --max-jobs-per-account-day: expected "
      "an integer >= 1 (jobs per account per UTC day, H2), got '0'"),
     (["--max-jobs-per-account-day", "-5"], "--max-jobs-per-account-day: expected an integer "
@@ -205,3 +219,39 @@ def test_readme_plan_with_a_daily_cap_prints_the_recorded_output(
                  "--out", "out/plan-cap", "--no-progress"])
     assert code == 0
     assert capsys.readouterr().out == recorded
+
+
+def test_plan_generator_too_large_for_memory_is_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gen = tmp_path / "gen.toml"
+    gen.write_text("rate_per_hour = 90000\n", encoding="utf-8")
+    code = main(["plan", "--generator", str(gen), "--days", "30", "--out", str(tmp_path / "o"),
+                 "--no-progress"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"byoa plan: {gen}: rate_per_hour: rate_per_hour x 24 x days = 64,800,000 root tasks "
+        "expected; at most 20,000,000 (the workload is drawn in memory before the run)\n")
+
+
+def test_plan_generator_with_a_bom_names_the_bom(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gen = tmp_path / "gen.toml"
+    gen.write_text("\ufeffrate_per_hour = 5\n", encoding="utf-8")
+    code = main(["plan", "--generator", str(gen), "--out", str(tmp_path / "o"),
+                 "--no-progress"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"byoa plan: {gen}:1: not valid TOML: Unexpected UTF-8 BOM (column 1); save the file "
+        "as UTF-8 without a byte order mark\n")
+
+
+def test_plan_too_many_candidate_fleets_is_exit_2(
+        trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--max-accounts 100 over four plans is 4.6 million fleets, all built in memory."""
+    code = main(["plan", "--trace", str(trace), "--max-accounts", "100",
+                 "--out", str(tmp_path), "--no-progress"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "byoa plan: --max-accounts: 100 accounts of 4 plans with 1 --extra-hours value(s) are "
+        "4,598,125 fleets to weigh; at most 1,000,000 (lower --max-accounts or give fewer "
+        "--plans)\n")

@@ -150,3 +150,82 @@ def test_bad_event_script_line_stops_the_run_before_it_starts(
     assert code == 2
     assert "bad.jsonl:3: colour: unknown field" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"submitted_at": "1e20", "task_id": "x", "task_type": "imagine"},
+     "t.csv:3: submitted_at: expected epoch seconds >= 0 and < 221845392000 (before "
+     "9000-01-01T00:00:00Z), got '1e20'"),
+    ({"submitted_at": "nan", "task_id": "x", "task_type": "imagine"},
+     "t.csv:3: submitted_at: expected epoch seconds >= 0 and < 221845392000 (before "
+     "9000-01-01T00:00:00Z), got 'nan'"),
+    ({"submitted_at": "9999-01-01T00:00:00Z", "task_id": "x", "task_type": "imagine"},
+     "t.csv:3: submitted_at: expected a time before 9000-01-01T00:00:00Z, "
+     "got '9999-01-01T00:00:00Z'"),
+    ({"submitted_at": "2026-01-01T00:00:00Z", "task_id": "x", "task_type": "imagine",
+      "gpu_seconds": "1e308"},
+     "t.csv:3: gpu_seconds: expected seconds >= 0 and <= 1,000,000,000 or empty, got '1e308'"),
+    ({"submitted_at": "2026-01-01T00:00:00Z", "task_id": "x", "task_type": "imagine",
+      "parent_task_id": "x"}, "t.csv:3: parent_task_id: a task cannot be its own parent"),
+])
+def test_bad_csv_row_out_of_range_or_own_parent(tmp_path: Path, row: dict[str, object],
+                                                message: str) -> None:
+    """Rows that used to fail mid-run (year 10000) or never run (own parent)."""
+    good = {"submitted_at": "2026-01-01T00:00:00Z", "task_id": "ok", "task_type": "imagine"}
+    write_csv(tmp_path / "t.csv", [good, row])
+    with pytest.raises(InputError) as exc:
+        read_trace(tmp_path / "t.csv", ExecutionModel(), 0)
+    assert str(exc.value).replace(str(tmp_path / "t.csv"), "t.csv") == message
+
+
+def test_csv_with_a_bom_as_excel_writes_it_is_read(tmp_path: Path) -> None:
+    """Excel's 'CSV UTF-8' starts with a byte order mark; it used to hide the first
+    column ('submitted_at: required column is missing')."""
+    text = "submitted_at,task_id,task_type\n2026-01-01T00:00:00Z,t1,imagine\n"
+    (tmp_path / "plain.csv").write_text(text, encoding="utf-8")
+    (tmp_path / "excel.csv").write_text("\ufeff" + text, encoding="utf-8")
+    a = read_trace(tmp_path / "plain.csv", ExecutionModel(), 0)
+    b = read_trace(tmp_path / "excel.csv", ExecutionModel(), 0)
+    assert b.task_ids == a.task_ids == ["t1"] and list(b.arrival) == list(a.arrival)
+
+
+def test_event_script_task_naming_itself_as_origin_goes_to_the_router(tmp_path: Path) -> None:
+    """As in byoa replay (parent_not_found, R7), not a child waiting for itself forever."""
+    body = {"model": "midjourney", "task_type": "upscale",
+            "input": {"origin_task_id": "t1", "index": "1"}}
+    p = _events(tmp_path / "self.jsonl", [
+        {"op": "submit", "at": "2026-01-01T00:00:00Z", "task_id": "t1", "request": body}])
+    wl = read_trace(p, ExecutionModel(), 0)
+    assert list(wl.parent) == [-1]
+
+
+def test_csv_parent_cycle_is_refused(tmp_path: Path) -> None:
+    """t1 -> t2 -> t3 -> t1: each would wait for its parent to finish and none would run."""
+    (tmp_path / "t.csv").write_text(
+        "submitted_at,task_id,task_type,parent_task_id\n"
+        "2022-06-21T00:00:00Z,t0,imagine,\n"
+        "2022-06-21T00:00:00Z,t1,upscale,t2\n"
+        "2022-06-21T00:00:00Z,t2,variation,t3\n"
+        "2022-06-21T00:00:00Z,t3,variation,t1\n"
+        "2022-06-21T00:00:01Z,t4,upscale,t0\n", encoding="utf-8")
+    with pytest.raises(InputError) as exc:
+        read_trace(tmp_path / "t.csv", ExecutionModel(), 0)
+    assert str(exc.value).replace(str(tmp_path / "t.csv"), "t.csv") == (
+        "t.csv:5: parent_task_id: tasks descend from themselves (t1 -> t2 -> t3 -> t1); "
+        "a task cannot be its own ancestor (R7)")
+
+
+def test_simulate_names_the_trace_as_given(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative --trace is named as written ('tr.csv:2'), not as an absolute path."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "acc.json").write_text('{"accounts": [{"id": "a1", "plan": "pro"}]}',
+                                       encoding="utf-8")
+    (tmp_path / "tr.csv").write_text(
+        "submitted_at,task_id,task_type,process_mode,prompt,parent_task_id,gpu_seconds,"
+        "failed\n2022-06-21T00:00:00Z,t1,imagine,fast,hi,t1,60,false\n", encoding="utf-8")
+    code = main(["simulate", "--accounts", "acc.json", "--trace", "tr.csv", "--days", "1",
+                 "--out", "o", "--no-progress"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "byoa simulate: tr.csv:2: parent_task_id: a task cannot be its own parent\n")

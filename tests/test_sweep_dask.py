@@ -83,3 +83,19 @@ def test_plan_on_a_dask_cluster_gives_the_local_plan(cluster: LocalCluster,
     dask = json.loads((tmp_path / "dask" / "plan.json").read_text())
     assert dask["recommendation"] == local["recommendation"]
     assert dask["simulated"] == local["simulated"]
+
+
+def test_sweep_with_an_unreachable_scheduler_is_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No scheduler at the address: a message naming --dask, not an OSError traceback."""
+    import dask
+
+    f = tmp_path / "grid.toml"
+    f.write_text(GRID)
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        code = main(["sweep", str(f), "--dask", "tcp://127.0.0.1:1",
+                     "--out", str(tmp_path / "o"), "--no-progress"])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "byoa sweep: --dask tcp://127.0.0.1:1: cannot reach the scheduler (Timed out trying "
+        "to connect to tcp://127.0.0.1:1 after 1 s)")

@@ -132,3 +132,29 @@ def test_sweep_file_policy_takes_any_router_option_but_seed(tmp_path: Path) -> N
     assert grid.policies[0].policy.estimates["imagine"] == 90.0
     msg = _bad(tmp_path, GOOD.replace('name = "documented"', 'name = "documented"\nseed = 3'))
     assert "policy[0].seed: unknown field" in msg
+
+
+@pytest.mark.parametrize("days, expected", [
+    ("inf", "sweep.toml:1: days: expected a finite number, got inf"),
+    ("1e9", "sweep.toml:1: days: expected at most 3660 days (ten years), got 1000000000.0"),
+])
+def test_sweep_file_days_out_of_range(tmp_path: Path, days: str, expected: str) -> None:
+    """Used to be an OverflowError (inf) or a numpy allocation failure in the workers."""
+    msg = _bad(tmp_path, GOOD.replace("days = 2", f"days = {days}"))
+    assert msg.replace(str(tmp_path / "sweep.toml"), "sweep.toml") == expected
+
+
+def test_sweep_file_generator_too_large_for_memory(tmp_path: Path) -> None:
+    msg = _bad(tmp_path, GOOD.replace("days = 2", "days = 60")
+               .replace("rate_per_hour = 5", "rate_per_hour = 20000"))
+    assert msg.replace(str(tmp_path / "sweep.toml"), "sweep.toml") == (
+        "sweep.toml:24: workload[0].generator.rate_per_hour: rate_per_hour x 24 x days = "
+        "28,800,000 root tasks expected; at most 20,000,000 (the workload is drawn in memory "
+        "before the run)")
+
+
+def test_sweep_file_fleet_count_has_an_upper_bound(tmp_path: Path) -> None:
+    msg = _bad(tmp_path, GOOD.replace("standard = 2", "standard = 1000000000"))
+    assert msg.replace(str(tmp_path / "sweep.toml"), "sweep.toml") == (
+        "sweep.toml:7: fleet[0].standard: expected a value less than or equal to 100000, "
+        "got 1000000000")

@@ -14,6 +14,11 @@ from router.io.locate import PathKey, format_path, nearest_line, toml_lines
 
 M = TypeVar("M", bound=BaseModel)
 
+#: A UTF-8 byte order mark, which TOML does not allow (tomllib says "Invalid statement").
+BOM = "\ufeff"
+BOM_TOML = ("not valid TOML: Unexpected UTF-8 BOM (column 1); save the file as UTF-8 "
+            "without a byte order mark")
+
 
 def describe_error(err: Mapping[str, Any], unknown_field: str) -> str:
     """A pydantic error, said for people: what was expected and what was given.
@@ -59,6 +64,8 @@ def parse_toml_model(text: str, model: type[M], source: str, unknown_field: str,
                      top_level: str = "(top level)") -> M:
     """Parse a TOML document and validate it against ``model``; every problem is
     reported with its line (``InputError``)."""
+    if text.startswith(BOM):
+        raise InputError(BOM_TOML, source=source, line=1)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

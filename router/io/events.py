@@ -9,7 +9,6 @@ Problems *inside* a request body are the router's business (M0/M1 error lines).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,9 @@ from typing import Any
 
 from router.accounts import Setting, Status
 from router.errors import InputError
-from router.io.files import open_text
-from router.timeutil import format_time, parse_time
+from router.io.files import open_stdin_text, open_text, source_name
+from router.io.limits import parse_bounded_time, seconds_problem
+from router.timeutil import format_time
 
 _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # op: (required fields, optional fields) besides "op" and "at"
@@ -55,11 +55,6 @@ class Event:
         return str(self.raw["account_id"])
 
 
-def _is_number(v: object) -> bool:
-    """A finite JSON number (``NaN``/``Infinity``, which Python's json accepts, are not)."""
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def check_event(obj: object, line: int, source: str, last_at: float | None) -> Event:
     """Check one decoded event line against the contract."""
     def err(msg: str, field: str | None = None) -> InputError:
@@ -83,7 +78,7 @@ def check_event(obj: object, line: int, source: str, last_at: float | None) -> E
         allowed = ", ".join(["op", "at", *sorted(required | optional)])
         raise err(f"unknown field for a {op} event; expected only {allowed}", unknown[0])
     try:
-        at = parse_time(obj["at"])
+        at = parse_bounded_time(obj["at"])
     except ValueError as exc:
         raise err(str(exc), "at") from None
     if last_at is not None and at < last_at:
@@ -97,13 +92,13 @@ def check_event(obj: object, line: int, source: str, last_at: float | None) -> E
             raise err(f"expected a GoAPI request object, got {type(obj['request']).__name__}",
                       "request")
         est = obj.get("estimated_gpu_seconds")
-        if est is not None and (not _is_number(est) or est < 0):
-            raise err(f"expected a finite number of seconds >= 0, got {est!r}",
-                      "estimated_gpu_seconds")
+        problem = None if est is None else seconds_problem(est)
+        if problem:
+            raise err(problem, "estimated_gpu_seconds")
     if op == "complete":
-        g = obj["gpu_seconds"]
-        if not _is_number(g) or g < 0:
-            raise err(f"expected a finite number of seconds >= 0, got {g!r}", "gpu_seconds")
+        problem = seconds_problem(obj["gpu_seconds"])
+        if problem:
+            raise err(problem, "gpu_seconds")
     if op == "set_status" and obj["status"] not in [s.value for s in Status]:
         raise err(f"expected one of {', '.join(s.value for s in Status)}, got {obj['status']!r}",
                   "status")
@@ -112,7 +107,7 @@ def check_event(obj: object, line: int, source: str, last_at: float | None) -> E
             raise err(f"expected no until with status {obj['status']!r}; until is allowed "
                       f"only with {', '.join(_TIMED_STATUSES)} (H1)", "until")
         try:
-            until = parse_time(obj["until"])
+            until = parse_bounded_time(obj["until"])
         except ValueError as exc:
             raise err(f"{exc} (H1)", "until") from None
         if until <= at:
@@ -130,10 +125,11 @@ def read_events(path: str | Path) -> Iterator[Event]:
     """Yield checked events, stopping with ``InputError`` at the first bad line.
 
     Duplicate submit ``task_id``s are the caller's check (it knows the run).
+    ``-`` reads standard input (named ``<stdin>`` in messages).
     """
-    source = str(path)
+    source = source_name(path)
     last_at: float | None = None
-    with open_text(path) as fh:
+    with open_stdin_text() if str(path) == "-" else open_text(path) as fh:
         try:
             for lineno, text in enumerate(fh, start=1):
                 if not text.strip():

@@ -21,11 +21,12 @@ import gzip
 import io
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from router.errors import InputError
 
@@ -78,8 +79,10 @@ def check_input(path: str | Path) -> Path:
 class _Capped(io.RawIOBase):
     """A binary stream that refuses to deliver more than ``limit`` bytes."""
 
-    def __init__(self, inner: gzip.GzipFile, limit: int, source: str) -> None:
+    def __init__(self, inner: io.BufferedIOBase, limit: int, source: str,
+                 what: str = "inflates to more", close_inner: bool = True) -> None:
         self.inner, self.left, self.limit, self.source = inner, limit, limit, source
+        self.what, self.close_inner = what, close_inner
 
     def readable(self) -> bool:
         return True
@@ -89,12 +92,29 @@ class _Capped(io.RawIOBase):
         n = self.inner.readinto(view)
         self.left -= n
         if self.left < 0:
-            raise _too_big(self.source, self.limit, "inflates to more")
+            raise _too_big(self.source, self.limit, self.what)
         return n
 
     def close(self) -> None:
-        self.inner.close()
+        if self.close_inner:
+            self.inner.close()
         super().close()
+
+
+#: The name standard input goes by in messages (``-`` on the command line).
+STDIN = "<stdin>"
+
+
+def source_name(path: str | Path) -> str:
+    """How messages name an input: ``<stdin>`` for ``-``, else the path."""
+    return STDIN if str(path) == "-" else str(path)
+
+
+def open_stdin_text(newline: str | None = None) -> io.TextIOWrapper:
+    """Standard input as UTF-8 text within the input limit (left open when closed)."""
+    stdin = cast(io.BufferedIOBase, sys.stdin.buffer)
+    raw = _Capped(stdin, max_input_bytes(), STDIN, "is more", close_inner=False)
+    return io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", newline=newline)
 
 
 def open_binary(path: str | Path) -> IO[bytes]:
@@ -109,9 +129,12 @@ def open_binary(path: str | Path) -> IO[bytes]:
         raise InputError(f"cannot read the file: {exc.strerror or exc}", source=str(p)) from None
 
 
-def open_text(path: str | Path, newline: str | None = None) -> io.TextIOWrapper:
-    """A checked input as UTF-8 text, gunzipped for ``.gz``."""
-    return io.TextIOWrapper(open_binary(path), encoding="utf-8", newline=newline)
+def open_text(path: str | Path, newline: str | None = None,
+              bom: bool = False) -> io.TextIOWrapper:
+    """A checked input as UTF-8 text, gunzipped for ``.gz``; with ``bom``, a UTF-8
+    byte order mark at the start (as Excel writes CSV) is skipped."""
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8-sig" if bom else "utf-8",
+                            newline=newline)
 
 
 def read_text(path: str | Path) -> str:

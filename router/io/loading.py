@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from router.accounts import (
@@ -38,8 +39,9 @@ from router.accounts import (
     hours_to_ms,
 )
 from router.errors import InputError
-from router.io.boundary import validation_error
+from router.io.boundary import BOM, BOM_TOML, validation_error
 from router.io.files import read_text
+from router.io.limits import MAX_HOURS, MAX_SECONDS, MAX_WEIGHT, parse_bounded_time
 from router.io.locate import (
     PathKey,
     format_path,
@@ -62,6 +64,14 @@ class WindowModel(BaseModel):
     start: str
     end: str
 
+    @model_validator(mode="before")
+    @classmethod
+    def _table(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise ValueError(f"expected start and end as UTC clock times HH:MM, such as "
+                             f'{{"start": "02:00", "end": "10:00"}}, got {v!r}')
+        return v
+
     @field_validator("start", "end")
     @classmethod
     def _clock(cls, v: str) -> str:
@@ -75,7 +85,7 @@ class AccountModel(BaseModel):
     plan: Plan = Field(strict=False)
     setting: Setting = Field(default=Setting.FAST, strict=False)
     status: Status = Field(default=Status.ACTIVE, strict=False)
-    fast_hours_remaining: float | None = Field(default=None, ge=0)
+    fast_hours_remaining: float | None = Field(default=None, ge=0, le=MAX_HOURS)
     renews_at: str | None = None
 
     @field_validator("renews_at", mode="before")
@@ -86,34 +96,53 @@ class AccountModel(BaseModel):
                 v = v.replace(tzinfo=UTC)
             return v.isoformat()
         return v
-    weight: float = Field(default=1.0, ge=0)
+    weight: float = Field(default=1.0, ge=0, le=MAX_WEIGHT)
     backup: bool = False
-    max_in_flight: int | None = Field(default=None, ge=0)
+    max_in_flight: int | None = Field(default=None, ge=1)  # 0: never routable (R3)
     bot_id: int | None = Field(default=None, gt=0)
     inactive_window: WindowModel | None = None
     max_jobs_per_day: int | None = Field(default=None, gt=0)  # H2
-    min_gap_seconds: float = Field(default=0.0, ge=0)  # H3
+    min_gap_seconds: float = Field(default=0.0, ge=0, le=MAX_SECONDS)  # H3
 
     @field_validator("renews_at")
     @classmethod
     def _time(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_time(v)
+            parse_bounded_time(v)
+        return v
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_not_boolean(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # YAML reads unquoted no/yes/on/off/true/false so
+            raise ValueError(f"expected a string, got {v!r} (in YAML, put ids such as "
+                             "no, yes, on or off in quotes)")
         return v
 
     @field_validator("id")
     @classmethod
     def _id_not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("expected a non-empty account id")
-        return v
+        return check_account_id(v)
+
+
+def check_account_id(v: str) -> str:
+    """An account id as a file may give it: not blank, no spaces at either end (``"a1 "``
+    beside ``"a1"`` would be two accounts that look alike), no control characters."""
+    if not v.strip():
+        raise ValueError("expected a non-empty account id")
+    if v != v.strip():
+        raise ValueError(f"expected an account id without spaces at the start or end, "
+                         f"got {v!r}")
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in v):
+        raise ValueError(f"expected an account id without control characters, got {v!r}")
+    return v
 
 
 #: Checks on ``Policy`` fields beyond their types (the dataclass declares the fields,
 #: their types and defaults; a new field is read from every file format unchanged).
 _POLICY_CHECKS: dict[str, dict[str, Any]] = {
     "strategy": {"strict": False},  # S: named by its value
-    "upgrade_relax_horizon_hours": {"ge": 0, "strict": False},
+    "upgrade_relax_horizon_hours": {"ge": 0, "le": MAX_HOURS, "strict": False},
 }
 #: ``estimates`` in a file are R9 overrides, merged into the defaults (and checked
 #: by ``apply_policy`` with the line of the bad entry).
@@ -180,6 +209,11 @@ def _checked_estimates(estimates: dict[str, float], lines: dict[PathKey, int], s
         path = (*at, "estimates", bad[0])
         raise InputError(f"expected seconds >= 0, got {estimates[bad[0]]}",
                          source=source, line=nearest_line(lines, path), field=format_path(path))
+    huge = [k for k, v in estimates.items() if v > MAX_SECONDS]
+    if huge:
+        path = (*at, "estimates", huge[0])
+        raise InputError(f"expected seconds <= {MAX_SECONDS:,}, got {estimates[huge[0]]}",
+                         source=source, line=nearest_line(lines, path), field=format_path(path))
     return estimates
 
 
@@ -240,6 +274,8 @@ def _parse(text: str, fmt: Format, source: str) -> tuple[Any, dict[PathKey, int]
                              source=source, line=exc.lineno) from None
         return data, json_lines(text)
     if fmt == "toml":
+        if text.startswith(BOM):
+            raise InputError(BOM_TOML, source=source, line=1)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
