@@ -47,18 +47,20 @@ def hours_to_ms(hours: float) -> int:
 
 
 def seconds_to_ms(seconds: float) -> int:
-    """L0: seconds at the boundary become whole milliseconds (nearest).
+    """L0: seconds at the boundary become whole milliseconds (nearest)."""
+    return round_even(seconds * MS_PER_SECOND)
 
-    Exactly ``round(seconds * 1000)`` (ties to even; inf and NaN raise as it
-    does), in operations a compiled core runs natively, where ``round`` is a
-    call to the builtin (issue 13). ``ms - low`` is exact: ``ms`` is not whole,
-    so it is below 2**52 and its fraction is representable."""
-    ms = seconds * MS_PER_SECOND
-    whole = int(ms)  # toward zero
-    if whole == ms:
+
+def round_even(x: float) -> int:
+    """Exactly ``round(x)`` (ties to even; inf and NaN raise as it does), in
+    operations a compiled core runs natively, where ``round`` is a call to the
+    builtin (issue 13). ``x - low`` is exact: ``x`` is not whole, so it is below
+    2**52 and its fraction is representable."""
+    whole = int(x)  # toward zero
+    if whole == x:
         return whole
-    low = whole if ms > 0 else whole - 1  # floor
-    frac = ms - low
+    low = whole if x > 0 else whole - 1  # floor
+    frac = x - low
     if frac > 0.5:
         return low + 1
     if frac < 0.5:

@@ -50,7 +50,7 @@ from router.strategies import (
     StrategyState,
     expiring_first_score,
     fill_first_key,
-    least_loaded_key,
+    less_loaded,
     pick,
     two_distinct,
     weight_units,
@@ -650,7 +650,7 @@ class IndexedCandidates:
         i, j = two_distinct(state, n)
         a = accounts[ids[tree.counts.search(i)]]
         b = accounts[ids[tree.counts.search(j)]]
-        return min(a, b, key=least_loaded_key)
+        return less_loaded(a, b)
 
     def _pick_expiring(self, now: float) -> Account | None:
         """S expiring_first's fast path (its own method: the closure's environment

@@ -16,8 +16,9 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
 
-from router.accounts import Account
+from router.accounts import Account, round_even
 
 
 class Strategy(StrEnum):
@@ -41,6 +42,13 @@ class StrategyState:
 def least_loaded_key(acc: Account) -> tuple[float, str]:
     """Lowest ``in_flight / max_in_flight``, ties to the lowest id."""
     return (acc.load, acc.id)
+
+
+def less_loaded(a: Account, b: Account) -> Account:
+    """``min(a, b, key=least_loaded_key)``: ``b`` only when its ``(load, id)`` is
+    lower, compared field by field (no tuples, no key calls: issue 13)."""
+    la, lb = a.load, b.load
+    return b if lb < la or (lb == la and b.id < a.id) else a
 
 
 def fill_first_key(acc: Account) -> tuple[int, str]:
@@ -77,8 +85,8 @@ def pick_round_robin(cands: Sequence[Account], state: StrategyState) -> Account 
 
 #: ``weighted`` counts weights in millionths (S): exact integers, so the indexed
 #: prefix-sum tree and the linear reference agree to the last unit.
-WEIGHT_UNITS_PER_WEIGHT = 1_000_000
-_MAX_WEIGHT_UNITS = 10**30  # an infinite weight (the file allows any weight >= 0)
+WEIGHT_UNITS_PER_WEIGHT: Final = 1_000_000
+_MAX_WEIGHT_UNITS: Final = 10**30  # an infinite weight (the file allows any weight >= 0)
 
 
 def weight_units(acc: Account) -> int:
@@ -88,7 +96,7 @@ def weight_units(acc: Account) -> int:
         return 0
     if w >= 1e24:
         return _MAX_WEIGHT_UNITS
-    return round(w * WEIGHT_UNITS_PER_WEIGHT)
+    return round_even(w * WEIGHT_UNITS_PER_WEIGHT)  # round(), natively
 
 
 def weighted_target(state: StrategyState, total_units: int) -> int:
@@ -145,7 +153,7 @@ def pick_p2c(cands: Sequence[Account], state: StrategyState) -> Account | None:
     if len(cands) == 1:
         return cands[0]
     i, j = two_distinct(state, len(cands))
-    return min(cands[i], cands[j], key=least_loaded_key)
+    return less_loaded(cands[i], cands[j])
 
 
 def pick_expiring_first(cands: Sequence[Account], now: float) -> Account | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +13,15 @@ from _util import T0, acc, fast, pool, relax, turbo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.accounts import PLAN_ALLOWANCE_MS, Mode, Plan, Setting, hours_to_ms, seconds_to_ms
+from router.accounts import (
+    PLAN_ALLOWANCE_MS,
+    Mode,
+    Plan,
+    Setting,
+    hours_to_ms,
+    round_even,
+    seconds_to_ms,
+)
 from router.cli import main
 from router.timeutil import add_months, format_time, parse_time
 
@@ -34,6 +43,24 @@ def test_L0_hours_and_seconds_become_whole_milliseconds_rounded_to_nearest() -> 
 def test_L0_seconds_to_ms_is_round_of_milliseconds(seconds: float) -> None:
     """``seconds_to_ms`` avoids the builtin ``round`` (issue 13), same answers."""
     assert seconds_to_ms(seconds) == round(seconds * 1000)
+
+
+@given(st.one_of(st.floats(allow_nan=False, allow_infinity=False),
+                 st.integers(-10**9, 10**9).map(lambda k: k + 0.5),  # ties: to even
+                 st.integers(-10**6, 10**6).map(lambda k: k / 8)))
+def test_L0_round_even_is_round(x: float) -> None:
+    """The native ``round`` that L0 (milliseconds) and S weighted (millionths of a
+    weight) use: the builtin's answer for every finite float, ties to even."""
+    assert round_even(x) == round(x)
+
+
+@pytest.mark.parametrize("x", [math.inf, -math.inf, math.nan])
+def test_L0_round_even_refuses_what_round_refuses(x: float) -> None:
+    with pytest.raises((OverflowError, ValueError)) as got:
+        round_even(x)
+    with pytest.raises(type(got.value)) as expected:
+        round(x)
+    assert str(got.value) == str(expected.value)
 
 
 def test_L0_ledger_counts_in_integers_and_reaches_zero_exactly() -> None:

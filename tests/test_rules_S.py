@@ -6,9 +6,11 @@ from collections import Counter
 
 import pytest
 from _util import T0, acc, fast, pool, relax
+from hypothesis import given
+from hypothesis import strategies as st
 
-from router.accounts import Mode
-from router.strategies import Strategy
+from router.accounts import Account, Mode, Plan
+from router.strategies import Strategy, least_loaded_key, less_loaded, weight_units
 
 
 def _picks(strategy: str, n: int, *accounts_spec: tuple[str, dict[str, object]],
@@ -65,6 +67,27 @@ def test_S_p2c_picks_the_less_loaded_of_two() -> None:
     got = [p.submit(f"t{k}", relax(), T0).account_id for k in range(8)]
     # both sampled every time; equal loads tie to the lowest id
     assert got == ["a", "b"] * 4
+
+
+@given(st.tuples(st.integers(0, 4), st.integers(0, 3), st.sampled_from(["a", "b", "aa"])),
+       st.tuples(st.integers(0, 4), st.integers(0, 3), st.sampled_from(["a", "b", "aa"])))
+def test_S_p2c_less_loaded_is_min_by_load_then_id(x: tuple[int, int, str],
+                                                  y: tuple[int, int, str]) -> None:
+    """S p2c (D1): of the two drawn, the lower (load, id) wins, the first on a tie:
+    ``less_loaded`` answers as ``min(a, b, key=least_loaded_key)``, full accounts
+    (load 1) and no room at all (load inf) included."""
+    a = Account(x[2], Plan.PRO, in_flight=x[0], max_in_flight=x[1])
+    b = Account(y[2], Plan.PRO, in_flight=y[0], max_in_flight=y[1])
+    assert less_loaded(a, b) is min(a, b, key=least_loaded_key)
+
+
+@given(st.one_of(st.floats(0, 1e30), st.sampled_from([0.0, 1.0, 0.5, 1e-7, 1.5e-6, 1e24])))
+def test_S_weight_units_are_the_nearest_millionths(weight: float) -> None:
+    """S weighted: a weight counts as its nearest whole millionths (ties to even,
+    as ``round``); 1e24 and above count as one huge weight."""
+    acc_ = Account("a", Plan.PRO, weight=weight)
+    expected = 10**30 if weight >= 1e24 else round(weight * 1_000_000)
+    assert weight_units(acc_) == expected
 
 
 def test_S_fill_first_fills_the_oldest_account_first() -> None:
