@@ -144,7 +144,7 @@ class GroupModel(BaseModel):
     renewal: float | Literal["spread"] = "spread"  # epoch seconds once validated
     weight: float = Field(default=1.0, ge=0, le=MAX_WEIGHT)
     backup: bool = False
-    max_in_flight: int | None = Field(default=None, ge=1)
+    max_in_flight: int | None = Field(default=None, ge=0)
     inactive_window: WindowModel | None = None
     max_jobs_per_day: int | None = Field(default=None, gt=0)  # H2
     min_gap_seconds: float = Field(default=0.0, ge=0, le=MAX_SECONDS)  # H3

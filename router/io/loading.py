@@ -98,7 +98,7 @@ class AccountModel(BaseModel):
         return v
     weight: float = Field(default=1.0, ge=0, le=MAX_WEIGHT)
     backup: bool = False
-    max_in_flight: int | None = Field(default=None, ge=1)  # 0: never routable (R3)
+    max_in_flight: int | None = Field(default=None, ge=0)  # 0: no room, a paused account
     bot_id: int | None = Field(default=None, gt=0)
     inactive_window: WindowModel | None = None
     max_jobs_per_day: int | None = Field(default=None, gt=0)  # H2
