@@ -77,6 +77,15 @@ def days_problem(days: float) -> str | None:
     return None
 
 
+def checked_days(days: float) -> float:
+    """``days`` if ``days_problem`` finds nothing, else its ValueError (the
+    ``days`` validator of the scenario's and the sweep file's models)."""
+    problem = days_problem(days)
+    if problem:
+        raise ValueError(problem)
+    return days
+
+
 def workload_size_problem(rate_per_hour: float, days: float) -> str | None:
     """What is wrong with a generator's size over ``days`` (None: nothing)."""
     expected = rate_per_hour * 24 * days
@@ -121,10 +130,7 @@ class SimulationModel(BaseModel):
     @field_validator("days")
     @classmethod
     def _days(cls, v: float) -> float:
-        problem = days_problem(v)
-        if problem:
-            raise ValueError(problem)
-        return v
+        return checked_days(v)
 
 
 class GroupModel(BaseModel):

@@ -55,7 +55,7 @@ from simulations.facts import DEFAULT_START
 from simulations.scenario import (
     MAX_GROUP_ACCOUNTS,
     GeneratorModel,
-    days_problem,
+    checked_days,
     epoch_seconds,
     workload_size_problem,
 )
@@ -138,10 +138,7 @@ class SweepModel(BaseModel):
     @field_validator("days")
     @classmethod
     def _days(cls, v: float) -> float:
-        problem = days_problem(v)
-        if problem:
-            raise ValueError(problem)
-        return v
+        return checked_days(v)
 
 
 @dataclass(frozen=True, slots=True)
