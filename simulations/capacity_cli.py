@@ -186,12 +186,11 @@ def _workload(args: argparse.Namespace, days: float,
     from simulations.generator_profile import generator_model, profile_generator
 
     p = Path(args.generator)
-    from router.io.boundary import BOM, BOM_TOML
+    from router.io.boundary import refuse_toml_bom
 
     try:
         text = p.read_text(encoding="utf-8")
-        if text.startswith(BOM):
-            raise InputError(BOM_TOML, source=str(p), line=1)
+        refuse_toml_bom(text, str(p))
         data = tomllib.loads(text)
     except FileNotFoundError:
         raise InputError("no such file", source=str(p), field="--generator") from None

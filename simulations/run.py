@@ -75,11 +75,11 @@ def load_workload(trace: Path | None, generator: GeneratorModel | None,
             start = float(wl.arrival[0]) if wl.n else default_start()
         return wl, start
     start = default_start() if simulation.start is None else simulation.start
-    problem = workload_size_problem((generator or GeneratorModel()).rate_per_hour,
-                                    simulation.days)
+    generator = generator or GeneratorModel()
+    problem = workload_size_problem(generator.rate_per_hour, simulation.days)
     if problem:
         raise InputError(problem, source=source, field="workload.generator.rate_per_hour")
-    return (generate(generator or GeneratorModel(), execution, start, simulation.days, seed,
+    return (generate(generator, execution, start, simulation.days, seed,
                      DEFAULT_FAILURE_RATE if rate is None else rate), start)
 
 

@@ -144,13 +144,17 @@ def _cell(value: object) -> str:
     return str(value).strip()
 
 
-def _parse_row(rec: dict[str, object], where: tuple[str, int | str], rows: _Rows) -> None:
+def _row_error(msg: str, where: tuple[str, int | str], column: str) -> InputError:
+    """``msg`` about ``column`` of a row: at a CSV line, or a Parquet ``row N``."""
     source, line = where
+    if isinstance(line, int):
+        return InputError(msg, source=source, line=line, field=column)
+    return InputError(msg, source=f"{source}: {line}", field=column)
 
+
+def _parse_row(rec: dict[str, object], where: tuple[str, int | str], rows: _Rows) -> None:
     def err(msg: str, column: str) -> InputError:
-        if isinstance(line, int):
-            return InputError(msg, source=source, line=line, field=column)
-        return InputError(msg, source=f"{source}: {line}", field=column)
+        return _row_error(msg, where, column)
 
     raw_at = rec.get("submitted_at")
     at_text = _cell(raw_at)
@@ -269,12 +273,9 @@ def _check_no_cycle(rows: _Rows, where: Callable[[int], tuple[str, int | str]]) 
             i = rows.index.get(par) if par is not None else None
         if i is not None and state[i] == 1:
             loop = chain[chain.index(i):]
-            source, line = where(loop[-1])
             names = " -> ".join(rows.ids[k] for k in (*loop, loop[0]))
-            msg = f"tasks descend from themselves ({names}); a task cannot be its own ancestor (R7)"
-            if isinstance(line, int):
-                raise InputError(msg, source=source, line=line, field="parent_task_id")
-            raise InputError(msg, source=f"{source}: {line}", field="parent_task_id")
+            raise _row_error(f"tasks descend from themselves ({names}); a task cannot be "
+                             "its own ancestor (R7)", where(loop[-1]), "parent_task_id")
         for k in chain:
             state[k] = 2
 

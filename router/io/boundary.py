@@ -15,9 +15,16 @@ from router.io.locate import PathKey, format_path, nearest_line, toml_lines
 M = TypeVar("M", bound=BaseModel)
 
 #: A UTF-8 byte order mark, which TOML does not allow (tomllib says "Invalid statement").
-BOM = "\ufeff"
-BOM_TOML = ("not valid TOML: Unexpected UTF-8 BOM (column 1); save the file as UTF-8 "
-            "without a byte order mark")
+_BOM = "\ufeff"
+_BOM_TOML = ("not valid TOML: Unexpected UTF-8 BOM (column 1); save the file as UTF-8 "
+             "without a byte order mark")
+
+
+def refuse_toml_bom(text: str, source: str) -> None:
+    """Before ``tomllib.loads``: a TOML file that starts with a byte order mark is
+    said as such (``InputError`` at line 1), not as tomllib's "Invalid statement"."""
+    if text.startswith(_BOM):
+        raise InputError(_BOM_TOML, source=source, line=1)
 
 
 def describe_error(err: Mapping[str, Any], unknown_field: str) -> str:
@@ -64,8 +71,7 @@ def parse_toml_model(text: str, model: type[M], source: str, unknown_field: str,
                      top_level: str = "(top level)") -> M:
     """Parse a TOML document and validate it against ``model``; every problem is
     reported with its line (``InputError``)."""
-    if text.startswith(BOM):
-        raise InputError(BOM_TOML, source=source, line=1)
+    refuse_toml_bom(text, source)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

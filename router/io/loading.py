@@ -39,7 +39,7 @@ from router.accounts import (
     hours_to_ms,
 )
 from router.errors import InputError
-from router.io.boundary import BOM, BOM_TOML, validation_error
+from router.io.boundary import refuse_toml_bom, validation_error
 from router.io.files import read_text
 from router.io.limits import MAX_HOURS, MAX_SECONDS, MAX_WEIGHT, parse_bounded_time
 from router.io.locate import (
@@ -198,22 +198,21 @@ def apply_policy(base: Policy, options: BaseModel, *, lines: dict[PathKey, int] 
 
 def _checked_estimates(estimates: dict[str, float], lines: dict[PathKey, int], source: str,
                        at: PathKey) -> dict[str, float]:
+    def error(key: str, message: str) -> InputError:
+        path = (*at, "estimates", key)
+        return InputError(message, source=source, line=nearest_line(lines, path),
+                          field=format_path(path))
+
     unknown = [k for k in estimates if k not in DEFAULT_ESTIMATE_SECONDS]
     if unknown:
-        path = (*at, "estimates", unknown[0])
-        raise InputError(f"unknown task type; expected one of "
-                         f"{', '.join(DEFAULT_ESTIMATE_SECONDS)} (R9)",
-                         source=source, line=nearest_line(lines, path), field=format_path(path))
+        raise error(unknown[0], f"unknown task type; expected one of "
+                    f"{', '.join(DEFAULT_ESTIMATE_SECONDS)} (R9)")
     bad = [k for k, v in estimates.items() if v < 0]
     if bad:
-        path = (*at, "estimates", bad[0])
-        raise InputError(f"expected seconds >= 0, got {estimates[bad[0]]}",
-                         source=source, line=nearest_line(lines, path), field=format_path(path))
+        raise error(bad[0], f"expected seconds >= 0, got {estimates[bad[0]]}")
     huge = [k for k, v in estimates.items() if v > MAX_SECONDS]
     if huge:
-        path = (*at, "estimates", huge[0])
-        raise InputError(f"expected seconds <= {MAX_SECONDS:,}, got {estimates[huge[0]]}",
-                         source=source, line=nearest_line(lines, path), field=format_path(path))
+        raise error(huge[0], f"expected seconds <= {MAX_SECONDS:,}, got {estimates[huge[0]]}")
     return estimates
 
 
@@ -274,8 +273,7 @@ def _parse(text: str, fmt: Format, source: str) -> tuple[Any, dict[PathKey, int]
                              source=source, line=exc.lineno) from None
         return data, json_lines(text)
     if fmt == "toml":
-        if text.startswith(BOM):
-            raise InputError(BOM_TOML, source=source, line=1)
+        refuse_toml_bom(text, source)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

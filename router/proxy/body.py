@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from typing import Any
 
 #: Deepest nesting of objects and arrays accepted (GoAPI bodies need four levels).
@@ -61,17 +62,7 @@ def _where_out_of_range(text: str) -> str:
                           parse_int=_parse_int)
     except Exception:  # e.g. nested too deep after the number: no path then
         return ""
-    stack: list[tuple[Any, str]] = [(root, "")]
-    while stack:
-        node, where = stack.pop()
-        if node is marker:
-            return where
-        if isinstance(node, dict | list):
-            items = node.items() if isinstance(node, dict) else enumerate(node)
-            for key, value in reversed(list(items)):  # first in the body first
-                path = f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]"
-                stack.append((value, path.lstrip(".")))
-    return ""
+    return next((where for node, _depth, where in _values(root) if node is marker), "")
 
 
 #: ``json.loads(text, parse_constant=..., parse_int=..., parse_float=...)`` with one
@@ -90,20 +81,31 @@ def _check_text(value: str, where: str) -> None:
                         f"(\\u{ord(bad):04x}), which is not text") from None
 
 
-def _check_tree(root: Any) -> None:
-    """Depth and text of every value, without recursion."""
+def _values(root: Any) -> Iterator[tuple[Any, int, str]]:
+    """Every value in ``root`` with its depth and path (``input.seeds[1]``; ``""``: the
+    body itself), in body order, without recursion; an object's keys come as text at
+    the object's path, each before its value."""
     stack: list[tuple[Any, int, str]] = [(root, 1, "")]
     while stack:
         node, depth, where = stack.pop()
+        yield node, depth, where
+        if isinstance(node, dict | list):
+            children: list[tuple[Any, int, str]] = []
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for key, value in items:
+                if isinstance(key, str):
+                    children.append((key, depth + 1, where))
+                path = f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]"
+                children.append((value, depth + 1, path.lstrip(".")))
+            stack.extend(reversed(children))
+
+
+def _check_tree(root: Any) -> None:
+    """Depth and text of every value (the first problem in the body is named)."""
+    for node, depth, where in _values(root):
         if isinstance(node, dict | list):
             if depth > MAX_DEPTH:
                 raise BodyError(f"request body is nested more than {MAX_DEPTH} levels deep")
-            items = node.items() if isinstance(node, dict) else enumerate(node)
-            for key, value in items:
-                path = f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]"
-                if isinstance(key, str):
-                    _check_text(key, where)
-                stack.append((value, depth + 1, path.lstrip(".")))
         elif isinstance(node, str):
             _check_text(node, where)
 
