@@ -145,17 +145,6 @@ class LoadBuckets:
     def __len__(self) -> int:
         return self._size
 
-    def load_of(self, acc_id: str) -> float:
-        """The load ``acc_id`` is filed under (it must be filed)."""
-        bucket = self._where[self._pos[acc_id]]
-        assert bucket is not None
-        return bucket.load
-
-    def position(self, acc_id: str) -> int:
-        """``acc_id``'s position (its rank in id order among the ids numbered),
-        or -1 when it is not numbered."""
-        return self._pos.get(acc_id, -1)
-
     def set(self, acc_id: str, load: float | None) -> None:
         """File ``acc_id`` under ``load``, or remove it (``None``)."""
         pos = self._pos.get(acc_id, -1)
@@ -170,7 +159,7 @@ class LoadBuckets:
             self.set_at(pos, load)
 
     def set_at(self, pos: int, load: float) -> None:
-        """``set`` of the id at position ``pos`` (``position``) to a load."""
+        """``set`` of the id at position ``pos`` (its rank in id order) to a load."""
         where = self._where
         old = where[pos]
         if old is not None:

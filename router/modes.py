@@ -45,10 +45,6 @@ def parse_process_mode(value: object) -> Mode | None:
     """
     if value is None:
         return None
-    if type(value) is str:  # M1: an exact spelling needs no stripping (issue 13)
-        exact = _BY_NAME.get(value)
-        if exact is not None:
-            return exact
     if not isinstance(value, str):
         raise ModeError(
             f"input.process_mode: expected a string, one of {_ALLOWED}, got {value!r} (M1)"
@@ -74,7 +70,7 @@ _BY_SPELLING: Final = {m.value: r for m, r in _FROM_PROCESS_MODE.items()}
 
 def resolve_mode(process_mode: object, prompt: str | None) -> ResolvedMode:
     """M1 over M2 over M3 (M4): the requested mode of a root task."""
-    if type(process_mode) is str:  # M1 spelled exactly: the usual request
+    if type(process_mode) is str:  # M1 spelled exactly, the usual request: no stripping
         exact = _BY_SPELLING.get(process_mode)
         if exact is not None:
             return exact
