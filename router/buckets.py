@@ -25,6 +25,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from heapq import heappop, heappush
+from math import floor
 
 from sortedcontainers import SortedList
 
@@ -345,99 +346,167 @@ class Fenwick:
         return pos
 
 
+#: ``ExpiringIndex``: the width of a renewal slot, in seconds
+SLOT_S = 3_600
+#: a renewal instant this late (or not finite) is filed in the last slot
+_FAR_AT = 1e15
+_FAR_SLOT = int(_FAR_AT) // SLOT_S
+
+
+def renewal_slot(at: float) -> int:
+    """The slot of renewal instant ``at``: ``slot * SLOT_S <= at`` exactly
+    (``math.floor`` is exact, the rest is integer arithmetic)."""
+    if at < _FAR_AT:  # False for nan as for inf: both go far
+        return floor(at) // SLOT_S
+    return _FAR_SLOT
+
+
+class _Filed:
+    """One account of an ``ExpiringIndex``: its unreserved fast time, class,
+    renewal instant and the start of its slot (as filed)."""
+
+    __slots__ = ("at", "cls", "start", "u")
+
+    def __init__(self, u: int, cls: int, at: float, start: float) -> None:
+        self.u = u
+        self.cls = cls
+        self.at = at
+        self.start = start
+
+
+class _Class:
+    """The accounts of one class of an ``ExpiringIndex``: the starts of its
+    non-empty slots, ascending, and each slot's accounts (``id -> _Filed``), in
+    the same order."""
+
+    __slots__ = ("cap", "cells", "cls", "starts")
+
+    def __init__(self, cls: int) -> None:
+        self.cls = cls
+        self.cap = float(1 << cls)  # every u of the class is below it
+        self.starts: list[float] = []
+        self.cells: list[dict[str, _Filed]] = []
+
+
 class ExpiringIndex:
     """Accounts for ``expiring_first`` (S): the highest unreserved fast time per
     second to renewal, ties to the lowest id, without scoring every account.
 
     The score ``u / max(renew - now, 1)`` moves with time, so no order by score
     lasts. Accounts are grouped instead by the magnitude of their unreserved
-    fast time ``u`` (class ``c`` holds ``2**(c-1) <= u < 2**c``), each class in
-    ``(renewal, id)`` order. Inside a class, ``2**c / max(renew - now, 1)``
-    bounds every later account's score (renewals only grow along the class), so
-    a walk stops as soon as that bound is below the best score found. Only the
-    class changes when ``u`` moves inside its power of two: most reservations
-    and completions cost no re-filing at all. Accounts with no renewal instant
-    or no unreserved fast time score 0 and are kept apart, by id.
+    fast time ``u`` (class ``c`` holds ``2**(c-1) <= u < 2**c``), and inside a
+    class by the hour their renewal falls in (a *slot*, ``SLOT_S`` seconds from
+    the epoch's hours). A class keeps the starts of its non-empty slots in order
+    (a plain list) and each slot's accounts in a dict. Every account of a slot
+    renews at or after the slot's start, so ``2**c / max(start - now, 1)``
+    bounds every score in that slot and in the later ones of the class: a walk
+    stops as soon as that bound is below the best score found. The index keeps
+    each account's ``u`` and scores it itself, by the formula of
+    ``strategies.expiring_first_score``. Only the class changes when ``u``
+    moves inside its power of two, so most reservations and completions store
+    one number; an account filed or withdrawn costs a few dict operations, and
+    a list insertion only when its slot was empty (issue 13: the sorted lists of
+    ``(renewal, id)`` this replaces cost a Python-level insertion or removal at
+    every change, and a Python-level iterator at every pick). Accounts with no
+    renewal instant or no unreserved fast time score 0 and are kept apart, by id.
     """
 
-    __slots__ = ("_classes", "_first", "_order", "_where", "_zero")
+    __slots__ = ("_apart", "_classes", "_filed", "_order", "_zero")
 
     def __init__(self) -> None:
-        self._classes: dict[int, SortedList[tuple[float, str]]] = {}
-        self._order: list[int] = []  # the non-empty classes, highest first
-        self._first: dict[int, float] = {}  # class -> its earliest renewal
-        self._where: dict[str, tuple[int, float]] = {}  # id -> (class, renewal); class 0: zero
-        self._zero: SortedList[str] = SortedList()
+        self._filed: dict[str, _Filed] = {}  # id -> its filing (a class above 0)
+        self._classes: dict[int, _Class] = {}  # the non-empty classes
+        self._order: list[_Class] = []  # the same, highest class first
+        self._apart: set[str] = set()  # kept apart: score 0
+        self._zero: SortedList[str] = SortedList()  # the same, in id order
 
     def __len__(self) -> int:
-        return len(self._where)
+        return len(self._filed) + len(self._zero)
 
     def set(self, acc_id: str, unreserved: int | None, renew: float | None) -> None:
         """File ``acc_id`` by its unreserved fast time and renewal instant, or
         remove it (``unreserved is None``)."""
-        if unreserved is None:
-            new = None
-        elif unreserved <= 0 or renew is None:
-            new = (0, 0.0)
-        else:
-            new = (unreserved.bit_length(), renew)
-        where = self._where
-        old = where.get(acc_id)
-        if old == new:
-            return
-        if old is not None:
-            cls, at = old
-            if cls == 0:
+        filed = self._filed.get(acc_id)
+        if unreserved is not None and unreserved > 0 and renew is not None:
+            cls = unreserved.bit_length()
+            if filed is not None:
+                if filed.cls == cls and filed.at == renew:
+                    filed.u = unreserved  # the same class and slot: nothing moves
+                    return
+                self._unfile(acc_id, filed)
+            elif acc_id in self._apart:
+                self._apart.discard(acc_id)
                 self._zero.remove(acc_id)
-            else:
-                sl = self._classes[cls]
-                sl.remove((at, acc_id))
-                if not sl:
-                    del self._classes[cls], self._first[cls]
-                    self._order.remove(cls)
-                else:
-                    self._first[cls] = sl[0][0]
-            del where[acc_id]
-        if new is None:
+            self._file(acc_id, _Filed(unreserved, cls, renew,
+                                      float(renewal_slot(renew) * SLOT_S)))
             return
-        where[acc_id] = new
-        cls, at = new
-        if cls == 0:
+        if filed is not None:
+            self._unfile(acc_id, filed)
+        if unreserved is None:
+            if acc_id in self._apart:
+                self._apart.discard(acc_id)
+                self._zero.remove(acc_id)
+        elif acc_id not in self._apart:
+            self._apart.add(acc_id)
             self._zero.add(acc_id)
-            return
-        if cls not in self._classes:
-            self._classes[cls] = SortedList()
-            self._first[cls] = at
-            self._order.append(cls)
-            self._order.sort(reverse=True)
-        elif at < self._first[cls]:
-            self._first[cls] = at
-        self._classes[cls].add((at, acc_id))
 
-    def best(self, now: float, score: Callable[[str], float]) -> str | None:
-        """The id with the highest ``score(id)`` at ``now``, ties to the lowest
-        id; ``score`` must be ``strategies.expiring_first_score`` of that account."""
+    def _file(self, acc_id: str, filed: _Filed) -> None:
+        self._filed[acc_id] = filed
+        group = self._classes.get(filed.cls)
+        if group is None:
+            group = self._classes[filed.cls] = _Class(filed.cls)
+            self._order.append(group)
+            self._order.sort(key=_class_number, reverse=True)
+        starts = group.starts
+        i = bisect_left(starts, filed.start)
+        if i < len(starts) and starts[i] == filed.start:
+            group.cells[i][acc_id] = filed
+        else:
+            starts.insert(i, filed.start)
+            group.cells.insert(i, {acc_id: filed})
+
+    def _unfile(self, acc_id: str, filed: _Filed) -> None:
+        del self._filed[acc_id]
+        group = self._classes[filed.cls]
+        i = bisect_left(group.starts, filed.start)
+        cell = group.cells[i]
+        del cell[acc_id]
+        if cell:
+            return
+        del group.starts[i], group.cells[i]
+        if not group.starts:
+            del self._classes[filed.cls]
+            self._order.remove(group)
+
+    def best(self, now: float) -> str | None:
+        """The id with the highest ``u / max(renew - now, 1)`` at ``now``, ties to
+        the lowest id (``strategies.expiring_first_score``, as
+        ``pick_expiring_first`` scans it); the lowest id of the accounts kept
+        apart (score 0) when no account scores above 0; None when empty."""
         best_id: str | None = None
         best = -1.0
-        classes, first = self._classes, self._first
-        for cls in self._order:
-            cap = float(1 << cls)  # every u in the class is below it
+        for group in self._order:
+            cap = group.cap
             if cap < best:
                 break  # left >= 1 s: no score in this class or a lower one reaches best
-            left = first[cls] - now
-            if left < 1.0:
-                left = 1.0
-            if cap / left < best:
-                continue  # not even the class's first renewal can reach best
-            for at, acc_id in classes[cls]:
-                left = at - now
+            starts, cells = group.starts, group.cells
+            for i in range(len(starts)):
+                left = starts[i] - now
                 if left < 1.0:
                     left = 1.0
                 if cap / left < best:
-                    break  # this bound only falls further along the class
-                s = score(acc_id)
-                if s > best or (s == best and best_id is not None and acc_id < best_id):
-                    best, best_id = s, acc_id
+                    break  # this bound only falls along the class's later slots
+                for acc_id, filed in cells[i].items():
+                    left = filed.at - now
+                    if left < 1.0:
+                        left = 1.0
+                    s = filed.u / left
+                    if s > best or (s == best and best_id is not None and acc_id < best_id):
+                        best, best_id = s, acc_id
         if best_id is None and self._zero:
             return self._zero[0]
         return best_id
+
+
+def _class_number(group: _Class) -> int:
+    return group.cls

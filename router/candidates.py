@@ -48,7 +48,6 @@ from router.rules import (
 from router.strategies import (
     Strategy,
     StrategyState,
-    expiring_first_score,
     fill_first_key,
     less_loaded,
     pick,
@@ -629,8 +628,9 @@ class IndexedCandidates:
             return None
         if strategy is Strategy.ROUND_ROBIN:
             return self._pick_round_robin(path, now, state)
-        if self._expiring:
-            return self._pick_expiring(now)
+        if self._expiring:  # S expiring_first's fast path
+            acc_id = self._expiring_fast.best(now)
+            return None if acc_id is None else self._accounts[acc_id]
         if self._stale:
             self._rebuild_trees()
         tree = self._trees[path]
@@ -651,17 +651,6 @@ class IndexedCandidates:
         a = accounts[ids[tree.counts.search(i)]]
         b = accounts[ids[tree.counts.search(j)]]
         return less_loaded(a, b)
-
-    def _pick_expiring(self, now: float) -> Account | None:
-        """S expiring_first's fast path (its own method: the closure's environment
-        is then made only here, not at every ``pick``, issue 13)."""
-        accounts = self._accounts
-
-        def score(acc_id: str) -> float:
-            return expiring_first_score(accounts[acc_id], now)
-
-        best = self._expiring_fast.best(now, score)
-        return None if best is None else accounts[best]
 
     def _pick_round_robin(self, path: Path, now: float, state: StrategyState) -> Account | None:
         sl = self._sets[path]

@@ -11,7 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.accounts import Account, InactiveWindow, Plan
-from router.buckets import ExpiringIndex, Fenwick, LoadBuckets, _Bits
+from router.buckets import (
+    _FAR_AT,
+    _FAR_SLOT,
+    SLOT_S,
+    ExpiringIndex,
+    Fenwick,
+    LoadBuckets,
+    _Bits,
+    renewal_slot,
+)
 from router.candidates import PATHS, IndexedCandidates, ScanCandidates, next_window_change
 from router.ledger import Policy
 from router.pool import Pool
@@ -156,18 +165,27 @@ def test_two_distinct_is_random_sample_draw_for_draw(n: int, seed: int) -> None:
     assert ours.random() == theirs.random()
 
 
-FILINGS = st.lists(st.tuples(IDS, st.one_of(st.none(), st.integers(-5, 5_000)),
-                             st.one_of(st.none(), st.integers(0, 40).map(float))),
+#: renewal instants: a few seconds apart (equal scores, the 1-second floor), on and
+#: around the index's slot boundaries, and anywhere in a month
+RENEWALS = st.one_of(st.integers(0, 40).map(float),
+                     st.tuples(st.integers(0, 30), st.sampled_from([-1.0, -1e-9, 0.0, 1e-9, 0.5]))
+                     .map(lambda k: max(k[0] * SLOT_S + k[1], 0.0)),
+                     st.floats(0.0, 31 * 86_400.0))
+FILINGS = st.lists(st.tuples(IDS, st.one_of(st.none(), st.integers(-5, 5_000),
+                                            st.integers(1, 2**26)),
+                             st.one_of(st.none(), RENEWALS)),
                    max_size=60)
 
 
 @settings(max_examples=5 * settings.default.max_examples)
-@given(FILINGS, st.sampled_from([0.0, 3.5, 10.0, 39.5, 45.0]))
+@given(FILINGS, st.one_of(st.sampled_from([0.0, 3.5, 10.0, 39.5, 45.0, SLOT_S - 0.5, 3 * SLOT_S]),
+                          st.floats(0.0, 32 * 86_400.0)))
 def test_expiring_index_best_is_the_highest_score_lowest_id(
         filings: list[tuple[str, int | None, float | None]], now: float) -> None:
     """S expiring_first: ExpiringIndex.best is the id with the highest
     ``u / max(renew - now, 1)`` (0 without a renewal or fast time), ties to the
-    lowest id, as ``pick_expiring_first`` scans it."""
+    lowest id, as ``pick_expiring_first`` scans it, whatever the slots (hours) the
+    renewals fall in and the time of the question."""
     index, model = ExpiringIndex(), dict[str, tuple[int, float | None]]()
     for acc_id, u, renew in filings:
         index.set(acc_id, u, renew)
@@ -182,7 +200,7 @@ def test_expiring_index_best_is_the_highest_score_lowest_id(
         return 0.0 if renew is None else max(u, 0) / max(renew - now, 1.0)
 
     expected = min(model, key=lambda i: (-score(i), i)) if model else None
-    assert index.best(now, score) == expected
+    assert index.best(now) == expected
 
 
 @given(st.integers(0, 95), st.integers(0, 95), st.integers(0, 4 * 86_400 * 4),
@@ -238,3 +256,16 @@ def test_a_window_or_pacing_changed_on_a_filed_account_is_honoured_T1_H3(
                     pool.complete(d.task_id, 30.0, now)
         lines.append(out)
     assert lines[0] == lines[1]
+
+
+@given(st.one_of(st.floats(-1e12, 1e16), st.sampled_from([math.inf, -0.0, 1e15, 1e15 - 0.5])))
+def test_a_renewal_slot_starts_at_or_before_the_renewal_S(at: float) -> None:
+    """S expiring_first: the index bounds a slot's scores by its start, so every
+    renewal instant lies at or after the start of its slot, exactly (a start
+    later than a renewal would let the walk stop before the best account)."""
+    slot = renewal_slot(at)
+    assert float(slot * SLOT_S) <= at
+    if at < _FAR_AT:
+        assert at < float((slot + 1) * SLOT_S)  # the slot of the hour it falls in
+    else:
+        assert slot == _FAR_SLOT
