@@ -252,8 +252,27 @@ def baseline_pairs(tree: str, runs: int, n: int, decisions: int, strategy: Strat
     return mine, theirs, ops[0], ops[1]
 
 
+def fresh_us(n: int, decisions: int, *, seed: int, strategy: Strategy, **kw: Any) -> float:
+    """µs per decision of ``run_once``, run in an interpreter of its own: every
+    measurement gets its pool laid out as a fresh process (a long-lived proxy)
+    has it, whatever was measured before it. (Pools built one after another in
+    one process land scattered in memory, and measured up to 2x slower, so a
+    table measured in one process favoured whatever it measured first.)"""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import sys, json; sys.path.insert(1, {bd!r}); import bench_router as b; "
+            "from router.strategies import Strategy; kw = json.loads({kw!r}); "
+            "print(b.run_once({n}, {k}, seed={seed}, strategy=Strategy({st!r}), **kw) * 1e6)")
+    out = subprocess.run(
+        [sys.executable, "-c", code.format(bd=os.path.join(here, "benchmarks"), kw=json.dumps(kw),
+                                           n=n, k=decisions, seed=seed, st=strategy.value)],
+        cwd=here, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.exit(f"a measurement failed (n={n}, {strategy.value}, {kw}):\n{out.stderr.strip()}")
+    return float(out.stdout)
+
+
 def median_us(runs: int, n: int, decisions: int, **kw: Any) -> float:
-    return statistics.median(run_once(n, decisions, seed=r + 1, **kw) for r in range(runs)) * 1e6
+    return statistics.median(fresh_us(n, decisions, seed=r + 1, **kw) for r in range(runs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -376,14 +395,22 @@ def strategy_table(args: argparse.Namespace) -> float | None:
     head = f"{'strategy':>15} | " + " | ".join(f"{n:>19,}" for n in sizes)
     print(head)
     print("-" * len(head))
-    base: dict[int, float] = {}
+    # Each run measures every strategy once, in turn, so a change of the
+    # machine's speed during the table touches them alike; then the medians.
+    times: dict[tuple[Strategy, int], list[float]] = {}
+    for r in range(args.runs):
+        for n in sizes:
+            for strategy in Strategy:
+                times.setdefault((strategy, n), []).append(fresh_us(
+                    n, args.decisions, seed=r + 1, strategy=strategy, indexed=True,
+                    explain=False, windows=args.windows, pacing=args.pacing))
+        print(f"  (round {r + 1} of {args.runs} measured)", file=sys.stderr, flush=True)
+    base = {n: statistics.median(times[(Strategy.LEAST_LOADED, n)]) for n in sizes}
     worst = 0.0
     for strategy in Strategy:  # least_loaded first: the baseline of the ratios
         cells = []
         for n in sizes:
-            us = median_us(args.runs, n, args.decisions, indexed=True, explain=False,
-                           strategy=strategy, windows=args.windows, pacing=args.pacing)
-            base.setdefault(n, us)
+            us = statistics.median(times[(strategy, n)])
             if n >= 10_000:
                 worst = max(worst, us / base[n])
             cells.append(f"{us:>9.1f} µs ({us / base[n]:>4.2f}x)")
