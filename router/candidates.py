@@ -111,21 +111,17 @@ class _AvailableTree:
     """The available eligible accounts of one path, as positions in id order:
     a count tree (p2c, uniform draws) and a weight-unit tree (weighted)."""
 
-    __slots__ = ("counts", "units", "weights")
+    __slots__ = ("counts", "weights")
 
     def __init__(self, n: int, weighted: bool) -> None:
-        self.units: dict[str, int] = {}  # available id -> its weight units
         self.counts = Fenwick([0] * n)
         self.weights = Fenwick([0] * n) if weighted else None
 
-    def rebuild(self, pos: dict[str, int], n: int) -> None:
-        counts, weights = [0] * n, [0] * n
-        for acc_id, units in self.units.items():
-            counts[pos[acc_id]] = 1
-            weights[pos[acc_id]] = units
-        self.counts = Fenwick(counts)
+    def rebuild(self, units: list[int]) -> None:
+        """Every position's weight units (-1: not available), in position order."""
+        self.counts = Fenwick([1 if u >= 0 else 0 for u in units])
         if self.weights is not None:
-            self.weights = Fenwick(weights)
+            self.weights = Fenwick([max(u, 0) for u in units])
 
 
 _CHUNK = 64  # ids per piece of the kept ``rejections`` map (X1)
@@ -286,6 +282,25 @@ class _Filed:
         self.pos = pos
 
 
+class _Seen:
+    """Every strategy but least_loaded: an account as last filed, its eligible
+    paths (R1, B1, R6, R2, R4) and, for weighted and p2c, its weight units in
+    each path's tree (-1: not available there) and its tree position (id order,
+    valid when the trees are not stale). One lookup per update finds them all
+    (issue 13: one dict per field cost a lookup, and at 100k accounts a cache
+    miss, each)."""
+
+    __slots__ = ("acc", "fast_ok", "fast_units", "pos", "relax_ok", "relax_units")
+
+    def __init__(self, acc: Account) -> None:
+        self.acc = acc
+        self.fast_ok = False
+        self.relax_ok = False
+        self.fast_units = -1
+        self.relax_units = -1
+        self.pos = -1
+
+
 class IndexedCandidates:
     """Eligible sets kept ordered for the strategy, updated incrementally.
 
@@ -327,12 +342,14 @@ class IndexedCandidates:
         # weighted and p2c trees (``_rebuild_trees``); a strategy uses one of the two
         self._ids: list[str] = known
         self._pos: dict[str, int] = {i: k for k, i in enumerate(known)}
-        self._stale = False
+        # weighted and p2c: the trees are built at the first pick, from the accounts seen
+        self._stale = True
         weighted = strategy is Strategy.WEIGHTED
         self._trees: dict[Path, _AvailableTree] = {
             p: _AvailableTree(len(self._ids), weighted) for p in PATHS}
         self._expiring_fast = ExpiringIndex()
-        self._eligible: dict[str, tuple[bool, bool]] = {}  # all but least_loaded
+        self._seen: dict[str, _Seen] = {}  # all but least_loaded
+        self._by_pos: list[_Seen] = []  # weighted and p2c: tree position -> account
         self._n_fast = self._n_relax = 0
         # T1: which windowed accounts are inside their window, as of _win_now
         self._windowed: dict[str, Account] = {}
@@ -376,12 +393,21 @@ class IndexedCandidates:
             if cls:
                 self._by_class[cls].set_at(filed.pos, acc.load)
         else:
-            if self._accounts.get(acc_id) is not acc:
+            seen = self._seen.get(acc_id)
+            if seen is None or seen.acc is not acc:
+                if seen is None:
+                    seen = self._seen[acc_id] = _Seen(acc)
+                else:
+                    seen.acc = acc
                 self._accounts[acc_id] = acc
                 self._first_sight(acc)
             fast_ok, relax_ok = eligible_paths(acc, backups_active)
+            if fast_ok != seen.fast_ok or relax_ok != seen.relax_ok:
+                # the eligible counts (parked accounts are eligible all the same)
+                self._n_fast += fast_ok - seen.fast_ok
+                self._n_relax += relax_ok - seen.relax_ok
+                seen.fast_ok, seen.relax_ok = fast_ok, relax_ok
             if self._sorted:
-                self._count(acc_id, fast_ok, relax_ok)
                 if acc_id in self._paced and (fast_ok or relax_ok):
                     until = acc.paced_until()
                     if until is not None and until > self._clock:  # H2/H3: parked till then
@@ -391,7 +417,6 @@ class IndexedCandidates:
                 self._refile(self._fast, self._fast_keys, acc_id, key, fast_ok)
                 self._refile(self._relax, self._relax_keys, acc_id, key, relax_ok)
             else:
-                self._count(acc_id, fast_ok, relax_ok)
                 room = acc.in_flight < acc.max_in_flight and acc_id not in self._in_window
                 if room and acc_id in self._paced:
                     until = acc.paced_until()
@@ -399,9 +424,17 @@ class IndexedCandidates:
                         room = False
                         heapq.heappush(self._pace_heap, (until, acc_id))
                 if self._tree:
-                    units = weight_units(acc)
-                    self._set_available("fast", acc_id, units if fast_ok and room else None)
-                    self._set_available("relax", acc_id, units if relax_ok and room else None)
+                    units = weight_units(acc) if room else -1
+                    fast_units = units if fast_ok else -1
+                    if fast_units != seen.fast_units:
+                        self._set_available(self._trees["fast"], seen.pos, seen.fast_units,
+                                            fast_units)
+                        seen.fast_units = fast_units
+                    relax_units = units if relax_ok else -1
+                    if relax_units != seen.relax_units:
+                        self._set_available(self._trees["relax"], seen.pos, seen.relax_units,
+                                            relax_units)
+                        seen.relax_units = relax_units
                 else:
                     self._expiring_fast.set(acc_id, acc.fast_ms - acc.reserved_ms
                                             if fast_ok and room else None, acc.next_renewal_at)
@@ -449,16 +482,6 @@ class IndexedCandidates:
         self._at = at
         return pos[acc_id]
 
-    def _count(self, acc_id: str, fast_ok: bool, relax_ok: bool) -> None:
-        """The eligible counts of the strategies whose sets hold only accounts
-        that may be available (parked ones are eligible all the same)."""
-        was = self._eligible.get(acc_id)
-        if was != (fast_ok, relax_ok):
-            self._eligible[acc_id] = (fast_ok, relax_ok)
-            fast_was, relax_was = was or (False, False)
-            self._n_fast += fast_ok - fast_was
-            self._n_relax += relax_ok - relax_was
-
     def _first_sight(self, acc: Account) -> None:
         if acc.id not in self._pos:
             self._stale = True
@@ -500,24 +523,17 @@ class IndexedCandidates:
             sl.add(key)
             keys[acc_id] = key
 
-    def _set_available(self, path: Path, acc_id: str, units: int | None) -> None:
-        tree = self._trees[path]
-        old = tree.units.get(acc_id)
-        if old == units:
-            return
-        if units is None:
-            del tree.units[acc_id]
-        else:
-            tree.units[acc_id] = units
+    def _set_available(self, tree: _AvailableTree, pos: int, old: int, units: int) -> None:
+        """Weighted and p2c: the account at tree position ``pos`` goes from ``old``
+        weight units in ``tree`` to ``units`` (-1: not available there)."""
         if self._stale:
             return  # the trees are rebuilt before the next pick
-        pos = self._pos[acc_id]
-        if old is None:
+        if old < 0:
             tree.counts.add(pos, 1)
-        elif units is None:
+        elif units < 0:
             tree.counts.add(pos, -1)
         if tree.weights is not None:
-            tree.weights.add(pos, (units or 0) - (old or 0))
+            tree.weights.add(pos, max(units, 0) - max(old, 0))
 
     def _advance_windows(self, now: float) -> None:
         """T1: bring every windowed account's in-window flag to ``now`` and re-file
@@ -575,8 +591,11 @@ class IndexedCandidates:
     def _rebuild_trees(self) -> None:
         self._ids = sorted(self._accounts)
         self._pos = {i: k for k, i in enumerate(self._ids)}
-        for tree in self._trees.values():
-            tree.rebuild(self._pos, len(self._ids))
+        by_pos = self._by_pos = [self._seen[i] for i in self._ids]
+        for k, seen in enumerate(by_pos):
+            seen.pos = k
+        self._trees["fast"].rebuild([seen.fast_units for seen in by_pos])
+        self._trees["relax"].rebuild([seen.relax_units for seen in by_pos])
         self._stale = False
 
     # ------------------------------------------------------------------ reads
@@ -637,19 +656,19 @@ class IndexedCandidates:
         n = tree.counts.total
         if n == 0:
             return None
-        ids, accounts = self._ids, self._accounts
+        by_pos = self._by_pos  # the account at a position, without a lookup by id
         if strategy is Strategy.WEIGHTED:  # S weighted, as strategies.pick_weighted
             weights = tree.weights
             assert weights is not None
             if weights.total <= 0:
-                return accounts[ids[tree.counts.search(state.rng.randrange(n))]]
-            return accounts[ids[weights.search(weighted_target(state, weights.total))]]
+                return by_pos[tree.counts.search(state.rng.randrange(n))].acc
+            return by_pos[weights.search(weighted_target(state, weights.total))].acc
         # S p2c, as strategies.pick_p2c
         if n == 1:
-            return accounts[ids[tree.counts.search(0)]]
+            return by_pos[tree.counts.search(0)].acc
         i, j = two_distinct(state, n)
-        a = accounts[ids[tree.counts.search(i)]]
-        b = accounts[ids[tree.counts.search(j)]]
+        a = by_pos[tree.counts.search(i)].acc
+        b = by_pos[tree.counts.search(j)].acc
         return less_loaded(a, b)
 
     def _pick_round_robin(self, path: Path, now: float, state: StrategyState) -> Account | None:
