@@ -304,7 +304,7 @@ class LoadBuckets:
 class Fenwick:
     """Prefix sums of non-negative integers over positions ``0..n-1`` (S).
 
-    ``add`` and ``search`` are O(log n). Integers keep every sum exact, so a
+    ``add``, ``prefix`` and ``search`` are O(log n). Integers keep every sum exact, so a
     search lands on exactly the position a left-to-right running total would.
     """
 
@@ -330,6 +330,16 @@ class Fenwick:
         while i <= n:
             tree[i] += delta
             i += i & -i
+
+    def prefix(self, end: int) -> int:
+        """The sum of the values at positions ``0..end-1`` (``0 <= end <= n``)."""
+        tree = self._tree
+        total = 0
+        i = end
+        while i > 0:
+            total += tree[i]
+            i &= i - 1
+        return total
 
     def search(self, target: int) -> int:
         """The first position whose running total (through it) exceeds

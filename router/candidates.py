@@ -5,8 +5,9 @@ Two implementations answer the same questions:
 * ``IndexedCandidates`` keeps each eligible set ordered for the strategy and
   updates one account in O(log n) after every change, so no pick scans the
   pool: ``LoadBuckets`` for least_loaded (and expiring_first's relax path), a
-  ``SortedList`` for fill_first and round_robin, ``Fenwick`` trees over the
-  *available* accounts (id order) for weighted and p2c, an ``ExpiringIndex``
+  ``SortedList`` for fill_first, ``Fenwick`` trees over the *available*
+  accounts (id order) for weighted, p2c and round_robin (the next available id
+  after the last pick is a prefix count and a search), an ``ExpiringIndex``
   for expiring_first's fast path. Inactive windows (T1) are followed by a
   clock of window transitions, so "available now" is known without a scan.
   Daily caps (H2) and gaps (H3) are followed the same way: an account they
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal, Protocol
@@ -81,13 +82,6 @@ class Candidates(Protocol):
     def summary(self, path: Path, now: float) -> str: ...
 
     def pacing_counts(self, path: Path, now: float) -> tuple[int, int]: ...
-
-
-def _key_fn(strategy: Strategy) -> Callable[[Account], Any]:
-    """Sort key of the SortedList strategies (fill_first, round_robin)."""
-    if strategy is Strategy.FILL_FIRST:
-        return fill_first_key
-    return lambda acc: (acc.id,)
 
 
 def _summary(path: Path, n: int, eligible: int, counts: Iterable[tuple[Reason, int]]) -> str:
@@ -310,10 +304,9 @@ class IndexedCandidates:
 
     def __init__(self, strategy: Strategy, ids: Iterable[str] = ()) -> None:
         self.strategy = strategy
-        self._key = _key_fn(strategy)
         self._least_loaded = strategy is Strategy.LEAST_LOADED
-        self._sorted = strategy in (Strategy.FILL_FIRST, Strategy.ROUND_ROBIN)
-        self._tree = strategy in (Strategy.WEIGHTED, Strategy.P2C)
+        self._sorted = strategy is Strategy.FILL_FIRST
+        self._tree = strategy in (Strategy.WEIGHTED, Strategy.P2C, Strategy.ROUND_ROBIN)
         self._expiring = strategy is Strategy.EXPIRING_FIRST
         # least_loaded: each eligible account filed once, by which paths it may
         # take (1 fast only, 2 relax only, 3 both), so that a reservation or a
@@ -344,7 +337,7 @@ class IndexedCandidates:
         self._pos: dict[str, int] = {i: k for k, i in enumerate(known)}
         # weighted and p2c: the trees are built at the first pick, from the accounts seen
         self._stale = True
-        weighted = strategy is Strategy.WEIGHTED
+        weighted = self._weighted = strategy is Strategy.WEIGHTED
         self._trees: dict[Path, _AvailableTree] = {
             p: _AvailableTree(len(self._ids), weighted) for p in PATHS}
         self._expiring_fast = ExpiringIndex()
@@ -413,7 +406,7 @@ class IndexedCandidates:
                     if until is not None and until > self._clock:  # H2/H3: parked till then
                         heapq.heappush(self._pace_heap, (until, acc_id))
                         fast_ok = relax_ok = False
-                key = self._key(acc)
+                key = fill_first_key(acc)
                 self._refile(self._fast, self._fast_keys, acc_id, key, fast_ok)
                 self._refile(self._relax, self._relax_keys, acc_id, key, relax_ok)
             else:
@@ -423,8 +416,8 @@ class IndexedCandidates:
                     if until is not None and until > self._clock:  # H2/H3: parked till then
                         room = False
                         heapq.heappush(self._pace_heap, (until, acc_id))
-                if self._tree:
-                    units = weight_units(acc) if room else -1
+                if self._tree:  # weight units (weighted), or 0: counted only
+                    units = (weight_units(acc) if self._weighted else 0) if room else -1
                     fast_units = units if fast_ok else -1
                     if fast_units != seen.fast_units:
                         self._set_available(self._trees["fast"], seen.pos, seen.fast_units,
@@ -645,8 +638,6 @@ class IndexedCandidates:
                 if is_available(acc, now):
                     return acc
             return None
-        if strategy is Strategy.ROUND_ROBIN:
-            return self._pick_round_robin(path, now, state)
         if self._expiring:  # S expiring_first's fast path
             acc_id = self._expiring_fast.best(now)
             return None if acc_id is None else self._accounts[acc_id]
@@ -657,6 +648,16 @@ class IndexedCandidates:
         if n == 0:
             return None
         by_pos = self._by_pos  # the account at a position, without a lookup by id
+        if strategy is Strategy.ROUND_ROBIN:  # S round_robin, as strategies.pick_round_robin
+            # the first available account whose id follows the last pick, wrapping:
+            # the one ranked after every available id up to the last pick's
+            rank = 0
+            last = state.last_id
+            if last is not None:
+                rank = tree.counts.prefix(bisect_right(self._ids, last))
+                if rank >= n:
+                    rank = 0
+            return by_pos[tree.counts.search(rank)].acc
         if strategy is Strategy.WEIGHTED:  # S weighted, as strategies.pick_weighted
             weights = tree.weights
             assert weights is not None
@@ -670,16 +671,6 @@ class IndexedCandidates:
         a = by_pos[tree.counts.search(i)].acc
         b = by_pos[tree.counts.search(j)].acc
         return less_loaded(a, b)
-
-    def _pick_round_robin(self, path: Path, now: float, state: StrategyState) -> Account | None:
-        sl = self._sets[path]
-        start = 0 if state.last_id is None else sl.bisect_right((state.last_id,))
-        n = len(sl)
-        for i in range(n):
-            acc = self._accounts[sl[(start + i) % n][0]]
-            if is_available(acc, now):
-                return acc
-        return None
 
     # ----------------------------------------------------------- explanations
     def _repace(self, acc: Account) -> Reason | None:

@@ -142,14 +142,16 @@ def test_least_loaded_index_numbers_the_ids_it_was_not_told_of(
        st.lists(st.tuples(st.integers(0, 39), st.integers(0, 50)), max_size=40), st.data())
 def test_fenwick_search_is_the_first_running_total_above_the_target(
         values: list[int], moves: list[tuple[int, int]], data: st.DataObject) -> None:
-    """S weighted/p2c: after any changes, Fenwick.search(t) is the first position
-    whose running total exceeds t, exactly as a left-to-right scan finds it."""
+    """S weighted/p2c/round_robin: after any changes, Fenwick.search(t) is the
+    first position whose running total exceeds t, exactly as a left-to-right
+    scan finds it, and Fenwick.prefix(k) is the sum of the first k values."""
     tree = Fenwick(list(values))
     for pos, value in moves:
         pos %= len(values)
         tree.add(pos, value - values[pos])
         values[pos] = value
     assert tree.total == sum(values)
+    assert [tree.prefix(k) for k in range(len(values) + 1)] == [0, *accumulate(values)]
     if tree.total:
         target = data.draw(st.integers(0, tree.total - 1))
         running = list(accumulate(values))
