@@ -4,10 +4,11 @@ Two implementations answer the same questions:
 
 * ``IndexedCandidates`` keeps each eligible set ordered for the strategy and
   updates one account in O(log n) after every change, so no pick scans the
-  pool: ``LoadBuckets`` for least_loaded (and expiring_first's relax path), a
-  ``SortedList`` for fill_first, ``Fenwick`` trees over the *available*
-  accounts (id order) for weighted, p2c and round_robin (the next available id
-  after the last pick is a prefix count and a search), an ``ExpiringIndex``
+  pool: ``LoadBuckets`` for least_loaded (and expiring_first's relax path),
+  ``Fenwick`` trees over the *available* accounts for weighted, p2c and
+  round_robin (in id order: round_robin's next available id after the last
+  pick is a prefix count and a search) and fill_first (in the accounts file's
+  order: the first available one is the first in the tree), an ``ExpiringIndex``
   for expiring_first's fast path. Inactive windows (T1) are followed by a
   clock of window transitions, so "available now" is known without a scan.
   Daily caps (H2) and gaps (H3) are followed the same way: an account they
@@ -28,10 +29,8 @@ import heapq
 import json
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Literal, Protocol
-
-from sortedcontainers import SortedList
+from collections.abc import Callable, Iterable
+from typing import Literal, Protocol
 
 from router.accounts import Account, InactiveWindow
 from router.buckets import ExpiringIndex, Fenwick, LoadBuckets
@@ -278,9 +277,9 @@ class _Filed:
 
 class _Seen:
     """Every strategy but least_loaded: an account as last filed, its eligible
-    paths (R1, B1, R6, R2, R4) and, for weighted and p2c, its weight units in
-    each path's tree (-1: not available there) and its tree position (id order,
-    valid when the trees are not stale). One lookup per update finds them all
+    paths (R1, B1, R6, R2, R4) and, for the tree strategies, its weight units in
+    each path's tree (-1: not available there) and its tree position (valid when the trees are not stale; fill_first's trees are in the
+    accounts file's order, the others' in id order). One lookup per update finds them all
     (issue 13: one dict per field cost a lookup, and at 100k accounts a cache
     miss, each)."""
 
@@ -305,8 +304,8 @@ class IndexedCandidates:
     def __init__(self, strategy: Strategy, ids: Iterable[str] = ()) -> None:
         self.strategy = strategy
         self._least_loaded = strategy is Strategy.LEAST_LOADED
-        self._sorted = strategy is Strategy.FILL_FIRST
-        self._tree = strategy in (Strategy.WEIGHTED, Strategy.P2C, Strategy.ROUND_ROBIN)
+        self._tree = strategy in (Strategy.WEIGHTED, Strategy.P2C, Strategy.ROUND_ROBIN,
+                                  Strategy.FILL_FIRST)
         self._expiring = strategy is Strategy.EXPIRING_FIRST
         # least_loaded: each eligible account filed once, by which paths it may
         # take (1 fast only, 2 relax only, 3 both), so that a reservation or a
@@ -324,25 +323,22 @@ class IndexedCandidates:
         self._fast_classes = (self._by_class[3], self._by_class[1])
         self._relax_classes = (self._by_class[3], self._by_class[2])
         self._relax_b = LoadBuckets(known)  # expiring_first's relax path
-        self._fast: SortedList[Any] = SortedList()
-        self._relax: SortedList[Any] = SortedList()
-        self._fast_keys: dict[str, Any] = {}
-        self._relax_keys: dict[str, Any] = {}
-        self._sets: dict[Path, SortedList[Any]] = {"fast": self._fast, "relax": self._relax}
         self._accounts: dict[str, Account] = {}
         self._backups_active = False
-        # positions in id order: of the least_loaded indexes (``_renumber``) and of the
-        # weighted and p2c trees (``_rebuild_trees``); a strategy uses one of the two
+        # positions: of the least_loaded indexes (id order, ``_renumber``) or of the
+        # trees (``_rebuild_trees``: id order, fill_first's file order); a strategy
+        # uses one of the two
         self._ids: list[str] = known
         self._pos: dict[str, int] = {i: k for k, i in enumerate(known)}
-        # weighted and p2c: the trees are built at the first pick, from the accounts seen
+        # the tree strategies (weighted, p2c, round_robin, fill_first): the trees
+        # are built at the first pick, from the accounts seen
         self._stale = True
         weighted = self._weighted = strategy is Strategy.WEIGHTED
         self._trees: dict[Path, _AvailableTree] = {
             p: _AvailableTree(len(self._ids), weighted) for p in PATHS}
         self._expiring_fast = ExpiringIndex()
         self._seen: dict[str, _Seen] = {}  # all but least_loaded
-        self._by_pos: list[_Seen] = []  # weighted and p2c: tree position -> account
+        self._by_pos: list[_Seen] = []  # the tree strategies: tree position -> account
         self._n_fast = self._n_relax = 0
         # T1: which windowed accounts are inside their window, as of _win_now
         self._windowed: dict[str, Account] = {}
@@ -391,6 +387,8 @@ class IndexedCandidates:
                 if seen is None:
                     seen = self._seen[acc_id] = _Seen(acc)
                 else:
+                    if seen.acc.order != acc.order:
+                        self._stale = True  # fill_first's tree positions follow the order
                     seen.acc = acc
                 self._accounts[acc_id] = acc
                 self._first_sight(acc)
@@ -400,38 +398,28 @@ class IndexedCandidates:
                 self._n_fast += fast_ok - seen.fast_ok
                 self._n_relax += relax_ok - seen.relax_ok
                 seen.fast_ok, seen.relax_ok = fast_ok, relax_ok
-            if self._sorted:
-                if acc_id in self._paced and (fast_ok or relax_ok):
-                    until = acc.paced_until()
-                    if until is not None and until > self._clock:  # H2/H3: parked till then
-                        heapq.heappush(self._pace_heap, (until, acc_id))
-                        fast_ok = relax_ok = False
-                key = fill_first_key(acc)
-                self._refile(self._fast, self._fast_keys, acc_id, key, fast_ok)
-                self._refile(self._relax, self._relax_keys, acc_id, key, relax_ok)
+            room = acc.in_flight < acc.max_in_flight and acc_id not in self._in_window
+            if room and acc_id in self._paced:
+                until = acc.paced_until()
+                if until is not None and until > self._clock:  # H2/H3: parked till then
+                    room = False
+                    heapq.heappush(self._pace_heap, (until, acc_id))
+            if self._tree:  # weight units (weighted), or 0: counted only
+                units = (weight_units(acc) if self._weighted else 0) if room else -1
+                fast_units = units if fast_ok else -1
+                if fast_units != seen.fast_units:
+                    self._set_available(self._trees["fast"], seen.pos, seen.fast_units,
+                                        fast_units)
+                    seen.fast_units = fast_units
+                relax_units = units if relax_ok else -1
+                if relax_units != seen.relax_units:
+                    self._set_available(self._trees["relax"], seen.pos, seen.relax_units,
+                                        relax_units)
+                    seen.relax_units = relax_units
             else:
-                room = acc.in_flight < acc.max_in_flight and acc_id not in self._in_window
-                if room and acc_id in self._paced:
-                    until = acc.paced_until()
-                    if until is not None and until > self._clock:  # H2/H3: parked till then
-                        room = False
-                        heapq.heappush(self._pace_heap, (until, acc_id))
-                if self._tree:  # weight units (weighted), or 0: counted only
-                    units = (weight_units(acc) if self._weighted else 0) if room else -1
-                    fast_units = units if fast_ok else -1
-                    if fast_units != seen.fast_units:
-                        self._set_available(self._trees["fast"], seen.pos, seen.fast_units,
-                                            fast_units)
-                        seen.fast_units = fast_units
-                    relax_units = units if relax_ok else -1
-                    if relax_units != seen.relax_units:
-                        self._set_available(self._trees["relax"], seen.pos, seen.relax_units,
-                                            relax_units)
-                        seen.relax_units = relax_units
-                else:
-                    self._expiring_fast.set(acc_id, acc.fast_ms - acc.reserved_ms
-                                            if fast_ok and room else None, acc.next_renewal_at)
-                    self._relax_b.set(acc_id, acc.load if relax_ok else None)
+                self._expiring_fast.set(acc_id, acc.fast_ms - acc.reserved_ms
+                                        if fast_ok and room else None, acc.next_renewal_at)
+                self._relax_b.set(acc_id, acc.load if relax_ok else None)
         if self._explainer is not None:
             self._explainer.update(acc, backups_active, acc_id in self._in_window,
                                    self._repace(acc) if acc_id in self._paced else None)
@@ -503,19 +491,6 @@ class IndexedCandidates:
             self._paced.pop(acc_id, None)
         return old != shape
 
-    @staticmethod
-    def _refile(sl: SortedList[Any], keys: dict[str, Any], acc_id: str, key: Any,
-                ok: bool) -> None:
-        old = keys.get(acc_id)
-        if old == key and ok:
-            return
-        if old is not None:
-            sl.remove(old)
-            del keys[acc_id]
-        if ok:
-            sl.add(key)
-            keys[acc_id] = key
-
     def _set_available(self, tree: _AvailableTree, pos: int, old: int, units: int) -> None:
         """Weighted and p2c: the account at tree position ``pos`` goes from ``old``
         weight units in ``tree`` to ``units`` (-1: not available there)."""
@@ -582,7 +557,12 @@ class IndexedCandidates:
             self._advance_pacing(now)
 
     def _rebuild_trees(self) -> None:
-        self._ids = sorted(self._accounts)
+        """The trees' positions: id order, or (file order, id) for fill_first."""
+        if self.strategy is Strategy.FILL_FIRST:
+            accounts = self._accounts
+            self._ids = sorted(accounts, key=lambda i: fill_first_key(accounts[i]))
+        else:
+            self._ids = sorted(self._accounts)
         self._pos = {i: k for k, i in enumerate(self._ids)}
         by_pos = self._by_pos = [self._seen[i] for i in self._ids]
         for k, seen in enumerate(by_pos):
@@ -599,11 +579,6 @@ class IndexedCandidates:
         # the others file no account that H2/H3 keep off (weighted, p2c and
         # expiring_first: only available ones): counted apart
         return self._n_fast if path == "fast" else self._n_relax
-
-    def _ordered(self, path: Path) -> Iterator[Account]:
-        accounts = self._accounts
-        for key in self._sets[path]:
-            yield accounts[key[-1]]
 
     def pick(self, path: Path, now: float, state: StrategyState) -> Account | None:
         if self._win_heap or self._paced:
@@ -633,11 +608,6 @@ class IndexedCandidates:
             acc_id = self._relax_b.first(1.0, now, self._blocked_until)
             return None if acc_id is None else self._accounts[acc_id]
         strategy = self.strategy
-        if strategy is Strategy.FILL_FIRST:
-            for acc in self._ordered(path):
-                if is_available(acc, now):
-                    return acc
-            return None
         if self._expiring:  # S expiring_first's fast path
             acc_id = self._expiring_fast.best(now)
             return None if acc_id is None else self._accounts[acc_id]
@@ -648,6 +618,8 @@ class IndexedCandidates:
         if n == 0:
             return None
         by_pos = self._by_pos  # the account at a position, without a lookup by id
+        if strategy is Strategy.FILL_FIRST:  # S fill_first: the first available one
+            return by_pos[tree.counts.search(0)].acc
         if strategy is Strategy.ROUND_ROBIN:  # S round_robin, as strategies.pick_round_robin
             # the first available account whose id follows the last pick, wrapping:
             # the one ranked after every available id up to the last pick's
