@@ -278,8 +278,9 @@ class _Filed:
 class _Seen:
     """Every strategy but least_loaded: an account as last filed, its eligible
     paths (R1, B1, R6, R2, R4) and, for the tree strategies, its weight units in
-    each path's tree (-1: not available there) and its tree position (valid when the trees are not stale; fill_first's trees are in the
-    accounts file's order, the others' in id order). One lookup per update finds them all
+    each path's tree (-1: not available there) and its tree position (valid
+    when the trees are not stale; fill_first's trees are in the accounts file's
+    order, the others' in id order). One lookup per update finds them all
     (issue 13: one dict per field cost a lookup, and at 100k accounts a cache
     miss, each)."""
 
