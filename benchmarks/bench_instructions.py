@@ -13,7 +13,8 @@ randomisation is off (``PYTHONHASHSEED=0``), so dict probing is the same on
 every run. ``--baseline DIR``: another checkout (e.g. ``git worktree add``; its
 compiled core built with its own ``make compile``) measured the same way, and
 the ratio. ``--pure``: both sides on their ``.py`` sources (``BYOA_PURE=1``).
-``--strategies``: every strategy on this tree and its ratio to least_loaded;
+``--strategies``: every strategy and its ratio to least_loaded (with
+``--baseline``, on both trees);
 ``--accounts``: another pool size than 10k. Needs valgrind; takes about a minute
 per side (per strategy), more at 100k accounts.
 
@@ -179,15 +180,22 @@ def strategies_main(args: argparse.Namespace) -> int:
     as p2c does, waits for more cache misses at 100k than its count shows)."""
     from router.strategies import Strategy  # this tree's, as the drivers'
 
-    base = 0.0
+    base = base_b = 0.0
     print(f"instructions per decision, {args.accounts:,} accounts, decisions "
-          f"{args.small} -> {args.large}:")
+          f"{args.small} -> {args.large}"
+          f"{f'; against --baseline {args.baseline}' if args.baseline else ''}:")
     for strategy in Strategy:  # least_loaded first: the baseline of the ratios
         count, core = per_decision(HERE, args.small, args.large, strategy.value, args.pure,
                                    args.accounts)
         base = base or count
-        print(f"{strategy.value:>15}: {count:>9,.0f} ({count / base:.2f}x least_loaded; {core})",
-              flush=True)
+        line = f"{strategy.value:>15}: {count:>9,.0f} ({count / base:.2f}x least_loaded; {core})"
+        if args.baseline:
+            theirs, _core = per_decision(os.path.abspath(args.baseline), args.small, args.large,
+                                         strategy.value, args.pure, args.accounts)
+            base_b = base_b or theirs
+            line += (f"; baseline {theirs:,.0f} ({theirs / base_b:.2f}x its least_loaded), "
+                     f"this / baseline {count / theirs:.2f}")
+        print(line, flush=True)
     return 0
 
 
