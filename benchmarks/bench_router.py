@@ -218,34 +218,44 @@ def bytecodes_per_decision(n: int, decisions: int, *, strategy: Strategy,
     return ops / decisions, calls / decisions
 
 
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def in_interpreter(tree: str, code: str, what: str, env: dict[str, str] | None = None) -> str:
+    """The output of ``code`` run in an interpreter of its own on ``tree``'s router
+    (``b``: this benchmark module, ``Strategy`` and ``json`` imported); exits
+    naming ``what`` when the run fails."""
+    prelude = (f"import sys, json; sys.path.insert(1, {os.path.join(HERE, 'benchmarks')!r}); "
+               "import bench_router as b; from router.strategies import Strategy; ")
+    out = subprocess.run(
+        [sys.executable, "-c", prelude + code],
+        env={**os.environ, "PYTHONPATH": os.path.abspath(tree), **(env or {})},
+        cwd=tree, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.exit(f"{what}: the run failed:\n{out.stderr.strip()}")
+    return out.stdout
+
+
 def baseline_pairs(tree: str, runs: int, n: int, decisions: int, strategy: Strategy,
                    *, pure: bool = False) -> tuple[list[float], list[float], float, float]:
     """µs per decision of this tree and of ``tree`` (another checkout of this
     repository: the code before a change; with ``pure``, this tree's own core
     from its ``.py`` sources, ``BYOA_PURE=1``), each run in its own interpreter,
     alternating which goes first; and each side's bytecodes per decision."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    bench_dir = os.path.join(here, "benchmarks")
-    code = ("import sys, json; sys.path.insert(1, {bd!r}); import bench_router as b; "
-            "from router.strategies import Strategy; s = Strategy({st!r}); "
+    code = ("s = Strategy({st!r}); "
             "print(json.dumps([b.run_once({n}, {k}, indexed=True, explain=False, strategy=s, "
             "windows=0.0, seed={seed}) * 1e6, b.bytecodes_per_decision({n}, {counted}, strategy=s)"
             "[0] if {seed} == 1 else 0.0]))")
     mine: list[float] = []
     theirs: list[float] = []
     ops = [0.0, 0.0]
-    sides = [(here, {}), (tree, {"BYOA_PURE": "1"} if pure else {})]
+    sides = [(HERE, {}), (tree, {"BYOA_PURE": "1"} if pure else {})]
     for r in range(runs):
         for side in ((0, 1) if r % 2 == 0 else (1, 0)):
             src, extra = sides[side]
-            env = {**os.environ, "PYTHONPATH": os.path.abspath(src), **extra}
-            out = subprocess.run(
-                [sys.executable, "-c", code.format(bd=bench_dir, st=strategy.value, n=n,
-                                                   counted=COUNTED, k=decisions, seed=r + 1)],
-                env=env, cwd=src, capture_output=True, text=True, check=False)
-            if out.returncode != 0:
-                sys.exit(f"--baseline {tree}: the run failed:\n{out.stderr.strip()}")
-            us, count = json.loads(out.stdout)
+            us, count = json.loads(in_interpreter(
+                src, code.format(st=strategy.value, n=n, counted=COUNTED, k=decisions,
+                                 seed=r + 1), f"--baseline {tree}", extra))
             (theirs if side else mine).append(us)
             if count:
                 ops[side] = count
@@ -258,17 +268,9 @@ def fresh_us(n: int, decisions: int, *, seed: int, strategy: Strategy, **kw: Any
     has it, whatever was measured before it. (Pools built one after another in
     one process land scattered in memory, and measured up to 2x slower, so a
     table measured in one process favoured whatever it measured first.)"""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    code = ("import sys, json; sys.path.insert(1, {bd!r}); import bench_router as b; "
-            "from router.strategies import Strategy; kw = json.loads({kw!r}); "
-            "print(b.run_once({n}, {k}, seed={seed}, strategy=Strategy({st!r}), **kw) * 1e6)")
-    out = subprocess.run(
-        [sys.executable, "-c", code.format(bd=os.path.join(here, "benchmarks"), kw=json.dumps(kw),
-                                           n=n, k=decisions, seed=seed, st=strategy.value)],
-        cwd=here, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        sys.exit(f"a measurement failed (n={n}, {strategy.value}, {kw}):\n{out.stderr.strip()}")
-    return float(out.stdout)
+    code = (f"print(b.run_once({n}, {decisions}, seed={seed}, strategy=Strategy("
+            f"{strategy.value!r}), **json.loads({json.dumps(kw)!r})) * 1e6)")
+    return float(in_interpreter(HERE, code, f"a measurement (n={n}, {strategy.value}, {kw})"))
 
 
 def median_us(runs: int, n: int, decisions: int, **kw: Any) -> float:
@@ -301,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                          "(BYOA_PURE=1): compiled (make compile) against pure, in one run")
     args = ap.parse_args(argv)
     if args.baseline_pure:
-        args.baseline = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        args.baseline = HERE
     if args.baseline and not os.path.isdir(os.path.join(args.baseline, "router")):
         ap.error(f"--baseline {args.baseline}: not a checkout of this repository "
                  "(no router/ in it)")

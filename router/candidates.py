@@ -101,8 +101,9 @@ def next_window_change(window_start: int, window_end: int, inside: bool, now: fl
 
 
 class _AvailableTree:
-    """The available eligible accounts of one path, as positions in id order:
-    a count tree (p2c, uniform draws) and a weight-unit tree (weighted)."""
+    """The available eligible accounts of one path, as positions (id order;
+    fill_first: the accounts file's order): a count tree (p2c's uniform draws,
+    round_robin's ranks, fill_first's first) and a weight-unit tree (weighted)."""
 
     __slots__ = ("counts", "weights")
 
@@ -493,8 +494,8 @@ class IndexedCandidates:
         return old != shape
 
     def _set_available(self, tree: _AvailableTree, pos: int, old: int, units: int) -> None:
-        """Weighted and p2c: the account at tree position ``pos`` goes from ``old``
-        weight units in ``tree`` to ``units`` (-1: not available there)."""
+        """The tree strategies: the account at tree position ``pos`` goes from
+        ``old`` weight units in ``tree`` to ``units`` (-1: not available there)."""
         if self._stale:
             return  # the trees are rebuilt before the next pick
         if old < 0:
